@@ -1,0 +1,1 @@
+//! Turning two consecutive samples of a domain into rates (pure).

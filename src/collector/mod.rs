@@ -1,0 +1,8 @@
+//! Sampling libvirt and deriving honest metrics from consecutive samples.
+
+pub mod bulk;
+pub mod derive;
+pub mod devices;
+pub mod fallback;
+pub mod poll;
+pub mod source;

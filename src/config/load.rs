@@ -1,0 +1,1 @@
+//! Reading the config file and the environment.

@@ -1,0 +1,1 @@
+//! The one validation step over a merged config.

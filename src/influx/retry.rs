@@ -1,0 +1,1 @@
+//! Classifying write responses: done, reject, split, retry, auth (pure).

@@ -1,0 +1,15 @@
+//! vmpulse: live per-VM metrics for KVM hypervisors, shipped to InfluxDB.
+//!
+//! The engine (`collector`, `influx`, `engine`) never touches the terminal; the
+//! TUI (`ui`) and headless mode (`headless`) are two frontends over the same
+//! `watch` stream of `Arc<Snapshot>`.
+
+pub mod cli;
+pub mod collector;
+pub mod config;
+pub mod engine;
+pub mod headless;
+pub mod influx;
+pub mod logging;
+pub mod model;
+pub mod ui;

@@ -1,0 +1,412 @@
+//! Plain data shared by the collector, the writer and the frontends.
+//!
+//! Nothing here does I/O. The collector fills [`RawDomain`]s from libvirt,
+//! `collector::derive` turns consecutive raw samples into [`Derived`] values,
+//! and the engine publishes an owned [`Snapshot`] after every cycle through a
+//! `tokio::sync::watch` channel. The TUI and headless mode only read snapshots.
+
+use std::time::{Duration, Instant, SystemTime};
+
+/// libvirt's `virDomainState`, kept as the numeric code libvirt uses so that
+/// `vm_totals.state` can carry the integer unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DomainState {
+    NoState,
+    Running,
+    Blocked,
+    Paused,
+    Shutdown,
+    Shutoff,
+    Crashed,
+    PmSuspended,
+    /// A code newer than this build knows about.
+    Other(i32),
+}
+
+impl DomainState {
+    pub fn from_code(code: i32) -> Self {
+        match code {
+            0 => Self::NoState,
+            1 => Self::Running,
+            2 => Self::Blocked,
+            3 => Self::Paused,
+            4 => Self::Shutdown,
+            5 => Self::Shutoff,
+            6 => Self::Crashed,
+            7 => Self::PmSuspended,
+            other => Self::Other(other),
+        }
+    }
+
+    pub fn code(self) -> i32 {
+        match self {
+            Self::NoState => 0,
+            Self::Running => 1,
+            Self::Blocked => 2,
+            Self::Paused => 3,
+            Self::Shutdown => 4,
+            Self::Shutoff => 5,
+            Self::Crashed => 6,
+            Self::PmSuspended => 7,
+            Self::Other(c) => c,
+        }
+    }
+
+    /// The word `virsh domstate` prints, used for `vm_metrics.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoState => "nostate",
+            Self::Running => "running",
+            Self::Blocked => "blocked",
+            Self::Paused => "paused",
+            Self::Shutdown => "shutdown",
+            Self::Shutoff => "shutoff",
+            Self::Crashed => "crashed",
+            Self::PmSuspended => "pmsuspended",
+            Self::Other(_) => "unknown",
+        }
+    }
+
+    /// Whether the guest is executing or could be (running, blocked).
+    /// Paused guests are active (libvirt still reports their stats) but not running.
+    pub fn is_running(self) -> bool {
+        matches!(self, Self::Running | Self::Blocked)
+    }
+
+    /// Whether libvirt's counters belong to the guest. For shut-off and
+    /// crashed domains `cpu.time` is libvirtd's own CPU time, so no derived
+    /// value may be computed from them.
+    pub fn has_guest_counters(self) -> bool {
+        matches!(
+            self,
+            Self::Running | Self::Blocked | Self::Paused | Self::PmSuspended
+        )
+    }
+}
+
+/// Cumulative CPU time, nanoseconds (`cpu.time`, `cpu.user`, `cpu.system`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub time_ns: u64,
+    pub user_ns: Option<u64>,
+    pub system_ns: Option<u64>,
+}
+
+/// `balloon.*` / `virDomainMemoryStats`, all KiB except the fault counters.
+/// Every field is optional: what the guest does not report stays `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BalloonStats {
+    /// Current balloon size (`balloon.current`, memory stat `actual`).
+    pub current_kib: Option<u64>,
+    /// Maximum the balloon can grow to (`balloon.maximum`).
+    pub maximum_kib: Option<u64>,
+    pub swap_in_kib: Option<u64>,
+    pub swap_out_kib: Option<u64>,
+    pub major_fault: Option<u64>,
+    pub minor_fault: Option<u64>,
+    /// Guest MemFree.
+    pub unused_kib: Option<u64>,
+    /// Guest MemTotal.
+    pub available_kib: Option<u64>,
+    /// Guest MemAvailable.
+    pub usable_kib: Option<u64>,
+    /// Resident set size of the QEMU process.
+    pub rss_kib: Option<u64>,
+    pub disk_caches_kib: Option<u64>,
+    /// Guest timestamp of the last stats update, seconds.
+    pub last_update: Option<u64>,
+}
+
+/// One virtual NIC's cumulative counters (`net.N.*` / `virDomainInterfaceStats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NicStats {
+    /// Host-side device name (tap name or MAC when no name is known).
+    pub name: String,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_drops: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_drops: u64,
+}
+
+/// One virtual disk's cumulative counters (`block.N.*` / `virDomainBlockStats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    /// Guest target name, e.g. `vda`.
+    pub name: String,
+    /// Backing file or device, when libvirt reports it.
+    pub path: Option<String>,
+    pub rd_reqs: u64,
+    pub rd_bytes: u64,
+    pub wr_reqs: u64,
+    pub wr_bytes: u64,
+    pub fl_reqs: Option<u64>,
+    /// Error count; only the per-domain call reports it (`None` from the bulk call).
+    pub errors: Option<u64>,
+    pub allocation: Option<u64>,
+    pub capacity: Option<u64>,
+    pub physical: Option<u64>,
+}
+
+/// Everything read about one domain in one cycle, before any derivation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawDomain {
+    /// Identity across restarts.
+    pub uuid: String,
+    /// libvirt's runtime ID; `None` for inactive domains (libvirt says -1).
+    pub id: Option<u32>,
+    pub name: String,
+    pub state: DomainState,
+    /// libvirt's state reason code (meaning depends on `state`).
+    pub state_reason: i32,
+    /// Current vCPU count.
+    pub vcpus: Option<u32>,
+    /// Maximum memory allocation, KiB (`info().max_mem`).
+    pub max_mem_kib: Option<u64>,
+    /// Current memory allocation, KiB (`info().memory`).
+    pub cur_mem_kib: Option<u64>,
+    pub cpu: Option<CpuTimes>,
+    pub balloon: BalloonStats,
+    /// Per-vCPU cumulative time, ns (`vcpu.N.time`), indexed by vCPU number.
+    pub vcpu_times_ns: Vec<u64>,
+    pub nics: Vec<NicStats>,
+    pub disks: Vec<DiskStats>,
+    /// Monotonic instant the sample was taken; Δt is measured between these.
+    pub mono: Instant,
+    /// Wall-clock time of the sample in ns since the Unix epoch; line timestamps.
+    pub wall_ns: i64,
+}
+
+/// Which reading `memory_used_kb` came from (best first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemSource {
+    /// `balloon.available − balloon.usable` (guest MemTotal − MemAvailable).
+    AvailableMinusUsable,
+    /// `balloon.current − balloon.unused`.
+    CurrentMinusUnused,
+    /// `balloon.rss` (host view of the QEMU process).
+    Rss,
+    /// The current allocation: the guest reports nothing better.
+    Allocation,
+}
+
+impl MemSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AvailableMinusUsable => "available-usable",
+            Self::CurrentMinusUnused => "current-unused",
+            Self::Rss => "rss",
+            Self::Allocation => "allocation",
+        }
+    }
+}
+
+/// Memory used by a guest and what it is measured against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryUse {
+    pub used_kb: u64,
+    pub source: MemSource,
+    /// `100 × used / total`, where total is `balloon.available`, else `balloon.current`.
+    pub percent: Option<f64>,
+}
+
+/// Throughput of one direction of a device class, per second.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Throughput {
+    pub bytes_per_sec: f64,
+    /// Requests/s for disks, packets/s for NICs.
+    pub ops_per_sec: f64,
+}
+
+/// Per-device rates over the last interval (keyed by device name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceRates {
+    pub name: String,
+    pub read: Throughput,
+    pub write: Throughput,
+}
+
+/// Values that need two samples of the same domain.
+/// A rate needs two counter readings; a degree rate of a percentage needs two
+/// percentages, hence the `Option`s on the angles of CPU %.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    /// Measured between the two samples' monotonic instants, seconds.
+    pub dt_secs: f64,
+    /// `100 × Δcpu.time_ns / (Δt_ns × vcpus)`, clamped to 0..100.
+    pub cpu_percent: Option<f64>,
+    /// Slope of CPU % in percentage points per second, as degrees.
+    /// Needs the previous interval's CPU % too (from the third sample on).
+    pub cpu_angle_deg: Option<f64>,
+    /// Slope of memory % in percentage points per second, as degrees.
+    pub memory_percent_angle_deg: Option<f64>,
+    /// Seed-compatible: `Δmemory_used_kb / Δt`.
+    pub memory_rate_kb_per_sec: f64,
+    /// Seed-compatible: `degrees(atan(memory_rate_kb_per_sec))`.
+    pub memory_angle_deg: f64,
+    /// Disk totals over all disks: read = rd, write = wr.
+    pub disk_read: Throughput,
+    pub disk_write: Throughput,
+    /// Network totals over all NICs: read = rx, write = tx.
+    pub net_rx: Throughput,
+    pub net_tx: Throughput,
+    /// `degrees(atan(throughput / unit))` for disk read+write, read, write, rx, tx.
+    pub disk_angle_deg: f64,
+    pub disk_read_angle_deg: f64,
+    pub disk_write_angle_deg: f64,
+    pub net_rx_angle_deg: f64,
+    pub net_tx_angle_deg: f64,
+    pub disks: Vec<DeviceRates>,
+    /// NIC read = rx, write = tx.
+    pub nics: Vec<DeviceRates>,
+    /// Per-vCPU utilisation, percent of one vCPU, when `vcpu.N.time` is known.
+    pub vcpu_percent: Vec<f64>,
+}
+
+/// One VM as the frontends and the line-protocol encoder see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmSnapshot {
+    pub raw: RawDomain,
+    /// Memory use computed from this sample alone (`None` for inactive domains).
+    pub memory: Option<MemoryUse>,
+    /// `None` on the first sample of a domain, after a counter reset, and for
+    /// inactive domains.
+    pub derived: Option<Derived>,
+}
+
+impl VmSnapshot {
+    pub fn uuid(&self) -> &str {
+        &self.raw.uuid
+    }
+    pub fn name(&self) -> &str {
+        &self.raw.name
+    }
+}
+
+/// Health of the libvirt connection as the collector last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    /// Not tried yet.
+    Connecting,
+    Connected,
+    /// Last attempt failed; the message names the URI and what libvirt said.
+    Failed(String),
+}
+
+/// Collector counters (seed names kept where the seed had them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorStats {
+    pub started_at: SystemTime,
+    pub total_collections: u64,
+    pub total_errors: u64,
+    /// Domains or devices skipped because one call failed or was too slow.
+    pub skipped_items: u64,
+    pub last_collection_time: Option<SystemTime>,
+    pub last_collection_ms: Option<f64>,
+    pub vms_monitored: usize,
+    /// Whether the last cycle used `virConnectGetAllDomainStats`.
+    pub used_bulk: bool,
+    pub last_error: Option<String>,
+}
+
+/// What the writer is doing, for the status line and the header alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriterState {
+    /// No InfluxDB URL and no `--output`: the hint says which setting turns it on.
+    Off { hint: String },
+    /// Writing line protocol to a file or stdout.
+    Output { target: String },
+    /// Last write succeeded (or nothing has been written yet).
+    Ok,
+    /// Retrying after a transient failure.
+    Retrying,
+    /// 401/403: the token was rejected; data is kept, retries slow down.
+    AuthFailed,
+    /// 404 database not found, or another error needing the operator.
+    Failing,
+}
+
+/// Writer counters, published with every snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterStats {
+    pub state: WriterState,
+    /// Endpoint without credentials, e.g. `http://127.0.0.1:8181 (v3, db=vmstats)`.
+    pub endpoint: Option<String>,
+    pub lines_queued: u64,
+    pub queue_depth: usize,
+    pub queue_capacity: usize,
+    pub lines_written: u64,
+    pub lines_dropped: u64,
+    pub lines_rejected: u64,
+    pub write_retries: u64,
+    pub requests_in_flight: usize,
+    pub last_write_ok: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+impl WriterStats {
+    pub fn off(hint: impl Into<String>) -> Self {
+        Self {
+            state: WriterState::Off { hint: hint.into() },
+            endpoint: None,
+            lines_queued: 0,
+            queue_depth: 0,
+            queue_capacity: 0,
+            lines_written: 0,
+            lines_dropped: 0,
+            lines_rejected: 0,
+            write_retries: 0,
+            requests_in_flight: 0,
+            last_write_ok: None,
+            last_error: None,
+        }
+    }
+}
+
+/// Everything a frontend needs to draw one frame. Owned, cheap to share as `Arc`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Increments with every published snapshot.
+    pub seq: u64,
+    pub taken_at: SystemTime,
+    pub libvirt_uri: String,
+    pub hostname: String,
+    pub collecting: bool,
+    pub poll_interval: Duration,
+    pub source: SourceState,
+    /// Sorted by name, then UUID.
+    pub vms: Vec<VmSnapshot>,
+    pub collector: CollectorStats,
+    pub writer: WriterStats,
+}
+
+impl Snapshot {
+    /// An empty snapshot for before the first cycle.
+    pub fn empty(libvirt_uri: &str, hostname: &str, poll_interval: Duration) -> Self {
+        Self {
+            seq: 0,
+            taken_at: SystemTime::now(),
+            libvirt_uri: libvirt_uri.to_string(),
+            hostname: hostname.to_string(),
+            collecting: true,
+            poll_interval,
+            source: SourceState::Connecting,
+            vms: Vec::new(),
+            collector: CollectorStats {
+                started_at: SystemTime::now(),
+                total_collections: 0,
+                total_errors: 0,
+                skipped_items: 0,
+                last_collection_time: None,
+                last_collection_ms: None,
+                vms_monitored: 0,
+                used_bulk: false,
+                last_error: None,
+            },
+            writer: WriterStats::off("set INFLUX_URL or --influx-url (or --output FILE|-)"),
+        }
+    }
+}

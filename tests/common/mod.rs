@@ -1,0 +1,209 @@
+//! Test servers started for real: Debian's `influxd` 1.x on a loopback port
+//! with a temp data dir, stopped by pid when dropped.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound then released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback port")
+}
+
+pub struct InfluxD {
+    child: Child,
+    pub port: u16,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl InfluxD {
+    /// Starts `influxd run` and waits (bounded) until `/ping` answers 204.
+    pub fn start() -> InfluxD {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let d = dir.path();
+        let conf = format!(
+            r#"reporting-enabled = false
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+"#,
+            rpc = free_port(),
+            d = d.display(),
+            port = port
+        );
+        let conf_path = d.join("influxd.conf");
+        std::fs::write(&conf_path, conf).expect("write influxd.conf");
+        let log = std::fs::File::create(d.join("influxd.log")).expect("influxd log");
+        let child = Command::new(influxd_bin())
+            .arg("run")
+            .arg("-config")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start influxd (install Debian's 'influxdb' package)");
+        let server = InfluxD {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok((status, _)) = http("GET", port, "/ping", &[], b"") {
+                if status == 204 {
+                    return server;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("influxd did not answer /ping on port {port} within 30 s");
+    }
+
+    pub fn create_db(&self, db: &str) {
+        let (status, body) = self.query_raw("", &format!("CREATE DATABASE \"{db}\""));
+        assert_eq!(status, 200, "CREATE DATABASE failed: {body}");
+    }
+
+    /// Runs an InfluxQL query; returns the status and body.
+    pub fn query_raw(&self, db: &str, q: &str) -> (u16, String) {
+        let body = format!("db={}&epoch=ns&q={}", urlencode(db), urlencode(q));
+        let (status, body) = http(
+            "POST",
+            self.port,
+            "/query",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+        .expect("query influxd");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Runs an InfluxQL query and parses the JSON answer.
+    pub fn query(&self, db: &str, q: &str) -> serde_json::Value {
+        let (status, body) = self.query_raw(db, q);
+        assert_eq!(status, 200, "query '{q}' failed: {body}");
+        serde_json::from_str(&body).expect("influxd answers JSON")
+    }
+
+    /// `SELECT COUNT(field) FROM m` as a number (0 when the series is empty).
+    pub fn count(&self, db: &str, measurement: &str, field: &str) -> u64 {
+        let v = self.query(
+            db,
+            &format!("SELECT COUNT(\"{field}\") FROM \"{measurement}\""),
+        );
+        v["results"][0]["series"][0]["values"][0][1]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for InfluxD {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn influxd_bin() -> PathBuf {
+    for p in ["/usr/bin/influxd", "/usr/local/bin/influxd"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("influxd")
+}
+
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A minimal blocking HTTP/1.1 client (Connection: close), so test helpers
+/// need no async runtime.
+pub fn http(
+    method: &str,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let head_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header end"))?;
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let mut rest = buf[head_end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        rest = dechunk(&rest);
+    }
+    Ok((status, rest))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&b[start..start + size]);
+        b = &b[start + size + 2..];
+    }
+    out
+}
