@@ -204,3 +204,218 @@ pub fn default_host() -> String {
         .into_string()
         .unwrap_or_else(|_| "localhost".into())
 }
+
+/// A resolved config and the warnings found while reading it (logged once logging is up).
+pub struct Resolved {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// Defaults < config file(s) < environment < flags; one merge, one validation.
+pub fn resolve(
+    flags: layer::Layer,
+    explicit_file: Option<PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resolved, validate::ConfigError> {
+    let mut layers = Vec::new();
+    let mut warnings = Vec::new();
+    let mut config_file = None;
+    for (path, required) in load::config_paths(explicit_file, env) {
+        if !required && !path.exists() {
+            continue;
+        }
+        let read = load::read_file(&path)?;
+        warnings.extend(read.warnings);
+        config_file = Some(read.path);
+        layers.push(read.layer);
+    }
+    layers.push(load::env_layer(env)?);
+    layers.push(flags);
+    let defaults = Config {
+        config_file,
+        ..Config::default()
+    };
+    let config = validate::validate(layer::merge(layers), defaults)?;
+    Ok(Resolved { config, warnings })
+}
+
+impl Config {
+    /// The effective config in `config.example.toml`'s layout, secrets as `***`.
+    pub fn to_toml_masked(&self) -> String {
+        use std::fmt::Write;
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let secs = |d: Duration| d.as_secs_f64();
+        let mut o = String::new();
+        let _ = writeln!(o, "# effective configuration (secrets shown as ***)");
+        if let Some(f) = &self.config_file {
+            let _ = writeln!(o, "# read from {}", q(&f.display().to_string()));
+        }
+        let _ = writeln!(o, "host = {}", q(&self.host));
+        let _ = writeln!(o, "\n[libvirt]\nuri = {}", q(&self.libvirt.uri));
+        let _ = writeln!(o, "timeout = {:?}", secs(self.libvirt.timeout));
+        let _ = writeln!(
+            o,
+            "device_cache_ttl = {:?}",
+            secs(self.libvirt.device_cache_ttl)
+        );
+        let _ = writeln!(
+            o,
+            "\n[collector]\npoll_interval = {:?}",
+            secs(self.poll_interval)
+        );
+        let _ = writeln!(o, "status_interval = {:?}", secs(self.status_interval));
+        let i = &self.influx;
+        let _ = writeln!(o, "\n[influx]");
+        match &i.url {
+            Some(u) => {
+                let _ = writeln!(o, "url = {}", q(&masked_url(u)));
+            }
+            None => {
+                let _ = writeln!(o, "# url is not set: the writer is off");
+            }
+        }
+        let _ = writeln!(o, "db = {}", q(&i.db));
+        if i.token.is_some() {
+            let _ = writeln!(o, "token = \"***\"");
+        }
+        let _ = writeln!(o, "api = {}", q(i.api.as_str()));
+        if let Some(org) = &i.org {
+            let _ = writeln!(o, "org = {}", q(org));
+        }
+        let _ = writeln!(o, "batch_max_lines = {}", i.batch_max_lines);
+        let _ = writeln!(o, "batch_max_bytes = {}", i.batch_max_bytes);
+        let _ = writeln!(o, "batch_max_sec = {:?}", secs(i.batch_max_age));
+        let _ = writeln!(o, "max_queue = {}", i.max_queue);
+        let _ = writeln!(o, "max_in_flight = {}", i.max_in_flight);
+        let _ = writeln!(o, "gzip_min_bytes = {}", i.gzip_min_bytes);
+        let _ = writeln!(o, "no_sync = {}", i.no_sync);
+        let _ = writeln!(o, "request_timeout = {:?}", secs(i.request_timeout));
+        let _ = writeln!(o, "max_backoff = {:?}", secs(i.max_backoff));
+        let _ = writeln!(o, "flush_timeout = {:?}", secs(i.flush_timeout));
+        let _ = writeln!(o, "\n[rates]\ncpu_unit = {:?}", self.rates.cpu_unit);
+        let _ = writeln!(o, "memory_unit = {:?}", self.rates.memory_unit);
+        let _ = writeln!(o, "throughput_unit = {:?}", self.rates.throughput_unit);
+        let _ = writeln!(o, "\n[ui]");
+        if let Some(c) = self.ui.disk_ceiling {
+            let _ = writeln!(o, "disk_ceiling = {c:?}");
+        }
+        if let Some(c) = self.ui.net_ceiling {
+            let _ = writeln!(o, "net_ceiling = {c:?}");
+        }
+        let _ = writeln!(o, "history_minutes = {}", self.ui.history_minutes);
+        let _ = writeln!(o, "\n[tags]");
+        for (k, v) in &self.tags {
+            let _ = writeln!(o, "{} = {}", q(k), q(v));
+        }
+        if let Some(out) = &self.output {
+            let target = match out {
+                OutputTarget::Stdout => "-".to_string(),
+                OutputTarget::File(p) => p.display().to_string(),
+            };
+            let _ = writeln!(o, "\n# --output {}", q(&target));
+        }
+        o
+    }
+}
+
+/// The URL with any password replaced by `***` (user names are kept: they help debugging).
+pub fn masked_url(u: &url::Url) -> String {
+    let mut u = u.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn example_config_parses_and_equals_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let r = resolve(layer::Layer::default(), Some(path.clone()), &no_env).unwrap();
+        let expected = Config {
+            config_file: Some(path),
+            ..Config::default()
+        };
+        assert_eq!(r.config, expected);
+    }
+
+    #[test]
+    fn print_config_round_trips_and_masks_secrets() {
+        let mut c = Config::default();
+        c.influx.url = Some(url::Url::parse("http://admin:pw123@127.0.0.1:8086/x").unwrap());
+        c.influx.token = Some(Secret::new("tok-SECRET"));
+        c.tags.insert("dc".into(), "par 1".into());
+        let text = c.to_toml_masked();
+        assert!(
+            !text.contains("tok-SECRET") && !text.contains("pw123"),
+            "{text}"
+        );
+        assert!(text.contains("token = \"***\""));
+        // The printed config is itself a valid config file.
+        let l = load::parse_file(&text, std::path::Path::new("printed.toml")).unwrap();
+        let back = validate::validate(l, Config::default()).unwrap();
+        assert_eq!(back.tags, c.tags);
+        assert_eq!(back.poll_interval, c.poll_interval);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[collector]\npoll_interval = 5.0\n[influx]\ndb = \"filedb\"\nbatch_max_lines = 100\n",
+        )
+        .unwrap();
+        let env = |k: &str| match k {
+            "POLL_INTERVAL" => Some("2".to_string()),
+            "INFLUX_DB" => Some("envdb".to_string()),
+            _ => None,
+        };
+        let flags = layer::Layer {
+            poll_interval: Some(layer::Sourced::new(0.5, "--poll-interval")),
+            ..layer::Layer::default()
+        };
+        let c = resolve(flags, Some(path), &env).unwrap().config;
+        assert_eq!(c.poll_interval, Duration::from_millis(500));
+        assert_eq!(c.influx.db, "envdb");
+        assert_eq!(c.influx.batch_max_lines, 100);
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error_naming_it() {
+        let err = resolve(
+            layer::Layer::default(),
+            Some("/nonexistent/v.toml".into()),
+            &no_env,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("/nonexistent/v.toml"), "{err}");
+    }
+
+    #[test]
+    fn world_readable_file_with_token_warns() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[influx]\ntoken = \"abc\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let r = resolve(layer::Layer::default(), Some(path.clone()), &no_env).unwrap();
+        assert_eq!(r.warnings.len(), 1);
+        assert!(r.warnings[0].contains("chmod 600") && !r.warnings[0].contains("abc"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(resolve(layer::Layer::default(), Some(path), &no_env)
+            .unwrap()
+            .warnings
+            .is_empty());
+    }
+}

@@ -1,15 +1,22 @@
 //! The engine: collector + writer behind one handle, publishing snapshots.
 //!
 //! Frontends get a `watch::Receiver<Arc<Snapshot>>` and send [`Control`]s;
-//! they never call libvirt or InfluxDB themselves.
+//! they never call libvirt or InfluxDB themselves. One task owns all engine
+//! state, so controls and cycles never race.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::MissedTickBehavior;
 
+use crate::collector::derive::Deriver;
+use crate::collector::poll::Poller;
 use crate::config::Config;
-use crate::model::{CollectorStats, Snapshot, WriterStats};
+use crate::influx::line_protocol::{encode_vm, EncodeCtx};
+use crate::influx::writer::WriterHandle;
+use crate::model::{CollectorStats, Snapshot, SourceState, WriterState, WriterStats};
 
 /// What a frontend can ask of the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,18 +37,48 @@ pub struct FinalReport {
     pub unsent: usize,
 }
 
+enum Msg {
+    Control(Control),
+    Shutdown(oneshot::Sender<FinalReport>),
+}
+
 pub struct EngineHandle {
     snapshots: watch::Receiver<Arc<Snapshot>>,
-    control: mpsc::UnboundedSender<Control>,
+    tx: mpsc::UnboundedSender<Msg>,
+    task: tokio::task::JoinHandle<()>,
 }
+
+/// Shortest poll interval the `+`/`-` keys and flags may set.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl EngineHandle {
     /// Starts collector and writer on the current tokio runtime.
     pub fn start(config: &Config) -> color_eyre::Result<Self> {
-        let snap = Snapshot::empty(&config.libvirt.uri, &config.host, config.poll_interval);
-        let (_tx, snapshots) = watch::channel(Arc::new(snap));
-        let (control, _rx) = mpsc::unbounded_channel();
-        Ok(Self { snapshots, control })
+        let writer = WriterHandle::start(config)?;
+        let mut first = Snapshot::empty(&config.libvirt.uri, &config.host, config.poll_interval);
+        first.writer = writer.stats();
+        let (snap_tx, snapshots) = watch::channel(Arc::new(first.clone()));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let engine = Engine {
+            poller: Poller::new(
+                &config.libvirt.uri,
+                config.libvirt.device_cache_ttl,
+                config.libvirt.timeout,
+            ),
+            deriver: Deriver::new(config.rates.clone()),
+            ctx: EncodeCtx::new(&config.host, &config.tags),
+            writer,
+            flush_timeout: config.influx.flush_timeout,
+            snap: first,
+            snap_tx,
+            reported_skips: HashSet::new(),
+        };
+        let task = tokio::spawn(engine.run(rx));
+        Ok(Self {
+            snapshots,
+            tx,
+            task,
+        })
     }
 
     /// A receiver that sees every published snapshot (the latest one at least).
@@ -56,17 +93,197 @@ impl EngineHandle {
 
     /// Never blocks; ignored once the engine has stopped.
     pub fn send(&self, control: Control) {
-        let _ = self.control.send(control);
+        let _ = self.tx.send(Msg::Control(control));
     }
 
     /// Stops polling, flushes the writer (bounded by the flush timeout) and
     /// returns the final counters. Snapshots keep flowing during the flush.
     pub async fn shutdown(self) -> FinalReport {
-        let snap = self.latest();
+        let (tx, rx) = oneshot::channel();
+        let fallback = self.latest();
+        if self.tx.send(Msg::Shutdown(tx)).is_ok() {
+            if let Ok(report) = rx.await {
+                let _ = self.task.await;
+                return report;
+            }
+        }
         FinalReport {
-            collector: snap.collector.clone(),
-            writer: snap.writer.clone(),
-            unsent: 0,
+            collector: fallback.collector.clone(),
+            writer: fallback.writer.clone(),
+            unsent: fallback.writer.queue_depth,
+        }
+    }
+}
+
+struct Engine {
+    poller: Poller,
+    deriver: Deriver,
+    ctx: EncodeCtx,
+    writer: WriterHandle,
+    flush_timeout: Duration,
+    /// The state of the next snapshot; published as an `Arc` clone.
+    snap: Snapshot,
+    snap_tx: watch::Sender<Arc<Snapshot>>,
+    /// Skipped items already logged at warn level (later repeats go to debug).
+    reported_skips: HashSet<String>,
+}
+
+fn interval(period: Duration) -> tokio::time::Interval {
+    let mut i = tokio::time::interval(period);
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
+impl Engine {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut poll = interval(self.snap.poll_interval);
+        // Writer counters move between cycles (and while stopped): keep them fresh.
+        let mut refresh = interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = poll.tick(), if self.snap.collecting => self.cycle().await,
+                _ = refresh.tick() => self.publish(),
+                msg = rx.recv() => match msg {
+                    Some(Msg::Control(Control::Start)) if !self.snap.collecting => {
+                        tracing::info!("collection started");
+                        self.deriver.reset();
+                        self.snap.collecting = true;
+                        poll = interval(self.snap.poll_interval);
+                        self.publish();
+                    }
+                    Some(Msg::Control(Control::Stop)) if self.snap.collecting => {
+                        tracing::info!("collection stopped; flushing queued lines");
+                        self.snap.collecting = false;
+                        let writer = self.writer.clone();
+                        let timeout = self.flush_timeout;
+                        tokio::spawn(async move { writer.flush(timeout).await });
+                        self.publish();
+                    }
+                    Some(Msg::Control(Control::SetPollInterval(d))) => {
+                        let d = d.max(MIN_POLL_INTERVAL);
+                        if d != self.snap.poll_interval {
+                            tracing::info!("poll interval set to {:.1} s", d.as_secs_f64());
+                            self.snap.poll_interval = d;
+                            poll = interval(d);
+                            poll.reset();
+                            self.publish();
+                        }
+                    }
+                    Some(Msg::Control(_)) => {}
+                    Some(Msg::Shutdown(reply)) => {
+                        let report = self.shutdown().await;
+                        let _ = reply.send(report);
+                        return;
+                    }
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn cycle(&mut self) {
+        let started = Instant::now();
+        let result = self.poller.cycle().await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let stats = &mut self.snap.collector;
+        match result {
+            Ok(sample) => {
+                if self.snap.source != SourceState::Connected {
+                    tracing::info!(
+                        "connected to libvirt at '{}' ({} domains)",
+                        self.snap.libvirt_uri,
+                        sample.domains.len()
+                    );
+                }
+                self.snap.source = SourceState::Connected;
+                stats.total_collections += 1;
+                stats.last_collection_time = Some(SystemTime::now());
+                stats.last_collection_ms = Some(elapsed_ms);
+                stats.used_bulk = sample.used_bulk;
+                let skipped = sample.skipped.len() as u64;
+                stats.skipped_items += skipped;
+                stats.total_errors += skipped;
+                for s in &sample.skipped {
+                    let key = s.what.clone();
+                    if self.reported_skips.insert(key) {
+                        tracing::warn!("skipped {}: {}", s.what, s.why);
+                    } else {
+                        tracing::debug!("skipped {}: {}", s.what, s.why);
+                    }
+                    stats.last_error = Some(format!("skipped {}: {}", s.what, s.why));
+                }
+                let vms = self.deriver.apply(sample.domains);
+                stats.vms_monitored = vms.len();
+                if !matches!(self.writer.stats().state, WriterState::Off { .. }) {
+                    let mut lines = Vec::with_capacity(vms.len() * 8);
+                    for vm in &vms {
+                        encode_vm(&mut lines, &self.ctx, vm);
+                    }
+                    self.writer.enqueue(lines);
+                }
+                self.snap.vms = vms;
+            }
+            Err(e) => {
+                stats.total_errors += 1;
+                stats.last_collection_ms = Some(elapsed_ms);
+                let msg = e.to_string();
+                let changed = self.snap.source != SourceState::Failed(msg.clone());
+                if changed {
+                    tracing::error!("{msg}; retrying every poll interval");
+                } else {
+                    tracing::debug!("{msg}");
+                }
+                stats.last_error = Some(msg.clone());
+                if e.is_connection_failure() {
+                    self.snap.source = SourceState::Failed(msg);
+                    // Stale numbers would lie: show no VMs rather than old ones.
+                    self.snap.vms.clear();
+                    stats.vms_monitored = 0;
+                    self.deriver.reset();
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        self.snap.seq += 1;
+        self.snap.taken_at = SystemTime::now();
+        self.snap.writer = self.writer.stats();
+        let _ = self.snap_tx.send(Arc::new(self.snap.clone()));
+    }
+
+    /// Stops polling and flushes, publishing progress while the queue drains.
+    async fn shutdown(&mut self) -> FinalReport {
+        self.snap.collecting = false;
+        self.publish();
+        let writer = self.writer.clone();
+        let timeout = self.flush_timeout;
+        let flush = writer.flush(timeout);
+        tokio::pin!(flush);
+        let mut progress = interval(Duration::from_millis(200));
+        let unsent = loop {
+            tokio::select! {
+                unsent = &mut flush => break unsent,
+                _ = progress.tick() => self.publish(),
+            }
+        };
+        // Whatever is still queued after the flush timeout stays counted, not sent.
+        let final_stats = self
+            .writer
+            .clone()
+            .shutdown(Duration::from_millis(100))
+            .await;
+        self.snap.writer = final_stats.clone();
+        self.snap.seq += 1;
+        let _ = self.snap_tx.send(Arc::new(self.snap.clone()));
+        FinalReport {
+            collector: self.snap.collector.clone(),
+            writer: final_stats,
+            unsent,
         }
     }
 }

@@ -1,1 +1,109 @@
-//! The `--no-ui` frontend: status lines on stderr, clean stop on SIGINT/SIGTERM.
+//! The `--no-ui` frontend: a status line on stderr every `status_interval`,
+//! and on SIGINT/SIGTERM: stop polling, flush (bounded), print final counters, exit 0.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::Config;
+use crate::engine::{EngineHandle, FinalReport};
+use crate::model::{Snapshot, WriterState};
+
+pub async fn run(config: Config) -> color_eyre::Result<()> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let engine = EngineHandle::start(&config)?;
+    let first = engine.latest();
+    tracing::info!(
+        "vmpulse {} polling '{}' every {:.1} s; writer: {}",
+        env!("CARGO_PKG_VERSION"),
+        config.libvirt.uri,
+        config.poll_interval.as_secs_f64(),
+        writer_summary(&first)
+    );
+    let mut status = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.status_interval,
+        config.status_interval,
+    );
+    let signal_name = loop {
+        tokio::select! {
+            _ = status.tick() => tracing::info!("{}", status_line(&engine.latest())),
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+        }
+    };
+    tracing::info!(
+        "{signal_name}: stopping collection, flushing (at most {:.0} s)",
+        config.influx.flush_timeout.as_secs_f64()
+    );
+    let report = engine.shutdown().await;
+    tracing::info!("{}", final_line(&report));
+    Ok(())
+}
+
+fn writer_summary(s: &Snapshot) -> String {
+    match &s.writer.state {
+        WriterState::Off { hint } => format!("off ({hint})"),
+        WriterState::Output { target } => format!("line protocol to {target}"),
+        _ => s
+            .writer
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| "InfluxDB".into()),
+    }
+}
+
+/// One line: VMs, lines written, queued, dropped, errors (and why, when failing).
+pub fn status_line(s: &Snapshot) -> String {
+    let w = &s.writer;
+    let c = &s.collector;
+    let mut line = format!(
+        "status: {} VMs, {} collections ({} errors), last took {}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
+        c.vms_monitored,
+        c.total_collections,
+        c.total_errors,
+        c.last_collection_ms
+            .map(|ms| format!("{ms:.0} ms"))
+            .unwrap_or_else(|| "-".into()),
+        w.lines_written,
+        w.queue_depth,
+        w.queue_capacity,
+        w.lines_dropped,
+        w.lines_rejected,
+        w.write_retries,
+    );
+    match &w.state {
+        WriterState::AuthFailed => line.push_str("; writer: token rejected"),
+        WriterState::Failing | WriterState::Retrying => {
+            if let Some(e) = &w.last_error {
+                line.push_str(&format!("; writer: {e}"));
+            }
+        }
+        WriterState::Off { .. } => line.push_str("; writer off"),
+        _ => {}
+    }
+    if let Some(age) = w
+        .last_write_ok
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+    {
+        if age > Duration::from_secs(120) {
+            line.push_str(&format!("; last successful write {} s ago", age.as_secs()));
+        }
+    }
+    line
+}
+
+pub fn final_line(r: &FinalReport) -> String {
+    format!(
+        "final: collections={} collection_errors={} vms={} lines_queued={} lines_written={} lines_dropped={} lines_rejected={} write_retries={} unsent={}",
+        r.collector.total_collections,
+        r.collector.total_errors,
+        r.collector.vms_monitored,
+        r.writer.lines_queued,
+        r.writer.lines_written,
+        r.writer.lines_dropped,
+        r.writer.lines_rejected,
+        r.writer.write_retries,
+        r.unsent,
+    )
+}

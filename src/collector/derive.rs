@@ -1,1 +1,591 @@
-//! Turning two consecutive samples of a domain into rates (pure).
+//! Turning consecutive samples of a domain into honest rates (pure).
+//!
+//! Every rate divides by the Δt measured between the two samples' own
+//! monotonic instants, never by the nominal poll interval. A counter that
+//! goes backwards (VM restarted, device replaced) starts a new baseline
+//! instead of producing a negative or huge rate.
+
+use std::collections::HashMap;
+
+use crate::config::RatesConfig;
+use crate::model::{
+    Derived, DeviceRates, DiskStats, MemSource, MemoryUse, NicStats, RawDomain, Throughput,
+    VmSnapshot,
+};
+
+/// Shorter intervals than this carry more clock noise than signal.
+const MIN_DT_SECS: f64 = 0.001;
+
+/// `degrees(atan(slope / unit))`: 45° when the slope equals one unit, sign kept.
+pub fn angle_deg(slope: f64, unit: f64) -> f64 {
+    if !slope.is_finite() || !unit.is_finite() || unit <= 0.0 {
+        return 0.0;
+    }
+    (slope / unit).atan().to_degrees()
+}
+
+/// Memory used by the guest, best source first (see the README's metric definitions).
+/// `None` for domains whose counters are not the guest's (shut off, crashed).
+pub fn memory_use(raw: &RawDomain) -> Option<MemoryUse> {
+    if !raw.state.has_guest_counters() {
+        return None;
+    }
+    let b = &raw.balloon;
+    let current = b.current_kib.or(raw.cur_mem_kib);
+    let (used_kb, source) = match (b.available_kib, b.usable_kib, current, b.unused_kib) {
+        (Some(avail), Some(usable), _, _) if avail >= usable => {
+            (avail - usable, MemSource::AvailableMinusUsable)
+        }
+        (_, _, Some(cur), Some(unused)) => {
+            (cur.saturating_sub(unused), MemSource::CurrentMinusUnused)
+        }
+        _ => match (b.rss_kib, current) {
+            (Some(rss), _) => (rss, MemSource::Rss),
+            (None, Some(cur)) => (cur, MemSource::Allocation),
+            (None, None) => return None,
+        },
+    };
+    let total = b.available_kib.or(current).filter(|t| *t > 0);
+    let percent = total.map(|t| 100.0 * used_kb as f64 / t as f64);
+    Some(MemoryUse {
+        used_kb,
+        source,
+        percent,
+    })
+}
+
+/// `100 × Δcpu_ns / (Δt_ns × vcpus)`, clamped to 0..100.
+pub fn cpu_percent(delta_cpu_ns: u64, dt_secs: f64, vcpus: u32) -> Option<f64> {
+    if vcpus == 0 || dt_secs <= 0.0 {
+        return None;
+    }
+    let pct = 100.0 * delta_cpu_ns as f64 / (dt_secs * 1e9 * f64::from(vcpus));
+    Some(pct.clamp(0.0, 100.0))
+}
+
+/// Why two samples cannot be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRate {
+    /// The domain's counters are not the guest's (shut off, crashed).
+    Inactive,
+    /// libvirt's runtime ID changed: the VM restarted.
+    Restarted,
+    /// `cpu.time` went backwards.
+    CounterReset,
+    /// The samples are (nearly) simultaneous or out of order.
+    NoTimeElapsed,
+}
+
+/// Rates between `prev` and `cur`, two samples of the same domain.
+/// `prev_cpu_percent` is the CPU % of the previous interval, for the CPU angle.
+pub fn derive(
+    prev: &RawDomain,
+    cur: &RawDomain,
+    prev_cpu_percent: Option<f64>,
+    units: &RatesConfig,
+) -> Result<Derived, NoRate> {
+    if !prev.state.has_guest_counters() || !cur.state.has_guest_counters() {
+        return Err(NoRate::Inactive);
+    }
+    if prev.id != cur.id {
+        return Err(NoRate::Restarted);
+    }
+    let dt_secs = cur.mono.saturating_duration_since(prev.mono).as_secs_f64();
+    if dt_secs < MIN_DT_SECS {
+        return Err(NoRate::NoTimeElapsed);
+    }
+    let delta_cpu = match (prev.cpu, cur.cpu) {
+        (Some(p), Some(c)) if c.time_ns < p.time_ns => return Err(NoRate::CounterReset),
+        (Some(p), Some(c)) => Some(c.time_ns - p.time_ns),
+        _ => None,
+    };
+    let cpu_pct = delta_cpu.and_then(|d| cpu_percent(d, dt_secs, cur.vcpus?));
+    let cpu_angle_deg = match (prev_cpu_percent, cpu_pct) {
+        (Some(p), Some(c)) => Some(angle_deg((c - p) / dt_secs, units.cpu_unit)),
+        _ => None,
+    };
+
+    // Memory rates only compare readings of the same kind: a guest that
+    // starts reporting balloon stats would otherwise show a jump it never made.
+    let (mem_prev, mem_cur) = (memory_use(prev), memory_use(cur));
+    let same_source = matches!((mem_prev, mem_cur), (Some(p), Some(c)) if p.source == c.source);
+    let (memory_rate_kb_per_sec, memory_percent_angle_deg) = match (mem_prev, mem_cur) {
+        (Some(p), Some(c)) if same_source => {
+            let rate = (c.used_kb as f64 - p.used_kb as f64) / dt_secs;
+            let pct_angle = match (p.percent, c.percent) {
+                (Some(pp), Some(cp)) => Some(angle_deg((cp - pp) / dt_secs, units.memory_unit)),
+                _ => None,
+            };
+            (rate, pct_angle)
+        }
+        _ => (0.0, None),
+    };
+    // Seed-compatible definition: the rate itself is the slope (1 KB/s is 45°).
+    let memory_angle_deg = memory_rate_kb_per_sec.atan().to_degrees();
+
+    let disks = device_rates(&prev.disks, &cur.disks, dt_secs, disk_counters);
+    let nics = device_rates(&prev.nics, &cur.nics, dt_secs, nic_counters);
+    let (disk_read, disk_write) = sum_rates(&disks);
+    let (net_rx, net_tx) = sum_rates(&nics);
+    let tu = units.throughput_unit;
+
+    Ok(Derived {
+        dt_secs,
+        cpu_percent: cpu_pct,
+        cpu_angle_deg,
+        memory_percent_angle_deg,
+        memory_rate_kb_per_sec,
+        memory_angle_deg,
+        disk_read,
+        disk_write,
+        net_rx,
+        net_tx,
+        disk_angle_deg: angle_deg(disk_read.bytes_per_sec + disk_write.bytes_per_sec, tu),
+        disk_read_angle_deg: angle_deg(disk_read.bytes_per_sec, tu),
+        disk_write_angle_deg: angle_deg(disk_write.bytes_per_sec, tu),
+        net_rx_angle_deg: angle_deg(net_rx.bytes_per_sec, tu),
+        net_tx_angle_deg: angle_deg(net_tx.bytes_per_sec, tu),
+        disks,
+        nics,
+        vcpu_percent: vcpu_percent(&prev.vcpu_times_ns, &cur.vcpu_times_ns, dt_secs),
+    })
+}
+
+/// (read bytes, read ops, write bytes, write ops) of one device.
+type Counters = [u64; 4];
+
+fn disk_counters(d: &DiskStats) -> (&str, Counters) {
+    (&d.name, [d.rd_bytes, d.rd_reqs, d.wr_bytes, d.wr_reqs])
+}
+
+fn nic_counters(n: &NicStats) -> (&str, Counters) {
+    (
+        &n.name,
+        [n.rx_bytes, n.rx_packets, n.tx_bytes, n.tx_packets],
+    )
+}
+
+/// Per-device rates for devices present in both samples (matched by name).
+/// A device whose counters went backwards was replaced: it gets a new
+/// baseline (no rate this interval) while the others carry on.
+fn device_rates<D>(
+    prev: &[D],
+    cur: &[D],
+    dt_secs: f64,
+    counters: fn(&D) -> (&str, Counters),
+) -> Vec<DeviceRates> {
+    cur.iter()
+        .filter_map(|c| {
+            let (name, now) = counters(c);
+            let (_, before) = prev.iter().map(counters).find(|(n, _)| *n == name)?;
+            if now.iter().zip(before.iter()).any(|(n, b)| n < b) {
+                return None;
+            }
+            let per_sec = |i: usize| (now[i] - before[i]) as f64 / dt_secs;
+            Some(DeviceRates {
+                name: name.to_string(),
+                read: Throughput {
+                    bytes_per_sec: per_sec(0),
+                    ops_per_sec: per_sec(1),
+                },
+                write: Throughput {
+                    bytes_per_sec: per_sec(2),
+                    ops_per_sec: per_sec(3),
+                },
+            })
+        })
+        .collect()
+}
+
+fn sum_rates(devs: &[DeviceRates]) -> (Throughput, Throughput) {
+    devs.iter().fold(
+        (Throughput::default(), Throughput::default()),
+        |(r, w), d| {
+            (
+                Throughput {
+                    bytes_per_sec: r.bytes_per_sec + d.read.bytes_per_sec,
+                    ops_per_sec: r.ops_per_sec + d.read.ops_per_sec,
+                },
+                Throughput {
+                    bytes_per_sec: w.bytes_per_sec + d.write.bytes_per_sec,
+                    ops_per_sec: w.ops_per_sec + d.write.ops_per_sec,
+                },
+            )
+        },
+    )
+}
+
+fn vcpu_percent(prev: &[u64], cur: &[u64], dt_secs: f64) -> Vec<f64> {
+    if prev.len() != cur.len() || cur.iter().zip(prev).any(|(c, p)| c < p) {
+        return Vec::new();
+    }
+    cur.iter()
+        .zip(prev)
+        .map(|(c, p)| (100.0 * (c - p) as f64 / (dt_secs * 1e9)).clamp(0.0, 100.0))
+        .collect()
+}
+
+struct Baseline {
+    raw: RawDomain,
+    cpu_percent: Option<f64>,
+}
+
+/// Remembers the previous sample of every domain (by UUID) between cycles.
+pub struct Deriver {
+    units: RatesConfig,
+    baselines: HashMap<String, Baseline>,
+}
+
+impl Deriver {
+    pub fn new(units: RatesConfig) -> Self {
+        Self {
+            units,
+            baselines: HashMap::new(),
+        }
+    }
+
+    /// Forget every baseline: the next cycle is everyone's first sample.
+    pub fn reset(&mut self) {
+        self.baselines.clear();
+    }
+
+    /// Derives this cycle's snapshots and keeps them as the next baselines.
+    /// Domains that vanished are forgotten; the result is sorted by name, then UUID.
+    pub fn apply(&mut self, domains: Vec<RawDomain>) -> Vec<VmSnapshot> {
+        let mut next = HashMap::with_capacity(domains.len());
+        let mut out = Vec::with_capacity(domains.len());
+        for raw in domains {
+            let derived = self
+                .baselines
+                .get(&raw.uuid)
+                .and_then(|b| derive(&b.raw, &raw, b.cpu_percent, &self.units).ok());
+            let baseline = Baseline {
+                raw: raw.clone(),
+                cpu_percent: derived.as_ref().and_then(|d| d.cpu_percent),
+            };
+            next.insert(raw.uuid.clone(), baseline);
+            out.push(VmSnapshot {
+                memory: memory_use(&raw),
+                raw,
+                derived,
+            });
+        }
+        self.baselines = next;
+        out.sort_by(|a, b| {
+            a.raw
+                .name
+                .cmp(&b.raw.name)
+                .then(a.raw.uuid.cmp(&b.raw.uuid))
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BalloonStats, CpuTimes, DomainState};
+    use pretty_assertions::assert_eq;
+    use std::time::{Duration, Instant};
+
+    fn units() -> RatesConfig {
+        RatesConfig {
+            cpu_unit: 1.0,
+            memory_unit: 1.0,
+            throughput_unit: 1_048_576.0,
+        }
+    }
+
+    fn raw(at: Instant, cpu_ns: u64) -> RawDomain {
+        RawDomain {
+            uuid: "u-1".into(),
+            id: Some(3),
+            name: "web".into(),
+            state: DomainState::Running,
+            state_reason: 1,
+            vcpus: Some(2),
+            max_mem_kib: Some(1_048_576),
+            cur_mem_kib: Some(1_048_576),
+            cpu: Some(CpuTimes {
+                time_ns: cpu_ns,
+                user_ns: None,
+                system_ns: None,
+            }),
+            balloon: BalloonStats::default(),
+            vcpu_times_ns: vec![],
+            nics: vec![],
+            disks: vec![],
+            mono: at,
+            wall_ns: 1_700_000_000_000_000_000,
+        }
+    }
+
+    fn disk(name: &str, rd_bytes: u64, wr_bytes: u64) -> DiskStats {
+        DiskStats {
+            name: name.into(),
+            rd_bytes,
+            rd_reqs: rd_bytes / 4096,
+            wr_bytes,
+            wr_reqs: wr_bytes / 4096,
+            ..DiskStats::default()
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn angle_is_45_degrees_at_one_unit_and_keeps_its_sign() {
+        assert!(close(angle_deg(1.0, 1.0), 45.0));
+        assert!(close(angle_deg(-1.0, 1.0), -45.0));
+        assert!(close(angle_deg(1_048_576.0, 1_048_576.0), 45.0));
+        assert!(close(angle_deg(0.0, 1.0), 0.0));
+        assert!(angle_deg(1e12, 1.0) < 90.0);
+        assert_eq!(angle_deg(f64::NAN, 1.0), 0.0);
+        assert_eq!(angle_deg(1.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn cpu_percent_uses_measured_dt_and_vcpu_count() {
+        let t0 = Instant::now();
+        // 2 vCPUs, 2.5 s elapsed, 2.5 s of CPU time = one vCPU busy = 50 %.
+        let a = raw(t0, 10_000_000_000);
+        let b = raw(t0 + Duration::from_millis(2500), 12_500_000_000);
+        let d = derive(&a, &b, None, &units()).unwrap();
+        assert!(close(d.dt_secs, 2.5));
+        assert!(close(d.cpu_percent.unwrap(), 50.0));
+        // No previous CPU % yet: no CPU angle.
+        assert_eq!(d.cpu_angle_deg, None);
+    }
+
+    #[test]
+    fn cpu_percent_is_clamped_and_seed_formula_is_not_used() {
+        // The seed's `(cputime_ns / 1e9) % 100` would give 12 here; the real answer is 100 (clamped).
+        assert_eq!(cpu_percent(3_000_000_000, 1.0, 2), Some(100.0));
+        assert_eq!(cpu_percent(0, 1.0, 2), Some(0.0));
+        assert_eq!(cpu_percent(1, 1.0, 0), None);
+    }
+
+    #[test]
+    fn cpu_angle_is_slope_of_cpu_percent_in_points_per_second() {
+        let t0 = Instant::now();
+        let a = raw(t0, 0);
+        let b = raw(t0 + Duration::from_secs(2), 1_000_000_000); // 25 %
+        let d = derive(&a, &b, Some(75.0), &units()).unwrap();
+        assert!(close(d.cpu_percent.unwrap(), 25.0));
+        // (25 − 75) / 2 s = −25 pp/s.
+        assert!(close(
+            d.cpu_angle_deg.unwrap(),
+            (-25.0f64).atan().to_degrees()
+        ));
+        assert!(d.cpu_angle_deg.unwrap() < 0.0);
+    }
+
+    #[test]
+    fn first_sample_has_no_derived_values_and_second_has() {
+        let mut der = Deriver::new(units());
+        let t0 = Instant::now();
+        let first = der.apply(vec![raw(t0, 0)]);
+        assert!(first[0].derived.is_none());
+        let second = der.apply(vec![raw(t0 + Duration::from_secs(1), 500_000_000)]);
+        let d = second[0].derived.as_ref().unwrap();
+        assert!(close(d.cpu_percent.unwrap(), 25.0));
+        let third = der.apply(vec![raw(t0 + Duration::from_secs(2), 1_500_000_000)]);
+        // 25 % -> 50 %: +25 pp/s.
+        let d3 = third[0].derived.as_ref().unwrap();
+        assert!(close(d3.cpu_angle_deg.unwrap(), 25f64.atan().to_degrees()));
+    }
+
+    #[test]
+    fn counter_reset_starts_a_new_baseline() {
+        let mut der = Deriver::new(units());
+        let t0 = Instant::now();
+        der.apply(vec![raw(t0, 50_000_000_000)]);
+        let reset = der.apply(vec![raw(t0 + Duration::from_secs(1), 1_000_000)]);
+        assert!(
+            reset[0].derived.is_none(),
+            "backwards cpu.time gives no rate"
+        );
+        let after = der.apply(vec![raw(t0 + Duration::from_secs(2), 501_000_000)]);
+        assert!(close(
+            after[0].derived.as_ref().unwrap().cpu_percent.unwrap(),
+            25.0
+        ));
+    }
+
+    #[test]
+    fn restart_with_new_id_gives_no_rate() {
+        let t0 = Instant::now();
+        let a = raw(t0, 1_000);
+        let mut b = raw(t0 + Duration::from_secs(1), 2_000);
+        b.id = Some(9);
+        assert_eq!(derive(&a, &b, None, &units()), Err(NoRate::Restarted));
+    }
+
+    #[test]
+    fn inactive_domains_never_get_cpu_percent() {
+        let t0 = Instant::now();
+        let mut a = raw(t0, 1_000_000_000);
+        let mut b = raw(t0 + Duration::from_secs(1), 9_000_000_000);
+        a.state = DomainState::Shutoff;
+        b.state = DomainState::Shutoff;
+        assert_eq!(derive(&a, &b, None, &units()), Err(NoRate::Inactive));
+        assert_eq!(memory_use(&b), None);
+    }
+
+    #[test]
+    fn no_elapsed_time_gives_no_rate() {
+        let t0 = Instant::now();
+        assert_eq!(
+            derive(&raw(t0, 0), &raw(t0, 10), None, &units()),
+            Err(NoRate::NoTimeElapsed)
+        );
+    }
+
+    #[test]
+    fn disk_and_network_throughput_sum_devices_and_angle_is_mib_per_second() {
+        let t0 = Instant::now();
+        let mut a = raw(t0, 0);
+        let mut b = raw(t0 + Duration::from_millis(500), 0);
+        a.disks = vec![disk("vda", 0, 0), disk("vdb", 1 << 20, 0)];
+        // vda reads 256 KiB and writes 256 KiB, vdb reads 0; over 0.5 s = 1 MiB/s total.
+        b.disks = vec![disk("vda", 1 << 18, 1 << 18), disk("vdb", 1 << 20, 0)];
+        a.nics = vec![NicStats {
+            name: "tap0".into(),
+            rx_bytes: 100,
+            rx_packets: 1,
+            ..NicStats::default()
+        }];
+        b.nics = vec![NicStats {
+            name: "tap0".into(),
+            rx_bytes: 1100,
+            rx_packets: 11,
+            tx_bytes: 50,
+            tx_packets: 1,
+            ..NicStats::default()
+        }];
+        let d = derive(&a, &b, None, &units()).unwrap();
+        assert!(close(d.disk_read.bytes_per_sec, 524_288.0));
+        assert!(close(d.disk_write.bytes_per_sec, 524_288.0));
+        assert!(close(d.disk_read.ops_per_sec, 128.0));
+        assert!(close(d.disk_angle_deg, 45.0));
+        assert!(close(d.net_rx.bytes_per_sec, 2000.0));
+        assert!(close(d.net_rx.ops_per_sec, 20.0));
+        assert!(close(d.net_tx.bytes_per_sec, 100.0));
+        assert_eq!(d.disks.len(), 2);
+    }
+
+    #[test]
+    fn replaced_device_is_rebaselined_alone() {
+        let t0 = Instant::now();
+        let mut a = raw(t0, 0);
+        let mut b = raw(t0 + Duration::from_secs(1), 0);
+        a.disks = vec![disk("vda", 1000, 0), disk("vdb", 1 << 30, 0)];
+        b.disks = vec![disk("vda", 3000, 0), disk("vdb", 10, 0), disk("vdc", 5, 0)];
+        let d = derive(&a, &b, None, &units()).unwrap();
+        // vdb went backwards (replaced) and vdc is new: only vda counts.
+        assert_eq!(d.disks.len(), 1);
+        assert!(close(d.disk_read.bytes_per_sec, 2000.0));
+    }
+
+    #[test]
+    fn memory_used_prefers_available_minus_usable() {
+        let mut r = raw(Instant::now(), 0);
+        r.balloon = BalloonStats {
+            current_kib: Some(131_072),
+            available_kib: Some(112_000),
+            usable_kib: Some(80_000),
+            unused_kib: Some(40_000),
+            rss_kib: Some(200_000),
+            ..BalloonStats::default()
+        };
+        let m = memory_use(&r).unwrap();
+        assert_eq!(m.used_kb, 32_000);
+        assert_eq!(m.source, MemSource::AvailableMinusUsable);
+        assert!(close(m.percent.unwrap(), 100.0 * 32_000.0 / 112_000.0));
+
+        r.balloon.usable_kib = None;
+        let m = memory_use(&r).unwrap();
+        assert_eq!(
+            (m.used_kb, m.source),
+            (91_072, MemSource::CurrentMinusUnused)
+        );
+        // Measured against the guest's total (available) when known.
+        assert!(close(m.percent.unwrap(), 100.0 * 91_072.0 / 112_000.0));
+
+        r.balloon.unused_kib = None;
+        r.balloon.available_kib = None;
+        let m = memory_use(&r).unwrap();
+        assert_eq!((m.used_kb, m.source), (200_000, MemSource::Rss));
+        assert!(close(m.percent.unwrap(), 100.0 * 200_000.0 / 131_072.0));
+
+        r.balloon = BalloonStats::default();
+        let m = memory_use(&r).unwrap();
+        assert_eq!((m.used_kb, m.source), (1_048_576, MemSource::Allocation));
+    }
+
+    #[test]
+    fn memory_rate_uses_real_dt_and_keeps_sign() {
+        let t0 = Instant::now();
+        let mut a = raw(t0, 0);
+        let mut b = raw(t0 + Duration::from_secs(4), 0);
+        let stats = |usable| BalloonStats {
+            available_kib: Some(100_000),
+            usable_kib: Some(usable),
+            ..BalloonStats::default()
+        };
+        a.balloon = stats(60_000); // used 40,000 (40 %)
+        b.balloon = stats(80_000); // used 20,000 (20 %)
+        let d = derive(&a, &b, None, &units()).unwrap();
+        assert!(close(d.memory_rate_kb_per_sec, -5_000.0));
+        assert!(close(d.memory_angle_deg, (-5_000f64).atan().to_degrees()));
+        // −20 pp over 4 s = −5 pp/s.
+        assert!(close(
+            d.memory_percent_angle_deg.unwrap(),
+            (-5f64).atan().to_degrees()
+        ));
+    }
+
+    #[test]
+    fn memory_rate_is_zero_when_the_source_changes() {
+        let t0 = Instant::now();
+        let a = raw(t0, 0); // allocation only
+        let mut b = raw(t0 + Duration::from_secs(1), 0);
+        b.balloon.available_kib = Some(1_000_000);
+        b.balloon.usable_kib = Some(900_000);
+        let d = derive(&a, &b, None, &units()).unwrap();
+        assert_eq!(d.memory_rate_kb_per_sec, 0.0);
+        assert_eq!(d.memory_percent_angle_deg, None);
+    }
+
+    #[test]
+    fn vanished_domains_are_forgotten_and_output_is_sorted() {
+        let mut der = Deriver::new(units());
+        let t0 = Instant::now();
+        let mut z = raw(t0, 0);
+        z.name = "zeta".into();
+        z.uuid = "u-z".into();
+        let out = der.apply(vec![z.clone(), raw(t0, 0)]);
+        assert_eq!(
+            out.iter().map(|v| v.name()).collect::<Vec<_>>(),
+            ["web", "zeta"]
+        );
+        der.apply(vec![raw(t0 + Duration::from_secs(1), 0)]);
+        // zeta comes back: its old baseline is gone, so it is a first sample again.
+        z.mono = t0 + Duration::from_secs(2);
+        let out = der.apply(vec![z]);
+        assert!(out[0].derived.is_none());
+    }
+
+    #[test]
+    fn per_vcpu_percent() {
+        let t0 = Instant::now();
+        let mut a = raw(t0, 0);
+        let mut b = raw(t0 + Duration::from_secs(2), 0);
+        a.vcpu_times_ns = vec![0, 0];
+        b.vcpu_times_ns = vec![2_000_000_000, 500_000_000];
+        let d = derive(&a, &b, None, &units()).unwrap();
+        assert_eq!(d.vcpu_percent, vec![100.0, 25.0]);
+    }
+}
