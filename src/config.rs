@@ -305,7 +305,10 @@ impl Config {
         let _ = writeln!(o, "history_minutes = {}", self.ui.history_minutes);
         let _ = writeln!(o, "\n[tags]");
         for (k, v) in &self.tags {
-            let _ = writeln!(o, "{} = {}", q(k), q(v));
+            let bare = !k.is_empty()
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            let key = if bare { k.clone() } else { q(k) };
+            let _ = writeln!(o, "{key} = {}", q(v));
         }
         if let Some(out) = &self.output {
             let target = match out {

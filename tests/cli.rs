@@ -1,0 +1,163 @@
+//! The real binary on bad input: one clear line on stderr, exit code 2, no panic or backtrace.
+
+use std::process::{Command, Output};
+
+fn vmpulse(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmpulse"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    // No stray system or user config file may change what these tests see.
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .env("HOME", "/nonexistent-vmpulse-test");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run vmpulse")
+}
+
+fn assert_clean_failure(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr should mention {n:?}: {err}");
+    }
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_flag() {
+    assert_clean_failure(&vmpulse(&["--bogus"], &[]), &["--bogus"]);
+}
+
+#[test]
+fn non_numeric_zero_and_negative_intervals() {
+    assert_clean_failure(
+        &vmpulse(&["--poll-interval", "abc", "--print-config"], &[]),
+        &["--poll-interval", "abc"],
+    );
+    assert_clean_failure(
+        &vmpulse(&["--poll-interval", "0", "--print-config"], &[]),
+        &["--poll-interval"],
+    );
+    assert_clean_failure(
+        &vmpulse(&["--poll-interval", "-1", "--print-config"], &[]),
+        &["--poll-interval"],
+    );
+    assert_clean_failure(
+        &vmpulse(&["--print-config"], &[("POLL_INTERVAL", "fast")]),
+        &["POLL_INTERVAL", "fast"],
+    );
+}
+
+#[test]
+fn malformed_url_and_unknown_api() {
+    assert_clean_failure(
+        &vmpulse(&["--influx-url", "localhost:8181:x", "--print-config"], &[]),
+        &["--influx-url"],
+    );
+    assert_clean_failure(
+        &vmpulse(&["--influx-api", "v9", "--print-config"], &[]),
+        &["--influx-api", "v9"],
+    );
+    assert_clean_failure(
+        &vmpulse(&["--print-config"], &[("INFLUX_API", "v0")]),
+        &["INFLUX_API"],
+    );
+}
+
+#[test]
+fn unreadable_and_invalid_config_files() {
+    assert_clean_failure(
+        &vmpulse(
+            &["--config", "/nonexistent/vmpulse.toml", "--print-config"],
+            &[],
+        ),
+        &["/nonexistent/vmpulse.toml"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[influx]\ndb = \"x\"\n\n[libvirt]\nurl = \"qemu:///system\"\n",
+    )
+    .unwrap();
+    assert_clean_failure(
+        &vmpulse(&["--config", bad.to_str().unwrap(), "--print-config"], &[]),
+        &["bad.toml", "url", "line 5"],
+    );
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[collector]\npoll_interval = = 1\n").unwrap();
+    assert_clean_failure(
+        &vmpulse(
+            &["--print-config"],
+            &[("VMPULSE_CONFIG", broken.to_str().unwrap())],
+        ),
+        &["broken.toml", "line 2"],
+    );
+}
+
+#[test]
+fn print_config_layers_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[collector]\npoll_interval = 5.0\n[influx]\ndb = \"from_file\"\ntoken = \"file-token-XYZ\"\n[tags]\ndc = \"par1\"\n").unwrap();
+    let out = vmpulse(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--print-config",
+            "--poll-interval",
+            "2",
+        ],
+        &[
+            ("INFLUX_DB", "from_env"),
+            ("INFLUX_URL", "http://127.0.0.1:8181"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("poll_interval = 2.0"), "{text}");
+    assert!(text.contains("db = \"from_env\""), "{text}");
+    assert!(text.contains("token = \"***\""), "{text}");
+    assert!(text.contains("dc = \"par1\""), "{text}");
+    assert!(!text.contains("file-token-XYZ"), "{text}");
+    // The world-readable file holding a token earns a warning on stderr... but only once logging
+    // is up, which --print-config never reaches; the warning itself is unit-tested in config.
+}
+
+#[test]
+fn unreachable_libvirt_uri_is_named_in_headless_mode() {
+    // A libvirt URI that cannot work: the collector keeps retrying, so stop it with SIGTERM.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+        .args([
+            "--no-ui",
+            "--connect",
+            "test:///nonexistent/host.xml",
+            "--poll-interval",
+            "0.2",
+        ])
+        .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("test:///nonexistent/host.xml"), "{err}");
+    assert_eq!(
+        err.matches("cannot connect").count(),
+        1,
+        "logged once, not every cycle: {err}"
+    );
+    assert!(err.contains("final:"), "{err}");
+}
