@@ -306,7 +306,8 @@ impl Config {
         let _ = writeln!(o, "\n[tags]");
         for (k, v) in &self.tags {
             let bare = !k.is_empty()
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             let key = if bare { k.clone() } else { q(k) };
             let _ = writeln!(o, "{key} = {}", q(v));
         }
