@@ -17,7 +17,7 @@ if [ -z "$uri" ]; then
       printf "<domain type='test'><name>bench-%03d</name><uuid>00000000-0000-0000-0000-%012d</uuid>" "$i" "$i"
       echo "<memory unit='KiB'>1048576</memory><vcpu>2</vcpu><os><type>hvm</type></os><devices>"
       for d in a b; do echo "<disk type='file' device='disk'><source file='/var/lib/x/$i$d.img'/><target dev='vd$d' bus='virtio'/></disk>"; done
-      for n in 0 1; do printf "<interface type='ethernet'><mac address='52:54:00:00:%02x:%02x'/><target dev='tap-%d-%d'/></interface>\n" $((i/256)) $((i%256+n*0)) "$i" "$n" | sed "s/00:00:/00:0$n:/"; done
+      for n in 0 1; do printf "<interface type='ethernet'><mac address='52:54:00:%02x:%02x:%02x'/><target dev='tap-%d-%d'/></interface>\n" "$n" $((i / 256)) $((i % 256)) "$i" "$n"; done
       echo "</devices></domain>"
     done
     echo "</node>"
