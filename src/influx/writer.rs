@@ -1058,8 +1058,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.lp");
         std::fs::write(&path, "existing\n").expect("seed file");
-        let mut c = Config::default();
-        c.output = Some(OutputTarget::File(path.clone()));
+        let mut c = Config {
+            output: Some(OutputTarget::File(path.clone())),
+            ..Config::default()
+        };
         c.influx.batch_max_lines = 3;
         let w = WriterHandle::start(&c).expect("start");
         assert!(matches!(w.stats().state, WriterState::Output { .. }));
@@ -1079,8 +1081,10 @@ mod tests {
 
     #[tokio::test]
     async fn output_to_unwritable_path_is_a_clear_error() {
-        let mut c = Config::default();
-        c.output = Some(OutputTarget::File("/nonexistent-dir/x.lp".into()));
+        let c = Config {
+            output: Some(OutputTarget::File("/nonexistent-dir/x.lp".into())),
+            ..Config::default()
+        };
         match WriterHandle::start(&c) {
             Err(e @ WriterError::Output { .. }) => {
                 assert!(e.to_string().contains("/nonexistent-dir/x.lp"))
