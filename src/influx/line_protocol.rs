@@ -1,26 +1,630 @@
 //! Encoding snapshots as InfluxDB line protocol (pure).
+//!
+//! Four measurements per VM (seeds 001 and 004): `vm_metrics`, `vm_features`,
+//! `vm_devices` (one line per NIC and disk) and `vm_totals`. Every line carries
+//! the tags `host`, the operator's static tags, then `VMID` (left out for
+//! inactive domains), `name`, `uuid`; `vm_devices` adds `devtype` and `device`.
+//!
+//! Escaping follows the line-protocol rules exactly: measurement `,` and space;
+//! tag keys, tag values and field keys `,` `=` and space; string field values
+//! `"` and `\`. Backslashes in names are written unchanged: InfluxDB 1.x and 3
+//! both read a backslash that is not followed by a delimiter literally, so
+//! `web 01,env=prod "x"\y` arrives unchanged. Two inputs cannot be written
+//! faithfully and are altered instead of splitting or injecting a line:
+//! - `\n`, `\r` and `\t` (libvirt refuses newlines in names; InfluxDB 3 ends a
+//!   tag at a tab) are replaced by a space, which is then escaped;
+//! - a trailing backslash in a tag key or value is removed: both servers
+//!   refuse such a line (the backslash would escape the following delimiter).
+//!
+//! An empty tag value is left out (InfluxDB rejects `k=`). Integers carry the
+//! `i` suffix; values above `i64::MAX` are left out rather than wrapped. Floats
+//! always contain a `.` so the server types them as floats; NaN and ±inf are
+//! left out. Line timestamps are the sample's wall clock (`raw.wall_ns`).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
-use crate::model::VmSnapshot;
+use crate::model::{Derived, VmSnapshot};
 
-/// Tags every line carries besides the VM's own.
+/// Tag keys vmpulse sets itself; a static tag with one of these keys is ignored
+/// (a duplicate tag key makes the whole line invalid).
+const RESERVED_TAGS: [&str; 6] = ["host", "VMID", "name", "uuid", "devtype", "device"];
+
+/// Tags every line carries besides the VM's own, escaped once.
 #[derive(Debug, Clone)]
 pub struct EncodeCtx {
-    pub host: String,
-    pub tags: Vec<(String, String)>,
+    host: String,
+    tags: Vec<(String, String)>,
+    /// `,host=...,k=v` already escaped, shared by every line.
+    prefix: String,
 }
 
 impl EncodeCtx {
     pub fn new(host: &str, tags: &BTreeMap<String, String>) -> Self {
+        let tags: Vec<(String, String)> = tags
+            .iter()
+            .filter(|(k, _)| !RESERVED_TAGS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut prefix = String::new();
+        push_tag(&mut prefix, "host", host);
+        for (k, v) in &tags {
+            push_tag(&mut prefix, k, v);
+        }
         Self {
             host: host.to_string(),
-            tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            tags,
+            prefix,
         }
+    }
+
+    /// The `host` tag value.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Static tags actually written (reserved keys removed).
+    pub fn tags(&self) -> &[(String, String)] {
+        &self.tags
     }
 }
 
 /// Appends this VM's lines (`vm_metrics`, `vm_features`, `vm_devices`, `vm_totals`) to `out`.
+/// Lines carry no trailing newline.
 pub fn encode_vm(out: &mut Vec<String>, ctx: &EncodeCtx, vm: &VmSnapshot) {
-    let _ = (out, ctx, vm);
+    let mut buf = String::with_capacity(2048);
+    encode_vm_into(&mut buf, ctx, vm);
+    out.extend(buf.lines().map(str::to_owned));
+}
+
+/// Appends this VM's lines to one buffer, each terminated by `\n` (no line can
+/// contain a raw newline, see the module header). Faster when the caller
+/// wants one request body.
+pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
+    let raw = &vm.raw;
+    let mut tags = String::with_capacity(ctx.prefix.len() + 96);
+    tags.push_str(&ctx.prefix);
+    if let Some(id) = raw.id {
+        let _ = write!(tags, ",VMID={id}");
+    }
+    push_tag(&mut tags, "name", &raw.name);
+    push_tag(&mut tags, "uuid", &raw.uuid);
+    let ts = raw.wall_ns;
+    let active = raw.state.has_guest_counters();
+
+    // vm_metrics
+    let mut f = Fields::start(buf, "vm_metrics", &tags);
+    f.string("state", raw.state.as_str());
+    f.opt_int("cpu_count", raw.vcpus.map(u64::from));
+    f.opt_int("memory_max_kb", raw.max_mem_kib);
+    if active {
+        f.opt_int("memory_used_kb", vm.memory.map(|m| m.used_kb));
+        f.opt_int("cputime_ns", raw.cpu.map(|c| c.time_ns));
+    }
+    f.finish(ts);
+
+    if active {
+        if let Some(d) = &vm.derived {
+            encode_features(buf, &tags, vm, d, ts);
+        }
+        for nic in &raw.nics {
+            let mut dt = String::with_capacity(tags.len() + 32);
+            dt.push_str(&tags);
+            dt.push_str(",devtype=nic");
+            push_tag(&mut dt, "device", &nic.name);
+            let mut f = Fields::start(buf, "vm_devices", &dt);
+            f.int("rxbytes", nic.rx_bytes);
+            f.int("rxpackets", nic.rx_packets);
+            f.int("rxerrors", nic.rx_errors);
+            f.int("rxdrops", nic.rx_drops);
+            f.int("txbytes", nic.tx_bytes);
+            f.int("txpackets", nic.tx_packets);
+            f.int("txerrors", nic.tx_errors);
+            f.int("txdrops", nic.tx_drops);
+            f.finish(ts);
+        }
+        for disk in &raw.disks {
+            let mut dt = String::with_capacity(tags.len() + 32);
+            dt.push_str(&tags);
+            dt.push_str(",devtype=disk");
+            push_tag(&mut dt, "device", &disk.name);
+            let mut f = Fields::start(buf, "vm_devices", &dt);
+            f.int("rd_req", disk.rd_reqs);
+            f.int("rd_bytes", disk.rd_bytes);
+            f.int("wr_reqs", disk.wr_reqs);
+            f.int("wr_bytes", disk.wr_bytes);
+            f.opt_int("errors", disk.errors);
+            f.finish(ts);
+        }
+    }
+
+    encode_totals(buf, &tags, vm, active, ts);
+}
+
+fn encode_features(buf: &mut String, tags: &str, vm: &VmSnapshot, d: &Derived, ts: i64) {
+    let mut f = Fields::start(buf, "vm_features", tags);
+    f.float("memory_rate_kb_per_sec", d.memory_rate_kb_per_sec);
+    f.float("memory_angle_deg", d.memory_angle_deg);
+    f.opt_float("cpu_usage_percent", d.cpu_percent);
+    f.opt_float("memory_usage_percent", vm.memory.and_then(|m| m.percent));
+    f.opt_float("cpu_angle_deg", d.cpu_angle_deg);
+    f.opt_float("memory_percent_angle_deg", d.memory_percent_angle_deg);
+    f.float("disk_read_bytes_per_sec", d.disk_read.bytes_per_sec);
+    f.float("disk_write_bytes_per_sec", d.disk_write.bytes_per_sec);
+    f.float("disk_read_req_per_sec", d.disk_read.ops_per_sec);
+    f.float("disk_write_req_per_sec", d.disk_write.ops_per_sec);
+    f.float("net_rx_bytes_per_sec", d.net_rx.bytes_per_sec);
+    f.float("net_tx_bytes_per_sec", d.net_tx.bytes_per_sec);
+    f.float("net_rx_packets_per_sec", d.net_rx.ops_per_sec);
+    f.float("net_tx_packets_per_sec", d.net_tx.ops_per_sec);
+    f.float("disk_angle_deg", d.disk_angle_deg);
+    f.float("disk_read_angle_deg", d.disk_read_angle_deg);
+    f.float("disk_write_angle_deg", d.disk_write_angle_deg);
+    f.float("net_rx_angle_deg", d.net_rx_angle_deg);
+    f.float("net_tx_angle_deg", d.net_tx_angle_deg);
+    if let Some(m) = vm.memory {
+        f.string("memory_source", m.source.as_str());
+    }
+    f.finish(ts);
+}
+
+fn encode_totals(buf: &mut String, tags: &str, vm: &VmSnapshot, active: bool, ts: i64) {
+    let raw = &vm.raw;
+    let mut f = Fields::start(buf, "vm_totals", tags);
+    if active {
+        let nic_sum = |get: fn(&crate::model::NicStats) -> u64| {
+            raw.nics.iter().fold(0u64, |a, n| a.saturating_add(get(n)))
+        };
+        f.int("net_rxbytes", nic_sum(|n| n.rx_bytes));
+        f.int("net_rxpackets", nic_sum(|n| n.rx_packets));
+        f.int("net_rxerrors", nic_sum(|n| n.rx_errors));
+        f.int("net_rxdrops", nic_sum(|n| n.rx_drops));
+        f.int("net_txbytes", nic_sum(|n| n.tx_bytes));
+        f.int("net_txpackets", nic_sum(|n| n.tx_packets));
+        f.int("net_txerrors", nic_sum(|n| n.tx_errors));
+        f.int("net_txdrops", nic_sum(|n| n.tx_drops));
+        let disk_sum = |get: fn(&crate::model::DiskStats) -> u64| {
+            raw.disks.iter().fold(0u64, |a, d| a.saturating_add(get(d)))
+        };
+        f.int("disk_rd_req", disk_sum(|d| d.rd_reqs));
+        f.int("disk_rd_bytes", disk_sum(|d| d.rd_bytes));
+        f.int("disk_wr_reqs", disk_sum(|d| d.wr_reqs));
+        f.int("disk_wr_bytes", disk_sum(|d| d.wr_bytes));
+        // Only the per-domain call reports errors: sum what is known, omit when none is.
+        let errors = raw
+            .disks
+            .iter()
+            .filter_map(|d| d.errors)
+            .reduce(|a, b| a.saturating_add(b));
+        f.opt_int("disk_errors", errors);
+        let b = &raw.balloon;
+        f.opt_int("memactual", b.current_kib);
+        f.opt_int("memrss", b.rss_kib);
+        f.opt_int("memavailable", b.available_kib);
+        f.opt_int("memusable", b.usable_kib);
+        f.opt_int("memswap_in", b.swap_in_kib);
+        f.opt_int("memswap_out", b.swap_out_kib);
+        f.opt_int("memmajor_fault", b.major_fault);
+        f.opt_int("memminor_fault", b.minor_fault);
+        f.opt_int("memdisk_cache", b.disk_caches_kib);
+        f.opt_int("timeusr", raw.cpu.and_then(|c| c.user_ns));
+        f.opt_int("timesys", raw.cpu.and_then(|c| c.system_ns));
+        f.opt_int("cpus", raw.vcpus.map(u64::from));
+        f.opt_int("cputime", raw.cpu.map(|c| c.time_ns));
+    }
+    f.signed("state", i64::from(raw.state.code()));
+    f.finish(ts);
+}
+
+/// Builds one line's field set; the line is dropped if no field was written.
+struct Fields<'a> {
+    buf: &'a mut String,
+    line_start: usize,
+    n: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn start(buf: &'a mut String, measurement: &str, tags: &str) -> Self {
+        let line_start = buf.len();
+        push_escaped(buf, measurement, MEASUREMENT);
+        buf.push_str(tags);
+        buf.push(' ');
+        Self {
+            buf,
+            line_start,
+            n: 0,
+        }
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.n > 0 {
+            self.buf.push(',');
+        }
+        self.n += 1;
+        push_escaped(self.buf, key, KEY);
+        self.buf.push('=');
+    }
+
+    fn int(&mut self, key: &str, v: u64) {
+        if let Ok(v) = i64::try_from(v) {
+            self.signed(key, v);
+        }
+    }
+
+    fn opt_int(&mut self, key: &str, v: Option<u64>) {
+        if let Some(v) = v {
+            self.int(key, v);
+        }
+    }
+
+    fn signed(&mut self, key: &str, v: i64) {
+        self.key(key);
+        let _ = write!(self.buf, "{v}i");
+    }
+
+    fn float(&mut self, key: &str, v: f64) {
+        if !v.is_finite() {
+            return;
+        }
+        self.key(key);
+        push_float(self.buf, v);
+    }
+
+    fn opt_float(&mut self, key: &str, v: Option<f64>) {
+        if let Some(v) = v {
+            self.float(key, v);
+        }
+    }
+
+    fn string(&mut self, key: &str, v: &str) {
+        self.key(key);
+        self.buf.push('"');
+        for c in v.chars() {
+            match c {
+                '"' | '\\' => {
+                    self.buf.push('\\');
+                    self.buf.push(c);
+                }
+                '\n' | '\r' => self.buf.push(' '),
+                c => self.buf.push(c),
+            }
+        }
+        self.buf.push('"');
+    }
+
+    fn finish(self, ts: i64) {
+        if self.n == 0 {
+            self.buf.truncate(self.line_start);
+            return;
+        }
+        let _ = writeln!(self.buf, " {ts}");
+    }
+}
+
+/// Writes a finite float so that it always parses as a float: Rust's `Display`
+/// gives the shortest round-trip digits without an exponent; `1` becomes `1.0`.
+fn push_float(buf: &mut String, v: f64) {
+    let start = buf.len();
+    let _ = write!(buf, "{v}");
+    if !buf[start..].contains('.') {
+        buf.push_str(".0");
+    }
+}
+
+/// Which characters a backslash must precede.
+#[derive(Clone, Copy, PartialEq)]
+enum Escape {
+    Measurement,
+    Key,
+}
+const MEASUREMENT: Escape = Escape::Measurement;
+const KEY: Escape = Escape::Key;
+
+/// `,key=value` with key and value escaped; nothing when the value is empty.
+fn push_tag(buf: &mut String, key: &str, value: &str) {
+    let key = key.trim_end_matches('\\');
+    let value = value.trim_end_matches('\\');
+    if key.is_empty() || value.is_empty() {
+        return;
+    }
+    buf.push(',');
+    push_escaped(buf, key, KEY);
+    buf.push('=');
+    push_escaped(buf, value, KEY);
+}
+
+fn push_escaped(buf: &mut String, s: &str, kind: Escape) {
+    let needs = |b: u8| match b {
+        b',' | b' ' | b'\n' | b'\r' | b'\t' => true,
+        b'=' => kind == Escape::Key,
+        _ => false,
+    };
+    // Fast path: most names need no escaping.
+    if !s.bytes().any(needs) {
+        buf.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            ',' | ' ' => {
+                buf.push('\\');
+                buf.push(c);
+            }
+            '=' if kind == Escape::Key => buf.push_str("\\="),
+            '\n' | '\r' | '\t' => buf.push_str("\\ "),
+            c => buf.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use pretty_assertions::assert_eq;
+    use std::time::Instant;
+
+    fn ctx() -> EncodeCtx {
+        EncodeCtx::new("hv1", &BTreeMap::new())
+    }
+
+    fn raw(name: &str) -> RawDomain {
+        RawDomain {
+            uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
+            id: Some(7),
+            name: name.into(),
+            state: DomainState::Running,
+            state_reason: 1,
+            vcpus: Some(2),
+            max_mem_kib: Some(2_097_152),
+            cur_mem_kib: Some(2_097_152),
+            cpu: Some(CpuTimes {
+                time_ns: 5_000_000_000,
+                user_ns: Some(3_000_000_000),
+                system_ns: Some(1_000_000_000),
+            }),
+            balloon: BalloonStats {
+                current_kib: Some(2_097_152),
+                maximum_kib: Some(2_097_152),
+                swap_in_kib: Some(0),
+                swap_out_kib: Some(0),
+                major_fault: Some(12),
+                minor_fault: Some(3400),
+                unused_kib: Some(1_000_000),
+                available_kib: Some(2_000_000),
+                usable_kib: Some(1_500_000),
+                rss_kib: Some(600_000),
+                disk_caches_kib: Some(200_000),
+                last_update: Some(1),
+            },
+            vcpu_times_ns: vec![],
+            nics: vec![NicStats {
+                name: "tap-web0".into(),
+                rx_bytes: 1000,
+                rx_packets: 10,
+                rx_errors: 0,
+                rx_drops: 1,
+                tx_bytes: 2000,
+                tx_packets: 20,
+                tx_errors: 0,
+                tx_drops: 0,
+            }],
+            disks: vec![DiskStats {
+                name: "vda".into(),
+                path: Some("/var/lib/x.qcow2".into()),
+                rd_reqs: 5,
+                rd_bytes: 4096,
+                wr_reqs: 6,
+                wr_bytes: 8192,
+                fl_reqs: None,
+                errors: None,
+                allocation: None,
+                capacity: None,
+                physical: None,
+            }],
+            mono: Instant::now(),
+            wall_ns: 1_699_868_400_000_000_000,
+        }
+    }
+
+    fn derived() -> Derived {
+        Derived {
+            dt_secs: 2.0,
+            cpu_percent: Some(12.5),
+            cpu_angle_deg: None,
+            memory_percent_angle_deg: Some(-45.0),
+            memory_rate_kb_per_sec: 1024.0,
+            memory_angle_deg: 89.944,
+            disk_read: Throughput {
+                bytes_per_sec: 2048.0,
+                ops_per_sec: 0.5,
+            },
+            disk_write: Throughput {
+                bytes_per_sec: 0.0,
+                ops_per_sec: 0.0,
+            },
+            net_rx: Throughput {
+                bytes_per_sec: 100.25,
+                ops_per_sec: 1.0,
+            },
+            net_tx: Throughput {
+                bytes_per_sec: f64::NAN,
+                ops_per_sec: f64::INFINITY,
+            },
+            disk_angle_deg: 0.1,
+            disk_read_angle_deg: 0.1,
+            disk_write_angle_deg: 0.0,
+            net_rx_angle_deg: 0.00005,
+            net_tx_angle_deg: 0.0,
+            disks: vec![],
+            nics: vec![],
+            vcpu_percent: vec![],
+        }
+    }
+
+    fn vm(name: &str) -> VmSnapshot {
+        VmSnapshot {
+            raw: raw(name),
+            memory: Some(MemoryUse {
+                used_kb: 500_000,
+                source: MemSource::AvailableMinusUsable,
+                percent: Some(25.0),
+            }),
+            derived: Some(derived()),
+        }
+    }
+
+    fn lines(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<String> {
+        let mut out = Vec::new();
+        encode_vm(&mut out, ctx, vm);
+        out
+    }
+
+    #[test]
+    fn full_expected_lines_for_a_fixed_snapshot() {
+        let got = lines(&ctx(), &vm("web-1"));
+        let t = "host=hv1,VMID=7,name=web-1,uuid=550e8400-e29b-41d4-a716-446655440000";
+        let want = vec![
+            format!("vm_metrics,{t} state=\"running\",cpu_count=2i,memory_max_kb=2097152i,memory_used_kb=500000i,cputime_ns=5000000000i 1699868400000000000"),
+            format!("vm_features,{t} memory_rate_kb_per_sec=1024.0,memory_angle_deg=89.944,cpu_usage_percent=12.5,memory_usage_percent=25.0,memory_percent_angle_deg=-45.0,disk_read_bytes_per_sec=2048.0,disk_write_bytes_per_sec=0.0,disk_read_req_per_sec=0.5,disk_write_req_per_sec=0.0,net_rx_bytes_per_sec=100.25,net_rx_packets_per_sec=1.0,disk_angle_deg=0.1,disk_read_angle_deg=0.1,disk_write_angle_deg=0.0,net_rx_angle_deg=0.00005,net_tx_angle_deg=0.0,memory_source=\"available-usable\" 1699868400000000000"),
+            format!("vm_devices,{t},devtype=nic,device=tap-web0 rxbytes=1000i,rxpackets=10i,rxerrors=0i,rxdrops=1i,txbytes=2000i,txpackets=20i,txerrors=0i,txdrops=0i 1699868400000000000"),
+            format!("vm_devices,{t},devtype=disk,device=vda rd_req=5i,rd_bytes=4096i,wr_reqs=6i,wr_bytes=8192i 1699868400000000000"),
+            format!("vm_totals,{t} net_rxbytes=1000i,net_rxpackets=10i,net_rxerrors=0i,net_rxdrops=1i,net_txbytes=2000i,net_txpackets=20i,net_txerrors=0i,net_txdrops=0i,disk_rd_req=5i,disk_rd_bytes=4096i,disk_wr_reqs=6i,disk_wr_bytes=8192i,memactual=2097152i,memrss=600000i,memavailable=2000000i,memusable=1500000i,memswap_in=0i,memswap_out=0i,memmajor_fault=12i,memminor_fault=3400i,memdisk_cache=200000i,timeusr=3000000000i,timesys=1000000000i,cpus=2i,cputime=5000000000i,state=1i 1699868400000000000"),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn hostile_name_is_escaped_and_never_splits() {
+        let got = lines(&ctx(), &vm(r#"web 01,env=prod "x"\y"#));
+        assert_eq!(got.len(), 5);
+        for l in &got {
+            assert!(!l.contains('\n'));
+            assert!(
+                l.contains(r#",name=web\ 01\,env\=prod\ "x"\y,uuid="#),
+                "{l}"
+            );
+        }
+    }
+
+    #[test]
+    fn unicode_and_equals_in_tag_values() {
+        let mut c = BTreeMap::new();
+        c.insert("dc".to_string(), "zürich=1".to_string());
+        c.insert("empty".to_string(), String::new());
+        c.insert("name".to_string(), "ignored".to_string());
+        let ctx = EncodeCtx::new("hv ä", &c);
+        let got = lines(&ctx, &vm("日本語 vm"));
+        assert!(
+            got[0].starts_with(r"vm_metrics,host=hv\ ä,dc=zürich\=1,VMID=7,name=日本語\ vm,uuid="),
+            "{}",
+            got[0]
+        );
+        assert!(!got[0].contains("empty"));
+        assert!(!got[0].contains("ignored"));
+        assert_eq!(ctx.tags().len(), 2);
+    }
+
+    #[test]
+    fn trailing_backslash_and_control_chars_are_defused() {
+        let got = lines(&ctx(), &vm("a\\b\\"));
+        assert!(got[0].contains(",name=a\\b,uuid="), "{}", got[0]);
+        let got = lines(&ctx(), &vm("x\ny\rz\tw"));
+        assert!(got[0].contains(r",name=x\ y\ z\ w,uuid="), "{}", got[0]);
+        assert!(got.iter().all(|l| !l.contains('\n') && !l.contains('\r')));
+        // A name of only backslashes becomes empty and is left out.
+        let got = lines(&ctx(), &vm("\\\\"));
+        assert!(!got[0].contains("name="), "{}", got[0]);
+    }
+
+    #[test]
+    fn empty_tags_are_omitted_and_inactive_domains_get_state_only() {
+        let mut v = vm("");
+        v.raw.id = None;
+        v.raw.state = DomainState::Shutoff;
+        v.raw.nics.clear();
+        v.derived = None;
+        v.memory = None;
+        let got = lines(&ctx(), &v);
+        let t = "host=hv1,uuid=550e8400-e29b-41d4-a716-446655440000";
+        assert_eq!(
+            got,
+            vec![
+                format!("vm_metrics,{t} state=\"shutoff\",cpu_count=2i,memory_max_kb=2097152i 1699868400000000000"),
+                format!("vm_totals,{t} state=5i 1699868400000000000"),
+            ]
+        );
+    }
+
+    #[test]
+    fn inactive_domain_never_gets_features_or_devices_even_if_given() {
+        let mut v = vm("x");
+        v.raw.state = DomainState::Crashed;
+        let got = lines(&ctx(), &v);
+        assert_eq!(got.len(), 2);
+        assert!(!got[0].contains("cputime_ns"));
+        assert!(got[1].starts_with("vm_totals,") && got[1].contains(" state=6i "));
+    }
+
+    #[test]
+    fn floats_always_parse_as_floats() {
+        let mut s = String::new();
+        for v in [1.0, -0.0, 0.1, 1e21, 1e-7, -3.5, 123456789.0] {
+            s.clear();
+            push_float(&mut s, v);
+            assert!(s.contains('.'), "{s}");
+            assert!(!s.contains('e'), "{s}");
+            assert_eq!(s.parse::<f64>().ok(), Some(v));
+        }
+    }
+
+    #[test]
+    fn string_fields_escape_quotes_and_backslashes() {
+        let mut buf = String::new();
+        let mut f = Fields::start(&mut buf, "m", "");
+        f.string("s", "a\"b\\c\nd");
+        f.finish(1);
+        assert_eq!(buf, "m s=\"a\\\"b\\\\c d\" 1\n");
+    }
+
+    #[test]
+    fn huge_integers_and_missing_values_are_left_out() {
+        let mut buf = String::new();
+        let mut f = Fields::start(&mut buf, "m a", ",t=1");
+        f.int("big", u64::MAX);
+        f.int("k,e y=", 3);
+        f.opt_int("none", None);
+        f.finish(5);
+        assert_eq!(buf, "m\\ a,t=1 k\\,e\\ y\\==3i 5\n");
+        // No field at all: no line.
+        let mut buf = String::new();
+        let f = Fields::start(&mut buf, "m", "");
+        f.finish(5);
+        assert_eq!(buf, "");
+    }
+
+    #[test]
+    fn disk_errors_summed_when_known() {
+        let mut v = vm("x");
+        v.raw.disks[0].errors = Some(2);
+        let mut d2 = v.raw.disks[0].clone();
+        d2.name = "vdb".into();
+        d2.errors = None;
+        v.raw.disks.push(d2);
+        let got = lines(&ctx(), &v);
+        let totals = got.last().cloned().unwrap_or_default();
+        assert!(totals.contains(",disk_errors=2i,"), "{totals}");
+        assert!(totals.contains(",disk_rd_req=10i,"), "{totals}");
+        assert!(got.iter().any(|l| l
+            .contains("device=vda rd_req=5i,rd_bytes=4096i,wr_reqs=6i,wr_bytes=8192i,errors=2i ")));
+    }
+
+    #[test]
+    fn encode_into_matches_encode_vm() {
+        let v = vm(r#"web 01,env=prod "x"\y"#);
+        let mut buf = String::new();
+        encode_vm_into(&mut buf, &ctx(), &v);
+        let joined: String = lines(&ctx(), &v).iter().map(|l| format!("{l}\n")).collect();
+        assert_eq!(buf, joined);
+    }
 }
