@@ -1,6 +1,8 @@
 //! Logging for headless mode: `tracing` to stderr, filtered by `VMPULSE_LOG`
 //! (or `RUST_LOG`), default `info`. The TUI installs its own subscriber (`ui::init_logging`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init_stderr() {
@@ -13,5 +15,6 @@ pub fn init_stderr() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .try_init();
 }
