@@ -413,10 +413,25 @@ cmd_up() {
     for ((i = 1; i <= n; i++)); do echo "guest: $(guest_name "$i")"; done
 }
 
+# Pids of QEMU processes booted from the lab's kernel (ours, whatever libvirt says).
+lab_qemu_pids() {
+    local p
+    for p in $(pgrep -f qemu-system-x86_64 || true); do
+        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "-kernel $LAB_DIR/boot/vmlinuz" && echo "$p"
+    done
+    return 0
+}
+
 cmd_down() {
-    local name
+    local name names=() p i
+    # Guests still running but libvirtd gone (killed, crashed): bring it back so it
+    # tears them down properly (it reattaches to running QEMU processes).
+    if ! libvirt_answers && [[ -n $(lab_qemu_pids) ]]; then start_daemons; fi
     if libvirt_answers; then
-        while IFS= read -r name; do remove_guest "$name"; done < <(lab_domains)
+        while IFS= read -r name; do names+=("$name"); done < <(lab_domains)
+        # In parallel: each destroy waits for QEMU to exit (~2 s under TCG).
+        for name in "${names[@]}"; do remove_guest "$name" & done
+        wait
         if v net-info "$NET_NAME" >/dev/null 2>&1; then
             say "removing network $NET_NAME"
             v net-destroy "$NET_NAME" >/dev/null 2>&1 || true
@@ -425,6 +440,16 @@ cmd_down() {
     fi
     stop_daemon libvirtd
     stop_daemon virtlogd
+    # Last resort: QEMU processes of lab guests that outlived libvirt, by pid.
+    for p in $(lab_qemu_pids); do
+        say "QEMU pid $p of a lab guest outlived libvirtd: SIGTERM"
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for ((i = 0; i < 50; i++)); do
+        [[ -z $(lab_qemu_pids) ]] && break
+        sleep 0.2
+    done
+    for p in $(lab_qemu_pids); do kill -KILL "$p" 2>/dev/null || true; done
     say "down (cached kernel/initramfs kept in $LAB_DIR/boot)"
 }
 
