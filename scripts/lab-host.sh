@@ -58,6 +58,11 @@ xml_escape() { # sed, not ${s//...}: bash 5.2 expands '&' in replacements
     printf '%s' "$1" | sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' \
         -e 's/"/\&quot;/g' -e "s/'/\\&apos;/g"
 }
+first_match() { # first existing path among the (glob-expanded) arguments
+    local f
+    for f in "$@"; do [[ -e $f ]] && { printf '%s' "$f"; return 0; }; done
+    return 1
+}
 pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 
 # ---------------------------------------------------------------- packages
@@ -78,10 +83,10 @@ ensure_packages() {
         missing=("${missing[@]/qemu-utils/}")
         missing+=("qemu-utils=$qsys")
     fi
-    local m=()
-    for p in "${missing[@]}"; do [[ -n $p ]] && m+=("$p"); done
-    ((${#m[@]})) || return 0
-    say "installing: ${m[*]}"
+    local todo=()
+    for p in "${missing[@]}"; do [[ -n $p ]] && todo+=("$p"); done
+    ((${#todo[@]})) || return 0
+    say "installing: ${todo[*]}"
     # Maintainer scripts must not try to start services (no systemd here).
     local own_policy=0
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
@@ -90,9 +95,9 @@ ensure_packages() {
         own_policy=1
     fi
     local rc=0
-    apt_install "${m[@]}" || rc=$?
+    apt_install "${todo[@]}" || rc=$?
     ((own_policy)) && rm -f /usr/sbin/policy-rc.d
-    ((rc == 0)) || die "apt-get install ${m[*]} failed (rc $rc)"
+    ((rc == 0)) || die "apt-get install ${todo[*]} failed (rc $rc)"
 }
 
 apt_install() {
@@ -175,17 +180,17 @@ download_debs() { # into $LAB_DIR/cache
     local c=$LAB_DIR/cache
     mkdir -p "$c"
     chown _apt "$c" 2>/dev/null || true # apt-get download warns otherwise
-    if ! ls "$c"/linux-image-*-cloud-amd64_*.deb >/dev/null 2>&1; then
+    if ! first_match "$c"/linux-image-*-cloud-amd64_*.deb >/dev/null; then
         (cd "$c" && timeout 300 apt-get download -q linux-image-cloud-amd64 >&2) ||
             { timeout 300 apt-get update -q >&2 && (cd "$c" && timeout 300 apt-get download -q linux-image-cloud-amd64 >&2); }
         local meta real
-        meta=$(ls "$c"/linux-image-cloud-amd64_*.deb | head -n1)
+        meta=$(first_match "$c"/linux-image-cloud-amd64_*.deb) || die "apt-get download linux-image-cloud-amd64 failed"
         real=$(dpkg-deb -f "$meta" Depends | tr ',' '\n' | grep -o 'linux-image-[^ ]*-cloud-amd64' | head -n1)
         [[ -n $real ]] || die "cannot tell the kernel package from $meta"
         (cd "$c" && timeout 300 apt-get download -q "$real" >&2)
         rm -f "$meta"
     fi
-    if ! ls "$c"/busybox-static_*.deb >/dev/null 2>&1; then
+    if ! first_match "$c"/busybox-static_*.deb >/dev/null; then
         (cd "$c" && timeout 300 apt-get download -q busybox-static >&2)
     fi
 }
@@ -223,10 +228,13 @@ build_boot_files() {
     work=$(mktemp -d "$LAB_DIR/build.XXXXXX")
     local x=$work/x
     mkdir -p "$x"
-    dpkg-deb -x "$(ls "$LAB_DIR"/cache/linux-image-*-cloud-amd64_*.deb | head -n1)" "$x"
-    dpkg-deb -x "$(ls "$LAB_DIR"/cache/busybox-static_*.deb | head -n1)" "$x"
-    local kdir
-    kdir=$(ls -d "$x"/lib/modules/* | head -n1)
+    local kdeb bdeb kdir vmlinuz
+    kdeb=$(first_match "$LAB_DIR"/cache/linux-image-*-cloud-amd64_*.deb) || die "no kernel .deb in $LAB_DIR/cache"
+    bdeb=$(first_match "$LAB_DIR"/cache/busybox-static_*.deb) || die "no busybox-static .deb in $LAB_DIR/cache"
+    dpkg-deb -x "$kdeb" "$x"
+    dpkg-deb -x "$bdeb" "$x"
+    kdir=$(first_match "$x"/lib/modules/*) || die "no lib/modules in $kdeb"
+    vmlinuz=$(first_match "$x"/boot/vmlinuz-*) || die "no boot/vmlinuz-* in $kdeb"
     INITRD_ROOT=$work/root
     mkdir -p "$INITRD_ROOT"/{bin,dev,proc,sys,tmp,mnt,etc,lib/modules}
     cp "$x/bin/busybox" "$INITRD_ROOT/bin/busybox"
@@ -237,7 +245,7 @@ build_boot_files() {
     printf '%s\n' "${LOAD_ORDER[@]}" >"$INITRD_ROOT/lib/modules/load-order"
     mkdir -p "$boot"
     (cd "$INITRD_ROOT" && find . | cpio -o -H newc --quiet | gzip -6) >"$boot/initrd.gz.new"
-    cp "$(ls "$x"/boot/vmlinuz-* | head -n1)" "$boot/vmlinuz.new"
+    cp "$vmlinuz" "$boot/vmlinuz.new"
     mv "$boot/initrd.gz.new" "$boot/initrd.gz"
     mv "$boot/vmlinuz.new" "$boot/vmlinuz"
     chmod 0644 "$boot/initrd.gz" "$boot/vmlinuz"
@@ -346,9 +354,19 @@ ensure_guest() { # index
     done
     guest_xml "$i" >"$xml.new"
     if domain_defined "$name"; then
-        if cmp -s "$xml.new" "$xml" && [[ $(domain_state "$name") == running ]]; then
-            rm -f "$xml.new"
-            return 0
+        if cmp -s "$xml.new" "$xml"; then
+            case $(domain_state "$name") in
+            running)
+                rm -f "$xml.new"
+                return 0
+                ;;
+            paused)
+                say "resuming guest '$name'"
+                v resume -- "$name" >/dev/null
+                rm -f "$xml.new"
+                return 0
+                ;;
+            esac
         fi
         remove_guest "$name"
     fi
@@ -396,7 +414,7 @@ wait_guests() {
 # ---------------------------------------------------------------- commands
 cmd_up() {
     local n=${1:-3} t0=$SECONDS i name idx
-    [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= MAX_GUESTS)) || die "N must be 1..$MAX_GUESTS, got '$n'"
+    if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 1 || n > MAX_GUESTS)); then die "N must be 1..$MAX_GUESTS, got '$n'"; fi
     ensure_packages
     start_daemons
     build_boot_files

@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the vmpulse lab guests (PID 1 inside a busybox initramfs; no OS image).
 #
 # Built into the initramfs by scripts/lab-host.sh. It loads the virtio modules,
@@ -29,6 +30,7 @@ while read -r m; do
 done < /lib/modules/load-order
 
 name=lab; host=; ips=
+# shellcheck disable=SC2013 # the command line is words, not lines
 for kv in $(cat /proc/cmdline); do
     case "$kv" in
         lab.name=*) name=${kv#lab.name=} ;;
@@ -45,19 +47,28 @@ chmod +x /etc/acpi/power
 echo "PWRF power" > /etc/acpid.conf
 acpid -c /etc/acpi -a /etc/acpid.conf -l /var/log/acpid.log 2>/dev/null
 
+# `virsh inject-nmi` panics the guest; with the pvpanic device and on_crash=preserve
+# libvirt then reports state 6 "crashed (panicked)" (state handling can be tested).
+echo 1 > /proc/sys/kernel/unknown_nmi_panic
+
 # Several NICs share one subnet: answer ARP only on the NIC that owns the address,
 # so each NIC receives its own ping replies.
 echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore
 echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce
 ip link set lo up
 
+count() { # number of existing paths among the glob-expanded arguments
+    c=0
+    for f in "$@"; do [ -e "$f" ] && c=$((c + 1)); done
+    echo "$c"
+}
+
 # Devices appear asynchronously after insmod: wait (bounded) for them.
 nics=
 want=$(echo "$ips" | tr ',' ' ' | wc -w)
 i=0
 while [ "$i" -lt 50 ]; do
-    n=$(ls /sys/class/net | grep -c '^eth')
-    [ "$n" -ge "$want" ] && ls /sys/block | grep -q '^vd' && break
+    [ "$(count /sys/class/net/eth*)" -ge "$want" ] && [ "$(count /sys/block/vd*)" -ge 1 ] && break
     sleep 0.2
     i=$((i + 1))
 done
@@ -67,10 +78,11 @@ for addr in $(echo "$ips" | tr ',' ' '); do
     ip addr add "$addr" dev "$dev" && ip link set "$dev" up && nics="$nics $dev"
     i=$((i + 1))
 done
-disks=$(ls /sys/block | grep '^vd')
+disks=
+for d in /sys/block/vd*; do [ -e "$d" ] && disks="$disks ${d##*/}"; done
 
 mount -t tmpfs -o size=80m tmpfs /mnt/fill
-log "up: name=$name host=$host nics=[$nics ] disks=[$(echo $disks)]"
+log "up: name=$name host=$host nics=[$nics ] disks=[$disks ]"
 
 n=0
 while true; do
