@@ -1,0 +1,344 @@
+//! Real guests end to end: `scripts/lab-host.sh up 2` starts libvirtd and two small
+//! TCG guests whose workload moves CPU, memory, disk and network (one of them has a
+//! hostile name); the real `vmpulse --no-ui` samples them for ~25 s into a real
+//! influxd; InfluxQL then proves every metric moved for both guests and that the
+//! device series carry the real device names. Needs root (starts libvirtd).
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const URI: &str = "qemu:///system";
+const RUN_FOR: Duration = Duration::from_secs(25);
+
+/// The lab is torn down when this guard drops, whether the test passed or panicked.
+struct Lab {
+    script: PathBuf,
+}
+
+impl Lab {
+    /// Runs `lab-host.sh up N` (bounded) and returns the guard and the guest names.
+    fn up(n: u32) -> (Lab, Vec<String>) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab-host.sh");
+        let lab = Lab {
+            script: script.clone(),
+        };
+        // stdout carries the result; the script's progress goes to our stderr. Its
+        // daemons never hold this pipe (the script redirects their stdio), so
+        // `output()` returns when the script does. `timeout` bounds the whole run.
+        let out = Command::new("timeout")
+            .arg("900")
+            .arg("bash")
+            .arg(&script)
+            .arg("up")
+            .arg(n.to_string())
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/lab-host.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "lab-host.sh up {n} failed ({}); stdout:\n{stdout}",
+            out.status
+        );
+        let guests: Vec<String> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("guest: "))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(guests.len(), n as usize, "guest lines in:\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l == format!("uri: {URI}")),
+            "uri line in:\n{stdout}"
+        );
+        (lab, guests)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let status = Command::new("timeout")
+            .arg("300")
+            .arg("bash")
+            .arg(&self.script)
+            .arg("down")
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("lab-host.sh down failed: {status:?}");
+        }
+    }
+}
+
+/// The vmpulse process; killed if the test panics before it was stopped.
+struct Vmpulse {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Vmpulse {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails (with the log) if vmpulse exited on its own before `until`.
+    fn keep_running_until(&mut self, until: Instant) {
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().expect("try_wait vmpulse") {
+                panic!(
+                    "vmpulse exited on its own ({status}) before SIGTERM; its stderr:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM, then a bounded wait (the flush timeout is 10 s by default).
+    fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: plain kill(2) on our own child's pid, which has not been reaped yet.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM) vmpulse");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait vmpulse") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "vmpulse did not exit within 30 s of SIGTERM; its stderr:\n{}",
+            self.log_text()
+        );
+    }
+}
+
+impl Drop for Vmpulse {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// InfluxQL string literal: single quotes, with `\` and `'` escaped.
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// First value of the first series (None when the query matched nothing).
+fn scalar(influx: &common::InfluxD, db: &str, q: &str) -> Option<f64> {
+    let v = influx.query(db, q);
+    assert!(
+        v["results"][0]["error"].is_null(),
+        "query '{q}' answered an error: {v}"
+    );
+    v["results"][0]["series"][0]["values"][0][1].as_f64()
+}
+
+/// Values of tag `key` over the series of a GROUP BY query.
+fn group_tags(influx: &common::InfluxD, db: &str, q: &str, key: &str) -> BTreeSet<String> {
+    let v = influx.query(db, q);
+    v["results"][0]["series"]
+        .as_array()
+        .map(|series| {
+            series
+                .iter()
+                .filter_map(|s| s["tags"][key].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Real NIC and disk names per guest from `virsh domstats --raw` (tap names change
+/// at every guest start, so they are read, never assumed).
+fn real_devices(guests: &[String]) -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "60",
+        "virsh",
+        "-c",
+        URI,
+        "domstats",
+        "--raw",
+        "--interface",
+        "--block",
+        "--",
+    ]);
+    cmd.args(guests);
+    let out = cmd.output().expect("run virsh domstats");
+    assert!(
+        out.status.success(),
+        "virsh domstats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut map: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Domain: '") {
+            current = rest.strip_suffix('\'').map(str::to_owned);
+            continue;
+        }
+        let (Some(dom), Some((key, value))) = (&current, line.trim().split_once('=')) else {
+            continue;
+        };
+        let entry = map.entry(dom.clone()).or_default();
+        if key.starts_with("net.") && key.ends_with(".name") {
+            entry.0.insert(value.to_owned());
+        } else if key.starts_with("block.") && key.ends_with(".name") {
+            entry.1.insert(value.to_owned());
+        }
+    }
+    map
+}
+
+#[test]
+fn vmpulse_sees_cpu_memory_disk_and_network_move_in_real_guests() {
+    let (_lab, guests) = Lab::up(2);
+    let devices = real_devices(&guests);
+    for g in &guests {
+        let (nics, disks) = devices.get(g).cloned().unwrap_or_default();
+        assert!(
+            !nics.is_empty() && !disks.is_empty(),
+            "guest '{g}' has NICs and disks in domstats: {devices:?}"
+        );
+    }
+
+    let influx = common::InfluxD::start();
+    let db = "realguests";
+    influx.create_db(db);
+
+    let logdir = tempfile::tempdir().expect("temp dir");
+    let log = logdir.path().join("vmpulse.stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+        .args([
+            "--no-ui",
+            "--connect",
+            URI,
+            "--influx-url",
+            &influx.url,
+            "--influx-api",
+            "v1",
+            "--influx-db",
+            db,
+            "--poll-interval",
+            "1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).expect("vmpulse log file"))
+        .spawn()
+        .expect("start vmpulse");
+    let mut vmpulse = Vmpulse { child, log };
+    vmpulse.keep_running_until(Instant::now() + RUN_FOR);
+    let status = vmpulse.terminate();
+    let log_text = vmpulse.log_text();
+    assert!(
+        status.success(),
+        "vmpulse exit status {status}; its stderr:\n{log_text}"
+    );
+
+    let mut failures = Vec::new();
+    for g in &guests {
+        let name = lit(g);
+        let max = |field: &str, m: &str| {
+            scalar(
+                &influx,
+                db,
+                &format!("SELECT MAX(\"{field}\") FROM \"{m}\" WHERE \"name\" = {name}"),
+            )
+            .unwrap_or(0.0)
+        };
+
+        let cpu = max("cpu_usage_percent", "vm_features");
+        if cpu <= 0.0 {
+            failures.push(format!("'{g}': max cpu_usage_percent = {cpu}, want > 0"));
+        }
+
+        let nonzero_mem_rate = scalar(
+            &influx,
+            db,
+            &format!(
+                "SELECT COUNT(\"memory_rate_kb_per_sec\") FROM \"vm_features\" \
+                 WHERE \"name\" = {name} AND \"memory_rate_kb_per_sec\" != 0"
+            ),
+        )
+        .unwrap_or(0.0);
+        let distinct_used = scalar(
+            &influx,
+            db,
+            &format!(
+                "SELECT COUNT(DISTINCT(\"memory_used_kb\")) FROM \"vm_metrics\" WHERE \"name\" = {name}"
+            ),
+        )
+        .unwrap_or(0.0);
+        if nonzero_mem_rate < 1.0 && distinct_used < 2.0 {
+            failures.push(format!(
+                "'{g}': memory does not move (nonzero memory_rate_kb_per_sec: {nonzero_mem_rate}, \
+                 distinct memory_used_kb: {distinct_used})"
+            ));
+        }
+
+        let disk_w = max("disk_write_bytes_per_sec", "vm_features");
+        let disk_r = max("disk_read_bytes_per_sec", "vm_features");
+        if disk_w <= 0.0 && disk_r <= 0.0 {
+            failures.push(format!(
+                "'{g}': disk does not move (max disk_write_bytes_per_sec {disk_w}, \
+                 max disk_read_bytes_per_sec {disk_r})"
+            ));
+        }
+
+        let net_rx = max("net_rx_bytes_per_sec", "vm_features");
+        let net_tx = max("net_tx_bytes_per_sec", "vm_features");
+        if net_rx <= 0.0 && net_tx <= 0.0 {
+            failures.push(format!(
+                "'{g}': network does not move (max net_rx_bytes_per_sec {net_rx}, \
+                 max net_tx_bytes_per_sec {net_tx})"
+            ));
+        }
+
+        let (want_nics, want_disks) = devices.get(g).cloned().unwrap_or_default();
+        let nics = group_tags(
+            &influx,
+            db,
+            &format!(
+                "SELECT COUNT(\"rxbytes\") FROM \"vm_devices\" \
+                 WHERE \"name\" = {name} AND \"devtype\" = 'nic' GROUP BY \"device\""
+            ),
+            "device",
+        );
+        let disks = group_tags(
+            &influx,
+            db,
+            &format!(
+                "SELECT COUNT(\"wr_bytes\") FROM \"vm_devices\" \
+                 WHERE \"name\" = {name} AND \"devtype\" = 'disk' GROUP BY \"device\""
+            ),
+            "device",
+        );
+        if !want_nics.is_subset(&nics) {
+            failures.push(format!(
+                "'{g}': vm_devices nic series {nics:?}, want the real NICs {want_nics:?}"
+            ));
+        }
+        if !want_disks.is_subset(&disks) {
+            failures.push(format!(
+                "'{g}': vm_devices disk series {disks:?}, want the real disks {want_disks:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "real-guest checks failed:\n  {}\nvmpulse stderr:\n{log_text}",
+        failures.join("\n  ")
+    );
+}
