@@ -42,6 +42,8 @@ pub const OFF_HINT: &str = "set INFLUX_URL or --influx-url (or --output FILE|-) 
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 /// Rejected lines logged per response.
 const LOG_REJECTED_LINES: usize = 3;
+/// Responses with rejections logged at warn level (later ones at debug).
+const LOG_REJECTED_RESPONSES: u64 = 10;
 /// Repeated "queue full" warnings are at most this frequent.
 const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -277,6 +279,7 @@ impl WriterHandle {
             batch_started: None,
             flushers: Vec::new(),
             shutdown: None,
+            rejections_logged: 0,
         };
         runtime.spawn(task.run(ctrl_rx));
         Ok(Self {
@@ -519,11 +522,7 @@ impl HttpTarget {
             .map(str::to_string);
         match resp.bytes().await {
             Ok(bytes) => retry::classify(status, retry_after.as_deref(), &bytes, SystemTime::now()),
-            // The status alone still decides, unless it was a success we cannot trust.
-            Err(e) if (200..300).contains(&status) => {
-                let _ = e;
-                Outcome::Done
-            }
+            // The status alone decides when the body cannot be read.
             Err(_) => retry::classify(status, retry_after.as_deref(), b"", SystemTime::now()),
         }
     }
@@ -639,6 +638,7 @@ struct Task {
     batch_started: Option<Instant>,
     flushers: Vec<(Instant, oneshot::Sender<usize>)>,
     shutdown: Option<(Instant, oneshot::Sender<WriterStats>)>,
+    rejections_logged: u64,
 }
 
 impl Task {
@@ -820,13 +820,25 @@ impl Task {
                     .fetch_add(rejected as u64, Ordering::Relaxed);
                 sh.lines_written
                     .fetch_add((n - rejected) as u64, Ordering::Relaxed);
-                tracing::warn!("InfluxDB rejected {rejected} of {n} lines: {message}");
-                if details.is_empty() {
-                    for l in lines.iter().take(LOG_REJECTED_LINES.min(rejected)) {
-                        tracing::warn!("  rejected batch line: {l}");
+                // A schema conflict can reject every batch: warn about the
+                // first few responses, then only at debug level.
+                self.rejections_logged += 1;
+                if self.rejections_logged > LOG_REJECTED_RESPONSES {
+                    tracing::debug!("InfluxDB rejected {rejected} of {n} lines: {message}");
+                } else {
+                    tracing::warn!("InfluxDB rejected {rejected} of {n} lines: {message}");
+                    if details.is_empty() {
+                        for l in lines.iter().take(LOG_REJECTED_LINES.min(rejected)) {
+                            tracing::warn!("  rejected batch line: {l}");
+                        }
                     }
                 }
-                for d in details.iter().take(LOG_REJECTED_LINES) {
+                let shown = if self.rejections_logged > LOG_REJECTED_RESPONSES {
+                    0
+                } else {
+                    LOG_REJECTED_LINES
+                };
+                for d in details.iter().take(shown) {
                     let no = d.line_number.map(|n| format!(" {n}")).unwrap_or_default();
                     tracing::warn!(
                         "  rejected line{no}: {} ({})",
@@ -908,7 +920,7 @@ impl Task {
     }
 
     fn set_ok(&mut self, error: Option<String>) {
-        self.retry_at = None;
+        // `retry_at` stays: a late success must not cancel another response's Retry-After.
         let mut st = lock(&self.shared.status);
         st.last_write_ok = Some(SystemTime::now());
         let ok = match &self.sink {
