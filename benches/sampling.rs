@@ -1,1 +1,184 @@
-fn main() {}
+//! Sampling time per cycle, next to `virsh domstats` on the same domains.
+//!
+//! `cargo bench --bench sampling [-- CYCLES]` generates a test-driver host with
+//! 100 domains (2 NICs, 2 disks each) and times `LibvirtSource::sample` over
+//! CYCLES cycles (default 50), then `virsh -c URI domstats` as often.
+//! `VMPULSE_BENCH_URI=qemu:///system cargo bench --bench sampling` (or
+//! `-- --uri URI`) measures an existing hypervisor the same way instead.
+//! `VMPULSE_BENCH_DOMAINS=N` changes the generated domain count.
+
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vmpulse::collector::source::LibvirtSource;
+
+/// A `<node>` for libvirt's test driver with `n` running domains.
+fn testdriver_xml(n: usize) -> String {
+    let mut x = String::from("<node>\n");
+    for i in 0..n {
+        let _ = write!(
+            x,
+            "  <domain type='test'>\n    <name>bench-{i:03}</name>\n    \
+             <uuid>00000000-0000-4000-8000-{i:012}</uuid>\n    \
+             <memory unit='KiB'>{mem}</memory>\n    <vcpu>{vcpu}</vcpu>\n    \
+             <os><type>hvm</type></os>\n    <devices>\n",
+            mem = 262_144 * (1 + i % 4),
+            vcpu = 1 + i % 4,
+        );
+        for d in ["vda", "vdb"] {
+            let _ = writeln!(
+                x,
+                "      <disk type='file' device='disk'><source file='/img/bench-{i:03}-{d}.img'/>\
+                 <target dev='{d}' bus='virtio'/></disk>"
+            );
+        }
+        for k in 0..2 {
+            let _ = writeln!(
+                x,
+                "      <interface type='network'><mac address='52:54:00:{:02x}:{:02x}:{k:02x}'/>\
+                 <source network='default'/><target dev='tap-b{i}-{k}'/></interface>",
+                i / 256,
+                i % 256
+            );
+        }
+        x.push_str("    </devices>\n  </domain>\n");
+    }
+    x.push_str("</node>\n");
+    x
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// (median, p90, max) in ms.
+fn summary(mut v: Vec<Duration>) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    v.sort();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (ms(at(0.5)), ms(at(0.9)), ms(at(1.0)))
+}
+
+fn print_row(label: &str, v: Vec<Duration>) {
+    let n = v.len();
+    let (med, p90, max) = summary(v);
+    println!("{label:<44} n={n:<4} median {med:>8.2} ms   p90 {p90:>8.2} ms   max {max:>8.2} ms");
+}
+
+fn main() {
+    let mut cycles: usize = 50;
+    let mut uri = std::env::var("VMPULSE_BENCH_URI").ok();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--uri" {
+            uri = args.next();
+        } else if let Ok(n) = a.parse::<usize>() {
+            cycles = n.max(1);
+        }
+        // Everything else (`--bench` from cargo) is ignored.
+    }
+    let n_domains: usize = std::env::var("VMPULSE_BENCH_DOMAINS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+
+    let _tmp; // keeps the generated XML alive for the whole run
+    let uri = match uri {
+        Some(u) => u,
+        None => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("bench-host.xml");
+            std::fs::write(&path, testdriver_xml(n_domains)).expect("write XML");
+            _tmp = dir;
+            format!("test://{}", path.display())
+        }
+    };
+    println!("sampling benchmark: {uri}, {cycles} cycles");
+
+    let t = Instant::now();
+    let mut src = LibvirtSource::open(&uri, Duration::from_secs(300)).expect("open libvirt");
+    println!("open: {:.2} ms", ms(t.elapsed()));
+
+    let mut times = Vec::with_capacity(cycles);
+    let mut first = None;
+    let mut doms = 0;
+    let mut devices = 0;
+    let mut skipped = 0;
+    let mut used_bulk = false;
+    for i in 0..=cycles {
+        let t = Instant::now();
+        let s = src
+            .sample(Instant::now() + Duration::from_secs(10))
+            .expect("sample");
+        let d = t.elapsed();
+        if i == 0 {
+            // Cold: device names are read from XML here, then cached.
+            first = Some(d);
+            doms = s.domains.len();
+            devices = s.domains.iter().map(|d| d.nics.len() + d.disks.len()).sum();
+            used_bulk = s.used_bulk;
+        } else {
+            times.push(d);
+        }
+        skipped += s.skipped.len();
+    }
+    println!("domains {doms}, devices {devices}, used_bulk {used_bulk}, skipped total {skipped}");
+    if let Some(f) = first {
+        println!("LibvirtSource::sample, first (cold) cycle: {:.2} ms", ms(f));
+    }
+    print_row("LibvirtSource::sample (warm)", times);
+
+    let mut virsh = Vec::with_capacity(cycles);
+    for _ in 0..cycles {
+        let t = Instant::now();
+        let st = Command::new("virsh")
+            .args(["-c", &uri, "domstats"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        match st {
+            Ok(s) if s.success() => virsh.push(t.elapsed()),
+            Ok(s) => {
+                println!("virsh domstats failed: {s}");
+                break;
+            }
+            Err(e) => {
+                println!("virsh not runnable: {e}");
+                break;
+            }
+        }
+    }
+    print_row("virsh domstats (process incl. connect)", virsh);
+    print_row(
+        "virsh domstats (in-session, virsh -t)",
+        virsh_in_session(&uri, cycles),
+    );
+}
+
+/// Per-call time of `domstats` inside one virsh session (one connection),
+/// read from `virsh -t`'s `(Time: X ms)` lines: the libvirt call without
+/// process start-up and connect.
+fn virsh_in_session(uri: &str, cycles: usize) -> Vec<Duration> {
+    let script = vec!["domstats"; cycles].join("; ");
+    let out = match Command::new("virsh")
+        .args(["-t", "-c", uri, &script])
+        .stderr(Stdio::null())
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            println!("virsh not runnable: {e}");
+            return Vec::new();
+        }
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("(Time: "))
+        .filter_map(|l| l.strip_suffix(" ms)"))
+        .filter_map(|v| v.parse::<f64>().ok())
+        .map(|v| Duration::from_secs_f64(v / 1000.0))
+        .collect()
+}

@@ -127,7 +127,8 @@ pub fn all_domain_stats(
     let mut raw: *mut virt_sys::virDomainStatsRecordPtr = ptr::null_mut();
     // SAFETY: conn holds a live connection reference; `raw` receives a
     // NULL-terminated array that RecordList frees.
-    let n = unsafe { virt_sys::virConnectGetAllDomainStats(conn.as_ptr(), groups, &mut raw, flags) };
+    let n =
+        unsafe { virt_sys::virConnectGetAllDomainStats(conn.as_ptr(), groups, &mut raw, flags) };
     let list = RecordList(raw);
     if n < 0 {
         return Err(Error::last_error());
@@ -169,9 +170,7 @@ pub fn all_domain_stats(
 ///
 /// # Safety
 /// `dom` must be null or a valid domain pointer.
-unsafe fn own_domain(
-    dom: virt_sys::virDomainPtr,
-) -> Option<(Domain, String, String, Option<u32>)> {
+unsafe fn own_domain(dom: virt_sys::virDomainPtr) -> Option<(Domain, String, String, Option<u32>)> {
     if dom.is_null() || virt_sys::virDomainRef(dom) < 0 {
         return None;
     }
@@ -251,7 +250,7 @@ pub struct BulkStats {
     pub vcpu_times_ns: Vec<u64>,
     /// interface group (`net.count` present).
     pub nics: Option<Vec<NicStats>>,
-    /// block group (`block.count` present); top-level disks only.
+    /// block group (`block.count` present); one entry per disk (top of chain).
     pub disks: Option<Vec<DiskStats>>,
 }
 
@@ -272,7 +271,6 @@ struct NicAcc {
 struct DiskAcc {
     name: Option<String>,
     path: Option<String>,
-    backing: bool,
     fields: BTreeMap<String, u64>,
 }
 
@@ -338,7 +336,6 @@ pub fn parse_record(params: &[Param]) -> BulkStats {
                     match rest {
                         "name" => acc.name = value.as_str().map(str::to_string),
                         "path" => acc.path = value.as_str().map(str::to_string),
-                        "backingIndex" => acc.backing = true,
                         _ => {
                             if let Some(v) = value.as_u64() {
                                 acc.fields.insert(rest.to_string(), v);
@@ -361,14 +358,12 @@ pub fn parse_record(params: &[Param]) -> BulkStats {
         st.balloon = Some(balloon);
     }
     // Contiguous from vCPU 0: offline vCPUs report a state but no time.
-    let mut expected = 0;
-    for (i, t) in vcpu_times {
-        if i != expected {
-            break;
-        }
-        st.vcpu_times_ns.push(t);
-        expected += 1;
-    }
+    st.vcpu_times_ns = vcpu_times
+        .into_iter()
+        .enumerate()
+        .take_while(|(expected, (i, _))| i == expected)
+        .map(|(_, (_, t))| t)
+        .collect();
 
     if let Some(count) = net_count {
         st.nics = Some(
@@ -379,11 +374,17 @@ pub fn parse_record(params: &[Param]) -> BulkStats {
         );
     }
     if let Some(count) = block_count {
+        // With VIR_CONNECT_GET_ALL_DOMAINS_STATS_BACKING every layer of a
+        // disk's backing chain gets an entry with the disk's name, top layer
+        // first. `backingIndex` cannot tell them apart: libvirt >= 6 sets it
+        // on top-level disks too (measured on 9.0). So keep the first per name.
+        let mut seen = std::collections::HashSet::new();
         st.disks = Some(
             disks
                 .into_iter()
-                .filter(|(i, acc)| *i < count && !acc.backing)
+                .filter(|(i, _)| *i < count)
                 .filter_map(|(_, acc)| disk_from(acc))
+                .filter(|d| seen.insert(d.name.clone()))
                 .collect(),
         );
     }
@@ -487,6 +488,7 @@ mod tests {
             ui("block.count", 2),
             s("block.0.name", "vda"),
             s("block.0.path", "/var/lib/libvirt/images/g1-a.qcow2"),
+            ui("block.0.backingIndex", 2),
             ull("block.0.rd.reqs", 120),
             ull("block.0.rd.bytes", 491_520),
             ull("block.0.rd.times", 1_000_000),
@@ -500,6 +502,7 @@ mod tests {
             ull("block.0.physical", 1_245_184),
             s("block.1.name", "vdb"),
             s("block.1.path", "/var/lib/libvirt/images/g1-b.qcow2"),
+            ui("block.1.backingIndex", 1),
             ull("block.1.rd.reqs", 7),
             ull("block.1.rd.bytes", 28_672),
             ull("block.1.wr.reqs", 9),
@@ -594,9 +597,34 @@ mod tests {
     }
 
     #[test]
-    fn backing_chain_entries_are_dropped() {
+    fn top_level_disks_with_backing_index_are_kept() {
+        // libvirt 9.0 with -blockdev, no BACKING flag (measured): every
+        // top-level disk carries backingIndex.
+        let params = vec![
+            ui("block.count", 2),
+            s("block.0.name", "vda"),
+            s("block.0.path", "/tmp/g2-a.qcow2"),
+            ui("block.0.backingIndex", 2),
+            ull("block.0.rd.bytes", 10),
+            ull("block.0.wr.bytes", 20),
+            s("block.1.name", "vdb"),
+            s("block.1.path", "/tmp/g2-b.qcow2"),
+            ui("block.1.backingIndex", 1),
+            ull("block.1.rd.bytes", 30),
+            ull("block.1.wr.bytes", 40),
+        ];
+        let disks = parse_record(&params).disks.expect("block group");
+        let names: Vec<_> = disks
+            .iter()
+            .map(|d| (d.name.as_str(), d.rd_bytes))
+            .collect();
+        assert_eq!(names, vec![("vda", 10), ("vdb", 30)]);
+    }
+
+    #[test]
+    fn backing_chain_layers_are_dropped() {
         // Shape with VIR_CONNECT_GET_ALL_DOMAINS_STATS_BACKING: block.count
-        // counts chain elements; backing images carry backingIndex.
+        // counts chain layers; each layer repeats the disk's name, top first.
         let params = vec![
             ui("block.count", 3),
             s("block.0.name", "vda"),
@@ -613,7 +641,10 @@ mod tests {
             ull("block.2.wr.bytes", 40),
         ];
         let disks = parse_record(&params).disks.expect("block group");
-        let names: Vec<_> = disks.iter().map(|d| (d.name.as_str(), d.rd_bytes)).collect();
+        let names: Vec<_> = disks
+            .iter()
+            .map(|d| (d.name.as_str(), d.rd_bytes))
+            .collect();
         assert_eq!(names, vec![("vda", 10), ("vdb", 30)]);
         assert_eq!(disks[0].path.as_deref(), Some("/img/top.qcow2"));
         assert_eq!(disks[1].path, None);

@@ -113,9 +113,10 @@ impl DeviceCache {
         now: Instant,
         load: impl FnOnce() -> Result<String, E>,
     ) -> Result<&DomainDevices, LoadError<E>> {
-        let fresh = self.entries.get(uuid).is_some_and(|e| {
-            e.id == id && now.saturating_duration_since(e.loaded_at) < self.ttl
-        });
+        let fresh = self
+            .entries
+            .get(uuid)
+            .is_some_and(|e| e.id == id && now.saturating_duration_since(e.loaded_at) < self.ttl);
         if !fresh {
             let xml = load().map_err(LoadError::Load)?;
             let devices = parse_domain_devices(&xml).map_err(LoadError::Parse)?;
@@ -257,21 +258,41 @@ mod tests {
         assert_eq!(d.nics.len(), 2);
         assert_eq!(loads.get(), 1);
 
-        c.get_or_load("u1", Some(3), t0 + Duration::from_secs(59), load_counter(&loads))
-            .expect("cached");
+        c.get_or_load(
+            "u1",
+            Some(3),
+            t0 + Duration::from_secs(59),
+            load_counter(&loads),
+        )
+        .expect("cached");
         assert_eq!(loads.get(), 1, "fresh entry reused");
 
-        c.get_or_load("u1", Some(4), t0 + Duration::from_secs(59), load_counter(&loads))
-            .expect("reload");
+        c.get_or_load(
+            "u1",
+            Some(4),
+            t0 + Duration::from_secs(59),
+            load_counter(&loads),
+        )
+        .expect("reload");
         assert_eq!(loads.get(), 2, "ID change reloads");
 
-        c.get_or_load("u1", Some(4), t0 + Duration::from_secs(200), load_counter(&loads))
-            .expect("reload");
+        c.get_or_load(
+            "u1",
+            Some(4),
+            t0 + Duration::from_secs(200),
+            load_counter(&loads),
+        )
+        .expect("reload");
         assert_eq!(loads.get(), 3, "expired entry reloads");
 
         c.invalidate("u1");
-        c.get_or_load("u1", Some(4), t0 + Duration::from_secs(200), load_counter(&loads))
-            .expect("reload");
+        c.get_or_load(
+            "u1",
+            Some(4),
+            t0 + Duration::from_secs(200),
+            load_counter(&loads),
+        )
+        .expect("reload");
         assert_eq!(loads.get(), 4, "invalidated entry reloads");
 
         c.retain(|u| u != "u1");

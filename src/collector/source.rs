@@ -185,8 +185,8 @@ impl LibvirtSource {
                 Err(_) => {}
             }
         }
-        let flags = virt_sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE
-            | virt_sys::VIR_CONNECT_LIST_DOMAINS_INACTIVE;
+        let flags =
+            virt_sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE | virt_sys::VIR_CONNECT_LIST_DOMAINS_INACTIVE;
         let doms = self
             .conn
             .list_all_domains(flags)
@@ -401,8 +401,7 @@ impl LibvirtSource {
                     raw.disks = match &b.disks {
                         Some(d) => d.clone(),
                         None => {
-                            let (d, f) =
-                                fallback::disk_stats(dom, &devs.disks, &l.name, skipped);
+                            let (d, f) = fallback::disk_stats(dom, &devs.disks, &l.name, skipped);
                             failed |= f;
                             d
                         }
