@@ -230,6 +230,10 @@ impl App {
                     .max(MIN_AUTO_CEILING),
             ),
         };
+        if let Some(q) = self.quitting.as_mut() {
+            // The flush may start by taking in what the collector still had.
+            q.initial_depth = q.initial_depth.max(snap.writer.queue_depth);
+        }
         if self.pending_collecting == Some(snap.collecting) {
             self.pending_collecting = None;
         }

@@ -14,6 +14,8 @@ pub mod keys;
 pub mod render;
 pub mod theme;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -23,11 +25,10 @@ use futures::StreamExt;
 use ratatui::DefaultTerminal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::engine::{EngineHandle, FinalReport};
+use crate::engine::{Control, EngineHandle, FinalReport};
 use crate::model::Snapshot;
 use app::{App, Command, Msg, Options};
 use theme::Theme;
@@ -51,8 +52,34 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// What the TUI needs from an engine. [`EngineHandle`] is the real one; the
+/// trait lets an example or a test drive the UI with fake snapshots.
+pub trait Engine {
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>>;
+    fn send(&self, control: Control);
+    /// Stops and flushes; snapshots keep flowing until it returns.
+    fn shutdown(self) -> impl Future<Output = FinalReport>;
+}
+
+impl Engine for EngineHandle {
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        EngineHandle::subscribe(self)
+    }
+    fn send(&self, control: Control) {
+        EngineHandle::send(self, control)
+    }
+    fn shutdown(self) -> impl Future<Output = FinalReport> {
+        EngineHandle::shutdown(self)
+    }
+}
+
 /// Runs the TUI until the operator quits; shuts the engine down on the way out.
 pub async fn run(engine: EngineHandle, config: &Config) -> color_eyre::Result<()> {
+    run_with(engine, config).await
+}
+
+/// [`run`] over any [`Engine`].
+pub async fn run_with<E: Engine>(engine: E, config: &Config) -> color_eyre::Result<()> {
     let mut terminal = match ratatui::try_init() {
         Ok(t) => t,
         Err(e) => {
@@ -100,9 +127,9 @@ fn next_tick(app: &App, last_snapshot: Instant) -> Instant {
     }
 }
 
-async fn event_loop(
+async fn event_loop<E: Engine>(
     terminal: &mut DefaultTerminal,
-    engine: EngineHandle,
+    engine: E,
     config: &Config,
 ) -> color_eyre::Result<Option<FinalReport>> {
     let mut snapshots: watch::Receiver<Arc<Snapshot>> = engine.subscribe();
@@ -116,8 +143,13 @@ async fn event_loop(
     let mut events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    // Ctrl-C arrives as a key in raw mode; a SIGINT from `kill` is a quit too.
+    let mut sigint = signal(SignalKind::interrupt())?;
     let mut engine = Some(engine);
-    let mut shutdown: Option<JoinHandle<FinalReport>> = None;
+    // The flush runs inside this loop's select (not a spawned task) so the
+    // engine's shutdown future need not be Send; the loop always awaits here,
+    // so it makes progress continuously while frames keep being drawn.
+    let mut shutdown: Option<Pin<Box<dyn Future<Output = FinalReport> + '_>>> = None;
     let mut events_open = true;
     let mut snapshots_open = true;
     // Once the terminal is gone (SIGHUP) drawing fails; keep flushing anyway.
@@ -149,12 +181,13 @@ async fn event_loop(
                 Err(_) => { snapshots_open = false; None }
             },
             _ = sigterm.recv() => app.update(Msg::Signal("SIGTERM"), SystemTime::now()),
+            _ = sigint.recv() => app.update(Msg::Signal("SIGINT"), SystemTime::now()),
             _ = sighup.recv() => {
                 can_draw = false;
                 app.update(Msg::Signal("SIGHUP"), SystemTime::now())
             }
             done = async { shutdown.as_mut().expect("guarded").await }, if shutdown.is_some() => {
-                return Ok(done.ok());
+                return Ok(Some(done));
             }
             _ = tokio::time::sleep_until(tick) => None,
         };
@@ -166,7 +199,7 @@ async fn event_loop(
             }
             Some(Command::Quit) => {
                 if let Some(e) = engine.take() {
-                    shutdown = Some(tokio::spawn(e.shutdown()));
+                    shutdown = Some(Box::pin(e.shutdown()));
                 }
             }
             Some(Command::ForceQuit) => return Ok(None),
