@@ -1,13 +1,218 @@
 //! The ratatui frontend: renders engine snapshots, sends controls.
+//!
+//! Elm style: [`app`] holds the state and its `update`, [`render`] is the
+//! pure view, and [`run`] is the event loop that feeds messages in (keys,
+//! resizes, snapshots, signals) and carries the resulting commands out. It
+//! redraws only when something arrived, never polls, and restores the
+//! terminal on every path.
+
+pub mod app;
+pub mod format;
+pub mod help;
+pub mod history;
+pub mod keys;
+pub mod render;
+pub mod theme;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use color_eyre::eyre::WrapErr;
+use crossterm::event::{Event, EventStream};
+use futures::StreamExt;
+use ratatui::DefaultTerminal;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::engine::EngineHandle;
+use crate::engine::{Control, EngineHandle, FinalReport};
+use crate::model::Snapshot;
+use app::{App, Command, Msg, Options};
+use theme::Theme;
 
 /// Routes `tracing` events into tui-logger. Call before the engine starts.
-pub fn init_logging() {}
+///
+/// Levels: `RUST_LOG` when set (tracing's env-filter syntax), else `info`
+/// for vmpulse and `warn` for everything else.
+pub fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    // tui-logger captures whatever passes the filter below.
+    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
+    tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,vmpulse=info"));
+    let _ = tracing_subscriber::registry()
+        .with(tui_logger::TuiTracingSubscriberLayer.with_filter(filter))
+        .try_init();
+}
+
+/// What the TUI needs from an engine. [`EngineHandle`] is the real one; the
+/// trait lets an example or a test drive the UI with fake snapshots.
+pub trait Engine {
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>>;
+    fn send(&self, control: Control);
+    /// Stops and flushes; snapshots keep flowing until it returns.
+    fn shutdown(self) -> impl Future<Output = FinalReport>;
+}
+
+impl Engine for EngineHandle {
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        EngineHandle::subscribe(self)
+    }
+    fn send(&self, control: Control) {
+        EngineHandle::send(self, control)
+    }
+    fn shutdown(self) -> impl Future<Output = FinalReport> {
+        EngineHandle::shutdown(self)
+    }
+}
 
 /// Runs the TUI until the operator quits; shuts the engine down on the way out.
 pub async fn run(engine: EngineHandle, config: &Config) -> color_eyre::Result<()> {
-    let _ = (engine, config);
-    Ok(())
+    run_with(engine, config).await
+}
+
+/// [`run`] over any [`Engine`].
+pub async fn run_with<E: Engine>(engine: E, config: &Config) -> color_eyre::Result<()> {
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            ratatui::restore();
+            let report = engine.shutdown().await;
+            print_final(&report);
+            return Err(e).wrap_err(
+                "vmpulse cannot open the terminal for its UI; run it in a terminal, or use --no-ui",
+            );
+        }
+    };
+    let result = event_loop(&mut terminal, engine, config).await;
+    ratatui::restore();
+    if let Ok(Some(report)) = &result {
+        print_final(report);
+    }
+    result.map(|_| ())
+}
+
+fn print_final(report: &FinalReport) {
+    let w = &report.writer;
+    eprintln!(
+        "vmpulse: {} collections, {} lines written, {} dropped, {} rejected, {} unsent",
+        report.collector.total_collections,
+        w.lines_written,
+        w.lines_dropped,
+        w.lines_rejected,
+        report.unsent
+    );
+}
+
+/// When the next redraw is due without any input: the flush progress while
+/// quitting; otherwise only once a snapshot is overdue (then every second so
+/// the age and the STALE mark keep counting).
+fn next_tick(app: &App, last_snapshot: Instant) -> Instant {
+    let now = Instant::now();
+    if app.quitting.is_some() {
+        return now + Duration::from_millis(250);
+    }
+    let due = last_snapshot + render::header::stale_after(&app.live);
+    if due > now {
+        due
+    } else {
+        now + Duration::from_secs(1)
+    }
+}
+
+async fn event_loop<E: Engine>(
+    terminal: &mut DefaultTerminal,
+    engine: E,
+    config: &Config,
+) -> color_eyre::Result<Option<FinalReport>> {
+    let mut snapshots: watch::Receiver<Arc<Snapshot>> = engine.subscribe();
+    let first = snapshots.borrow_and_update().clone();
+    let size = terminal.size()?;
+    let mut app = App::new(
+        Options::from_config(config, Theme::from_env()),
+        first,
+        (size.width, size.height),
+    );
+    let mut events = EventStream::new();
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    // Ctrl-C arrives as a key in raw mode; a SIGINT from `kill` is a quit too.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut engine = Some(engine);
+    // The flush runs inside this loop's select (not a spawned task) so the
+    // engine's shutdown future need not be Send; the loop always awaits here,
+    // so it makes progress continuously while frames keep being drawn.
+    let mut shutdown: Option<Pin<Box<dyn Future<Output = FinalReport> + '_>>> = None;
+    let mut events_open = true;
+    let mut snapshots_open = true;
+    // Once the terminal is gone (SIGHUP) drawing fails; keep flushing anyway.
+    let mut can_draw = true;
+    let mut last_snapshot = Instant::now();
+
+    terminal.draw(|f| render::view(f, &app, &app.live.clone(), SystemTime::now()))?;
+    loop {
+        let tick = next_tick(&app, last_snapshot);
+        let mut redraw = true;
+        let command = tokio::select! {
+            ev = events.next(), if events_open => match ev {
+                Some(Ok(Event::Key(key))) => app.update(Msg::Key(key), SystemTime::now()),
+                Some(Ok(Event::Resize(w, h))) => app.update(Msg::Resize(w, h), SystemTime::now()),
+                Some(Ok(_)) => { redraw = false; None }
+                // The terminal went away: stop reading it (no busy loop) and quit.
+                Some(Err(_)) | None => {
+                    events_open = false;
+                    can_draw = false;
+                    app.update(Msg::Signal("terminal closed"), SystemTime::now())
+                }
+            },
+            changed = snapshots.changed(), if snapshots_open => match changed {
+                Ok(()) => {
+                    last_snapshot = Instant::now();
+                    let snap = snapshots.borrow_and_update().clone();
+                    app.update(Msg::Snapshot(snap), SystemTime::now())
+                }
+                Err(_) => { snapshots_open = false; None }
+            },
+            _ = sigterm.recv() => app.update(Msg::Signal("SIGTERM"), SystemTime::now()),
+            _ = sigint.recv() => app.update(Msg::Signal("SIGINT"), SystemTime::now()),
+            _ = sighup.recv() => {
+                can_draw = false;
+                app.update(Msg::Signal("SIGHUP"), SystemTime::now())
+            }
+            done = async { shutdown.as_mut().expect("guarded").await }, if shutdown.is_some() => {
+                return Ok(Some(done));
+            }
+            _ = tokio::time::sleep_until(tick) => None,
+        };
+        match command {
+            Some(Command::Engine(control)) => {
+                if let Some(e) = &engine {
+                    e.send(control);
+                }
+            }
+            Some(Command::Quit) => {
+                if let Some(e) = engine.take() {
+                    shutdown = Some(Box::pin(e.shutdown()));
+                }
+            }
+            Some(Command::ForceQuit) => return Ok(None),
+            None => {}
+        }
+        if redraw && can_draw {
+            let live = app.live.clone();
+            if let Err(e) = terminal.draw(|f| render::view(f, &app, &live, SystemTime::now())) {
+                if app.quitting.is_none() {
+                    return Err(e.into());
+                }
+                can_draw = false;
+            }
+        }
+    }
 }

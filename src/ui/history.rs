@@ -1,0 +1,176 @@
+//! Bounded in-memory history per VM (keyed by UUID) for the detail view's
+//! sparklines and for the auto-scaled DISK / NET gauge ceilings.
+//!
+//! Bounded twice: by age (`history_minutes`) and by a hard sample count, so a
+//! tiny poll interval cannot grow memory without limit. VMs that leave the
+//! snapshot lose their history at once.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use crate::model::Snapshot;
+
+/// Hard cap on samples per VM (5 min at 0.1 s).
+pub const MAX_SAMPLES: usize = 3000;
+
+/// One VM's values at one snapshot; `None` where nothing was derived.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub at: SystemTime,
+    pub cpu_percent: Option<f64>,
+    pub mem_percent: Option<f64>,
+    /// Disk read + write, bytes/s.
+    pub disk_bps: Option<f64>,
+    /// Network rx + tx, bytes/s.
+    pub net_bps: Option<f64>,
+    pub rx_bps: Option<f64>,
+    pub tx_bps: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct History {
+    window: Duration,
+    last_seq: Option<u64>,
+    per_vm: HashMap<String, VecDeque<Sample>>,
+}
+
+impl History {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            last_seq: None,
+            per_vm: HashMap::new(),
+        }
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Adds one snapshot's values. A snapshot seen before (same `seq`) is ignored,
+    /// so redraws never duplicate samples.
+    pub fn ingest(&mut self, snap: &Snapshot) {
+        if self.last_seq == Some(snap.seq) {
+            return;
+        }
+        self.last_seq = Some(snap.seq);
+        self.per_vm
+            .retain(|uuid, _| snap.vms.iter().any(|vm| vm.uuid() == uuid));
+        let cutoff = snap.taken_at.checked_sub(self.window);
+        for vm in &snap.vms {
+            let d = vm.derived.as_ref();
+            let sample = Sample {
+                at: snap.taken_at,
+                cpu_percent: d.and_then(|d| d.cpu_percent),
+                mem_percent: vm.memory.and_then(|m| m.percent),
+                disk_bps: d.map(|d| d.disk_read.bytes_per_sec + d.disk_write.bytes_per_sec),
+                net_bps: d.map(|d| d.net_rx.bytes_per_sec + d.net_tx.bytes_per_sec),
+                rx_bps: d.map(|d| d.net_rx.bytes_per_sec),
+                tx_bps: d.map(|d| d.net_tx.bytes_per_sec),
+            };
+            let q = self.per_vm.entry(vm.uuid().to_string()).or_default();
+            q.push_back(sample);
+            while q.len() > MAX_SAMPLES {
+                q.pop_front();
+            }
+            if let Some(cutoff) = cutoff {
+                while q.front().is_some_and(|s| s.at < cutoff) {
+                    q.pop_front();
+                }
+            }
+        }
+    }
+
+    pub fn samples(&self, uuid: &str) -> Option<&VecDeque<Sample>> {
+        self.per_vm.get(uuid)
+    }
+
+    /// The busiest VM's peak of `pick` over the window; `None` when nothing was measured.
+    pub fn peak(&self, pick: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+        self.per_vm
+            .values()
+            .flat_map(|q| q.iter())
+            .filter_map(&pick)
+            .filter(|v| v.is_finite())
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.max(v)))
+            })
+    }
+
+    pub fn len(&self) -> usize {
+        self.per_vm.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.per_vm.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DomainState, RawDomain, VmSnapshot};
+    use std::time::Instant;
+
+    fn snap(seq: u64, secs: u64, uuids: &[&str]) -> Snapshot {
+        let mut s = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
+        s.seq = seq;
+        s.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        s.vms = uuids
+            .iter()
+            .map(|u| VmSnapshot {
+                raw: RawDomain {
+                    uuid: u.to_string(),
+                    id: Some(1),
+                    name: u.to_string(),
+                    state: DomainState::Running,
+                    state_reason: 0,
+                    vcpus: Some(1),
+                    max_mem_kib: None,
+                    cur_mem_kib: None,
+                    cpu: None,
+                    balloon: Default::default(),
+                    vcpu_times_ns: vec![],
+                    nics: vec![],
+                    disks: vec![],
+                    mono: Instant::now(),
+                    wall_ns: 0,
+                },
+                memory: None,
+                derived: None,
+            })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn bounded_by_age_and_vms_that_leave_are_forgotten() {
+        let mut h = History::new(Duration::from_secs(10));
+        for i in 0..30 {
+            h.ingest(&snap(i, 1000 + i, &["a", "b"]));
+        }
+        // 10 s window at 1 s: samples at t-10..=t.
+        assert_eq!(h.samples("a").map(|q| q.len()), Some(11));
+        h.ingest(&snap(30, 1030, &["a"]));
+        assert!(h.samples("b").is_none());
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn same_snapshot_twice_is_one_sample() {
+        let mut h = History::new(Duration::from_secs(60));
+        let s = snap(7, 1000, &["a"]);
+        h.ingest(&s);
+        h.ingest(&s);
+        assert_eq!(h.samples("a").map(|q| q.len()), Some(1));
+    }
+
+    #[test]
+    fn bounded_by_count() {
+        let mut h = History::new(Duration::from_secs(1_000_000));
+        for i in 0..(MAX_SAMPLES as u64 + 50) {
+            h.ingest(&snap(i, 1000 + i, &["a"]));
+        }
+        assert_eq!(h.samples("a").map(|q| q.len()), Some(MAX_SAMPLES));
+    }
+}

@@ -1,0 +1,245 @@
+//! The card grid: one bordered card per VM with CPU, MEM, DISK, RX and TX
+//! gauges, values in human units and degree rates. Reflows with the width;
+//! scrolls by rows.
+
+use ratatui::layout::{Alignment, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{CARD_HEIGHT, CARD_MIN_WIDTH};
+use crate::model::{Snapshot, SourceState, VmSnapshot};
+use crate::ui::app::App;
+use crate::ui::format;
+use crate::ui::theme::Theme;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
+    let shown = app.shown();
+    let vis = app.visible();
+    if vis.is_empty() {
+        empty(frame, area, app, shown);
+        return;
+    }
+    let cols = usize::from(area.width / CARD_MIN_WIDTH).max(1);
+    let rows = usize::from(area.height / CARD_HEIGHT).max(1);
+    let card_w = area.width / cols as u16;
+    for row in 0..rows {
+        for col in 0..cols {
+            let pos = (app.top + row) * cols + col;
+            let Some(&i) = vis.get(pos) else { break };
+            let x = area.x + col as u16 * card_w;
+            let w = if col == cols - 1 {
+                area.x + area.width - x
+            } else {
+                card_w
+            };
+            let y = area.y + row as u16 * CARD_HEIGHT;
+            let h = CARD_HEIGHT.min(area.y + area.height - y);
+            card(
+                frame,
+                Rect::new(x, y, w, h),
+                app,
+                &shown.vms[i],
+                pos == app.selected,
+            );
+        }
+    }
+}
+
+/// What the list says when it has no VM to show, including why.
+pub fn empty_message(app: &App, snap: &Snapshot) -> Vec<Line<'static>> {
+    let t = app.theme;
+    match &snap.source {
+        SourceState::Failed(msg) => vec![
+            Line::styled(
+                format!("Cannot reach libvirt at {}", snap.libvirt_uri),
+                t.bad(),
+            ),
+            Line::from(msg.clone()),
+            Line::styled(
+                "Retrying every poll interval; keys keep working (q quits).",
+                t.dim(),
+            ),
+        ],
+        SourceState::Connecting if snap.vms.is_empty() => vec![Line::from(format!(
+            "Connecting to libvirt at {}…",
+            snap.libvirt_uri
+        ))],
+        _ if !snap.vms.is_empty() => vec![
+            Line::from(format!("No VM name contains \"{}\".", app.filter)),
+            Line::styled("Esc clears the filter.", t.dim()),
+        ],
+        _ => vec![
+            Line::from(format!(
+                "No domains on {} ({}).",
+                snap.hostname, snap.libvirt_uri
+            )),
+            Line::styled(
+                "VMs appear here at the next refresh after they are defined.",
+                t.dim(),
+            ),
+        ],
+    }
+}
+
+fn empty(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot) {
+    let lines = empty_message(app, snap);
+    let top = area.height.saturating_sub(lines.len() as u16) / 2;
+    let r = Rect::new(area.x, area.y + top, area.width, area.height - top);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        r,
+    );
+}
+
+/// `running · 2 vCPU · 716 MiB / 2.00 GiB`
+pub fn vm_info(vm: &VmSnapshot) -> String {
+    let mut parts = vec![vm.raw.state.as_str().to_string()];
+    if let Some(v) = vm.raw.vcpus {
+        parts.push(format!("{v} vCPU"));
+    }
+    let size = vm.raw.cur_mem_kib.or(vm.raw.max_mem_kib);
+    match (vm.memory, size) {
+        (Some(m), Some(s)) => {
+            parts.push(format!("{} / {}", format::kib(m.used_kb), format::kib(s)))
+        }
+        (None, Some(s)) => parts.push(format::kib(s)),
+        (Some(m), None) => parts.push(format!("{} used", format::kib(m.used_kb))),
+        (None, None) => {}
+    }
+    parts.join(" · ")
+}
+
+/// One gauge row's content, shared with the table.
+pub struct Metric {
+    pub label: &'static str,
+    /// Fill fraction of the gauge, `None` when unknown.
+    pub fraction: Option<f64>,
+    pub value: String,
+    pub angle: Option<f64>,
+}
+
+pub fn metrics(app: &App, vm: &VmSnapshot) -> [Metric; 5] {
+    let d = vm.derived.as_ref();
+    let disk = d.map(|d| d.disk_read.bytes_per_sec + d.disk_write.bytes_per_sec);
+    let rx = d.map(|d| d.net_rx.bytes_per_sec);
+    let tx = d.map(|d| d.net_tx.bytes_per_sec);
+    let cpu = d.and_then(|d| d.cpu_percent);
+    let mem = vm.memory.and_then(|m| m.percent);
+    let dash = || "—".to_string();
+    let (dc, nc) = (app.disk_ceiling.value(), app.net_ceiling.value());
+    [
+        Metric {
+            label: "CPU",
+            fraction: cpu.map(|c| c / 100.0),
+            value: cpu.map(format::percent).unwrap_or_else(dash),
+            angle: d.and_then(|d| d.cpu_angle_deg),
+        },
+        Metric {
+            label: "MEM",
+            fraction: mem.map(|m| m / 100.0),
+            value: mem.map(format::percent).unwrap_or_else(dash),
+            angle: d.and_then(|d| d.memory_percent_angle_deg),
+        },
+        Metric {
+            label: "DISK",
+            fraction: disk.map(|v| v / dc),
+            value: disk.map(format::rate).unwrap_or_else(dash),
+            angle: d.map(|d| d.disk_angle_deg),
+        },
+        Metric {
+            label: "RX",
+            fraction: rx.map(|v| v / nc),
+            value: rx.map(format::rate).unwrap_or_else(dash),
+            angle: d.map(|d| d.net_rx_angle_deg),
+        },
+        Metric {
+            label: "TX",
+            fraction: tx.map(|v| v / nc),
+            value: tx.map(format::rate).unwrap_or_else(dash),
+            angle: d.map(|d| d.net_tx_angle_deg),
+        },
+    ]
+}
+
+/// Angle text padded to 7 columns, styled by direction and steepness.
+pub fn angle_span(t: Theme, angle: Option<f64>, greyed: bool) -> Span<'static> {
+    let text = format!("{:>7}", format::angle(angle));
+    let style = if greyed {
+        t.dim()
+    } else {
+        t.angle(format::direction(angle), angle)
+    };
+    Span::styled(text, style)
+}
+
+const VALUE_W: usize = 10;
+
+fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: bool) {
+    let t = app.theme;
+    let greyed = !vm.raw.state.is_running();
+    let text_style = if greyed { t.dim() } else { t.base() };
+    let border_style = if selected {
+        t.selected_border()
+    } else if greyed {
+        t.dim()
+    } else {
+        t.label()
+    };
+    let inner_w = usize::from(area.width.saturating_sub(2));
+    let name = format::truncate(vm.name(), inner_w.saturating_sub(4));
+    let mut info = vm_info(vm);
+    if greyed {
+        // The state word in capitals: greyed is not the only cue.
+        let state = vm.raw.state.as_str();
+        info = format!("{}{}", state.to_uppercase(), &info[state.len()..]);
+    }
+    let block = Block::bordered()
+        .border_type(if selected {
+            BorderType::Thick
+        } else {
+            BorderType::Rounded
+        })
+        .border_style(border_style)
+        .title(Line::from(vec![
+            Span::raw(if selected { "▶" } else { " " }),
+            Span::styled(name, if greyed { t.dim() } else { t.title() }),
+            Span::raw(" "),
+        ]))
+        .title_bottom(
+            Line::styled(
+                format!(" {} ", format::truncate(&info, inner_w.saturating_sub(2))),
+                text_style,
+            )
+            .right_aligned(),
+        );
+    let bar_w = inner_w.saturating_sub(5 + 1 + VALUE_W + 1 + 7);
+    let lines: Vec<Line> = metrics(app, vm)
+        .into_iter()
+        .map(|m| gauge_line(t, &m, bar_w, greyed, text_style))
+        .collect();
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn gauge_line(t: Theme, m: &Metric, bar_w: usize, greyed: bool, text: Style) -> Line<'static> {
+    let (filled, empty) = format::bar(m.fraction.unwrap_or(0.0), bar_w);
+    let fill_style = if greyed {
+        t.dim()
+    } else {
+        t.gauge(m.fraction.unwrap_or(0.0))
+    };
+    Line::from(vec![
+        Span::styled(
+            format!("{:<5}", m.label),
+            if greyed { t.dim() } else { t.label() },
+        ),
+        Span::styled(filled, fill_style),
+        Span::styled(empty, t.dim()),
+        Span::styled(format!(" {:>VALUE_W$}", m.value), text),
+        Span::raw(" "),
+        angle_span(t, m.angle, greyed),
+    ])
+}

@@ -1,0 +1,150 @@
+//! The header: host and URI, VM count, collection state, poll interval,
+//! writer state, age and duration of the last collection, and a one-line
+//! alert when something needs the operator (drops, rejects, errors, auth).
+
+use std::time::{Duration, SystemTime};
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::model::{Snapshot, SourceState, WriterState};
+use crate::ui::app::App;
+use crate::ui::format;
+use crate::ui::theme::Theme;
+
+/// Two lines, plus one when there is an alert.
+pub fn height(_app: &App, snap: &Snapshot) -> u16 {
+    if alerts(snap).is_empty() {
+        2
+    } else {
+        3
+    }
+}
+
+/// A snapshot older than this (and at least 3 poll intervals) is stale: the
+/// collector is stuck on a slow libvirtd, or the engine stopped publishing.
+pub fn stale_after(snap: &Snapshot) -> Duration {
+    (snap.poll_interval * 3).max(Duration::from_secs(3))
+}
+
+/// Whether the last collection is older than [`stale_after`] while collecting.
+pub fn is_stale(snap: &Snapshot, now: SystemTime) -> bool {
+    let last = snap.collector.last_collection_time.unwrap_or(snap.taken_at);
+    snap.collecting
+        && now
+            .duration_since(last)
+            .is_ok_and(|age| age > stale_after(snap))
+}
+
+/// The problems worth a red line, most serious first.
+pub fn alerts(snap: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    if let SourceState::Failed(msg) = &snap.source {
+        out.push(format!("libvirt {}: {msg} (retrying)", snap.libvirt_uri));
+    }
+    let w = &snap.writer;
+    match w.state {
+        WriterState::AuthFailed => out.push("InfluxDB token rejected (401/403)".into()),
+        WriterState::Failing => out.push(format!(
+            "writer failing: {}",
+            w.last_error.as_deref().unwrap_or("see status (i)")
+        )),
+        _ => {}
+    }
+    if w.lines_dropped > 0 {
+        out.push(format!("{} lines dropped", w.lines_dropped));
+    }
+    if w.lines_rejected > 0 {
+        out.push(format!("{} lines rejected", w.lines_rejected));
+    }
+    if snap.collector.total_errors > 0 {
+        out.push(format!("{} collection errors", snap.collector.total_errors));
+    }
+    out
+}
+
+pub fn writer_summary(snap: &Snapshot, t: Theme) -> Vec<Span<'static>> {
+    let w = &snap.writer;
+    let ep = w.endpoint.clone().unwrap_or_default();
+    match &w.state {
+        WriterState::Off { hint } => vec![
+            Span::styled("off", t.dim()),
+            Span::styled(format!(" ({hint})"), t.dim()),
+        ],
+        WriterState::Output { target } => {
+            vec![
+                Span::styled("ok ", t.good()),
+                Span::raw(format!("→ {target}")),
+            ]
+        }
+        WriterState::Ok => vec![Span::styled("ok ", t.good()), Span::raw(ep)],
+        WriterState::Retrying => vec![Span::styled("retrying ", t.warn()), Span::raw(ep)],
+        WriterState::AuthFailed => vec![Span::styled("token rejected ", t.bad()), Span::raw(ep)],
+        WriterState::Failing => vec![Span::styled("failing ", t.bad()), Span::raw(ep)],
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: SystemTime) {
+    let t = app.theme;
+    let shown = app.shown();
+    let mut l1 = vec![
+        Span::styled(" vmpulse ", t.title()),
+        Span::raw(" "),
+        Span::styled(snap.hostname.clone(), t.title()),
+        Span::styled(format!(" {} ", snap.libvirt_uri), t.label()),
+        Span::raw(format!("· {} VMs", shown.vms.len())),
+    ];
+    if app.frozen.is_some() {
+        l1.push(Span::raw("  "));
+        l1.push(Span::styled(" FROZEN (f) ", t.alert()));
+    }
+    if !app.filter.is_empty() {
+        l1.push(Span::raw("  filter "));
+        l1.push(Span::styled(format!("\"{}\"", app.filter), t.key()));
+    }
+
+    let collecting = app.pending_collecting.unwrap_or(snap.collecting);
+    let mut l2 = Vec::new();
+    match (app.pending_collecting, collecting) {
+        (Some(true), _) => l2.push(Span::styled("▶ starting…", t.warn())),
+        (Some(false), _) => l2.push(Span::styled("■ stopping…", t.warn())),
+        (None, true) => l2.push(Span::styled("▶ collecting", t.good())),
+        (None, false) => l2.push(Span::styled("■ stopped", t.warn())),
+    }
+    l2.push(Span::raw(format!(
+        " every {}",
+        format::interval(snap.poll_interval)
+    )));
+    match snap.collector.last_collection_time {
+        Some(last) => {
+            let stale = is_stale(snap, now);
+            let took = snap
+                .collector
+                .last_collection_ms
+                .map(|ms| format!(" in {ms:.0} ms"))
+                .unwrap_or_default();
+            let text = format!(" · last {} ago{took}", format::age(last, now));
+            if stale {
+                l2.push(Span::styled(text, t.bad()));
+                l2.push(Span::styled(" STALE", t.bad()));
+            } else {
+                l2.push(Span::raw(text));
+            }
+        }
+        None => l2.push(Span::styled(" · no collection yet", t.dim())),
+    }
+    l2.push(Span::raw(" · writer "));
+    l2.extend(writer_summary(snap, t));
+
+    let mut lines = vec![Line::from(l1), Line::from(l2)];
+    let alerts = alerts(snap);
+    if !alerts.is_empty() {
+        lines.push(Line::styled(
+            format!(" ⚠ {} ", alerts.join(" · ")),
+            t.alert(),
+        ));
+    }
+    frame.render_widget(Paragraph::new(lines), area);
+}

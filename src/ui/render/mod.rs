@@ -1,0 +1,165 @@
+//! The view: a pure function of (app state, snapshot, clock) onto a frame.
+//!
+//! `view` splits the screen and hands each area to one module: header,
+//! cards or table, detail, status panel, logs, footer, and the overlays
+//! (help, flush progress). Nothing here reads the clock or the environment,
+//! so `TestBackend` renders are deterministic.
+
+pub mod cards;
+pub mod detail;
+pub mod footer;
+pub mod header;
+pub mod help;
+pub mod logs;
+pub mod status;
+pub mod table;
+
+use std::time::SystemTime;
+
+use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, Screen};
+use crate::model::Snapshot;
+
+/// Smallest terminal the layout is designed for.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 16;
+/// A card is at least this wide: one column at 80 columns, two at 100+, three at 150+.
+pub const CARD_MIN_WIDTH: u16 = 50;
+/// Border, five metric rows, border.
+pub const CARD_HEIGHT: u16 = 7;
+/// Height of the status panel (`i`).
+pub const STATUS_HEIGHT: u16 = 12;
+
+/// Where each part of the screen goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Areas {
+    pub header: Rect,
+    pub body: Rect,
+    pub status: Option<Rect>,
+    pub logs: Option<Rect>,
+    pub footer: Rect,
+}
+
+pub fn areas(area: Rect, app: &App, snap: &Snapshot) -> Areas {
+    let header_h = header::height(app, snap);
+    let [header, middle, footer] = Layout::vertical([
+        Constraint::Length(header_h),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let mut constraints = vec![Constraint::Min(CARD_HEIGHT.min(middle.height))];
+    if app.show_status {
+        constraints.push(Constraint::Length(STATUS_HEIGHT));
+    }
+    if app.show_logs {
+        constraints.push(Constraint::Length((middle.height / 3).max(6)));
+    }
+    let parts = Layout::vertical(constraints).split(middle);
+    let mut it = parts.iter().copied();
+    let body = it.next().unwrap_or(middle);
+    let status = if app.show_status { it.next() } else { None };
+    let logs = if app.show_logs { it.next() } else { None };
+    Areas {
+        header,
+        body,
+        status,
+        logs,
+        footer,
+    }
+}
+
+/// How many VMs the list shows: `cols` per row, `rows` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListGeometry {
+    pub cols: usize,
+    pub rows: usize,
+}
+
+pub fn list_geometry(area: Rect, app: &App, snap: &Snapshot) -> ListGeometry {
+    let body = areas(area, app, snap).body;
+    if app.table {
+        ListGeometry {
+            cols: 1,
+            rows: usize::from(body.height.saturating_sub(1)).max(1),
+        }
+    } else {
+        ListGeometry {
+            cols: usize::from(body.width / CARD_MIN_WIDTH).max(1),
+            rows: usize::from(body.height / CARD_HEIGHT).max(1),
+        }
+    }
+}
+
+/// Draws one frame. `snap` is the live snapshot (header, status); the VMs come
+/// from `app.shown()`, which is the frozen snapshot while frozen.
+pub fn view(frame: &mut Frame, app: &App, snap: &Snapshot, now: SystemTime) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, area, app);
+        return;
+    }
+    let a = areas(area, app, snap);
+    header::render(frame, a.header, app, snap, now);
+    match &app.screen {
+        Screen::List if app.table => table::render(frame, a.body, app, snap),
+        Screen::List => cards::render(frame, a.body, app, snap),
+        Screen::Detail { uuid, scroll } => detail::render(frame, a.body, app, uuid, *scroll),
+    }
+    if let Some(r) = a.status {
+        status::render(frame, r, app, snap, now);
+    }
+    if let Some(r) = a.logs {
+        logs::render(frame, r, app);
+    }
+    footer::render(frame, a.footer, app, snap);
+    if let Some(scroll) = app.help {
+        help::render(frame, area, app, scroll);
+    }
+    if app.quitting.is_some() {
+        status::render_flush(frame, area, app, snap, now);
+    }
+}
+
+fn too_small(frame: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let text = vec![
+        Line::styled("Terminal too small", t.bad()),
+        Line::from(format!("now {}×{}", area.width, area.height)),
+        Line::from(format!("enlarge to at least {MIN_WIDTH}×{MIN_HEIGHT}")),
+        Line::from(vec![Span::styled("q", t.key()), Span::raw(" quits")]),
+    ];
+    let h = (text.len() as u16).min(area.height);
+    let [mid] = Layout::vertical([Constraint::Length(h)])
+        .flex(Flex::Center)
+        .areas(area);
+    frame.render_widget(
+        Paragraph::new(text)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        mid,
+    );
+}
+
+/// A centred rectangle of at most `w`×`h` inside `area`.
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let [r] = Layout::horizontal([Constraint::Length(w.min(area.width))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [r] = Layout::vertical([Constraint::Length(h.min(area.height))])
+        .flex(Flex::Center)
+        .areas(r);
+    r
+}
+
+/// Clears `r` and draws a bordered popup block, returning its inner area.
+pub fn popup(frame: &mut Frame, r: Rect, block: Block) -> Rect {
+    frame.render_widget(Clear, r);
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    inner
+}

@@ -1,0 +1,232 @@
+//! The real `vmpulse` binary in a real terminal (tmux) against the libvirt
+//! test driver (`tests/fixtures/tui-host.xml`, four domains): it starts and
+//! shows the right names, `?` opens the help, `s` toggles collection in the
+//! header, `/` filters, `q` exits 0 and leaves the terminal in normal mode
+//! (alternate screen left, canonical mode back); SIGTERM does the same.
+//!
+//! Each test uses its own tmux server (`-L`), killed on drop. Every wait is
+//! bounded: capture-pane is polled every 100 ms up to a deadline.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vmpulse");
+const HOSTILE: &str = r#"web 01,env=prod "x"\y"#;
+
+struct Tmux {
+    socket: String,
+    _home: tempfile::TempDir,
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tui-host.xml")
+}
+
+impl Tmux {
+    /// Starts `vmpulse --connect test:///…/tui-host.xml` in a 120×40 pane; after
+    /// it exits the pane prints its exit code and whether the tty is canonical.
+    fn start(name: &str) -> Self {
+        let version = Command::new("tmux").arg("-V").output();
+        assert!(
+            version.is_ok_and(|o| o.status.success()),
+            "tmux is needed for this test (apt-get install tmux)"
+        );
+        let home = tempfile::tempdir().unwrap();
+        let uri = format!("test://{}", fixture().display());
+        // A clean environment: no Influx settings or config file from the
+        // developer's shell may change what the UI shows.
+        let script = format!(
+            "env -u INFLUX_URL -u INFLUX_TOKEN -u INFLUX_DB -u INFLUX_API -u INFLUX_ORG \
+             -u LIBVIRT_URI -u POLL_INTERVAL -u VMPULSE_CONFIG -u NO_COLOR \
+             HOME={home} XDG_CONFIG_HOME={home} {bin} --connect {uri}; \
+             echo \"vmpulse-exit=$?\"; \
+             stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon | sed 's/^/tty-/'; \
+             sleep 120",
+            home = sh_quote(&home.path().display().to_string()),
+            bin = sh_quote(BIN),
+            uri = sh_quote(&uri),
+        );
+        let t = Self {
+            socket: format!("vmpulse-test-{}-{name}", std::process::id()),
+            _home: home,
+        };
+        t.tmux(&[
+            "new-session",
+            "-d",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-s",
+            "vmp",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn capture(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "vmp"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "vmp"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    fn literal(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "vmp", "-l", text]);
+    }
+
+    fn alternate_on(&self) -> String {
+        self.tmux(&["display", "-p", "-t", "vmp", "#{alternate_on}"])
+            .trim()
+            .to_string()
+    }
+
+    fn pane_pid(&self) -> u32 {
+        self.tmux(&["display", "-p", "-t", "vmp", "#{pane_pid}"])
+            .trim()
+            .parse()
+            .expect("pane pid")
+    }
+
+    /// Polls the pane until `pred` holds, at most `secs` seconds.
+    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let screen = self.capture();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {secs}s waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_exit(&self) -> String {
+        let screen = self.wait_for("vmpulse to exit", 30, |s| s.contains("tty-"));
+        assert!(
+            screen.contains("vmpulse-exit=0"),
+            "exit code not 0:\n{screen}"
+        );
+        assert!(
+            screen.lines().any(|l| l.trim() == "tty-icanon"),
+            "terminal left in raw mode:\n{screen}"
+        );
+        assert_eq!(self.alternate_on(), "0", "alternate screen not left");
+        screen
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn header(screen: &str) -> String {
+    screen.lines().take(3).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn starts_shows_vms_help_toggle_filter_and_quits_cleanly() {
+    let t = Tmux::start("keys");
+    let names = ["alpha-web", "bravo-db", HOSTILE, "delta-off"];
+    t.wait_for("all four VM cards", 20, |s| {
+        names.iter().all(|n| s.contains(n))
+    });
+    assert_eq!(t.alternate_on(), "1", "UI runs on the alternate screen");
+    let s = t.capture();
+    assert!(s.contains("4 VMs"), "VM count in header:\n{s}");
+    assert!(
+        s.contains("SHUTOFF"),
+        "shut-off domain shown with its state:\n{s}"
+    );
+
+    // Help overlay, generated from the binding table.
+    t.keys(&["?"]);
+    t.wait_for("help overlay", 10, |s| {
+        s.contains("Help") && s.contains("start / stop collection")
+    });
+    t.keys(&["Escape"]);
+    t.wait_for("help to close", 10, |s| {
+        !s.contains("start / stop collection")
+    });
+
+    // Start/stop shows in the header.
+    t.wait_for("collecting in header", 10, |s| {
+        header(s).contains("▶ collecting")
+    });
+    t.keys(&["s"]);
+    t.wait_for("stopped in header", 15, |s| header(s).contains("■ stopped"));
+    t.keys(&["s"]);
+    t.wait_for("collecting again", 15, |s| {
+        header(s).contains("▶ collecting")
+    });
+
+    // Live filter by name substring; Esc clears it.
+    t.keys(&["/"]);
+    t.literal("bra");
+    let s = t.wait_for("filtered list", 10, |s| {
+        s.contains("bravo-db") && !s.contains("alpha-web")
+    });
+    assert!(!s.contains("delta-off"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("filter cleared", 10, |s| {
+        names.iter().all(|n| s.contains(n))
+    });
+
+    t.keys(&["q"]);
+    let s = t.wait_exit();
+    assert!(
+        !s.contains("alpha-web"),
+        "UI left on screen after exit:\n{s}"
+    );
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let t = Tmux::start("term");
+    t.wait_for("cards", 20, |s| s.contains("alpha-web"));
+    // The pane runs `sh`; vmpulse is its only child.
+    let sh = t.pane_pid();
+    let children = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children"))
+        .expect("read children of the pane's shell");
+    let pid: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("vmpulse pid");
+    // SAFETY: plain kill(2) on a process this test started.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    t.wait_exit();
+}
