@@ -136,7 +136,7 @@ fn print_config_layers_and_masks_secrets() {
 #[test]
 fn unreachable_libvirt_uri_is_named_in_headless_mode() {
     // A libvirt URI that cannot work: the collector keeps retrying, so stop it with SIGTERM.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+    let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
         .args([
             "--no-ui",
             "--connect",

@@ -120,6 +120,16 @@ impl LibvirtSource {
     pub fn open(uri: &str, device_cache_ttl: Duration) -> Result<Self, SourceError> {
         // Otherwise libvirt prints every error straight onto the terminal.
         virt::error::clear_error_callback();
+        // libxml2 reports a missing test-driver file on stderr itself, past
+        // the error callback, which would garble the TUI: check first.
+        if let Some(path) = test_driver_file(uri) {
+            if !path.exists() {
+                return Err(SourceError::Connect {
+                    uri: uri.to_string(),
+                    message: format!("test driver file '{}' does not exist", path.display()),
+                });
+            }
+        }
         let conn = Connect::open(Some(uri)).map_err(|e| SourceError::Connect {
             uri: uri.to_string(),
             message: e.message().to_string(),
@@ -457,5 +467,27 @@ mod tests {
         let m = a.mid(b);
         assert_eq!(m.mono, a.mono + Duration::from_millis(5));
         assert_eq!(m.wall_ns, a.wall_ns + 5_000_000);
+    }
+}
+
+/// The node file of a `test:///ABS/PATH.xml` URI (`test:///default` has none).
+fn test_driver_file(uri: &str) -> Option<std::path::PathBuf> {
+    let rest = uri.strip_prefix("test://")?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (path.starts_with('/') && path != "/default").then(|| std::path::PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod uri_tests {
+    use super::test_driver_file;
+
+    #[test]
+    fn test_driver_file_is_found_only_for_file_uris() {
+        assert_eq!(test_driver_file("test:///default"), None);
+        assert_eq!(test_driver_file("qemu:///system"), None);
+        assert_eq!(
+            test_driver_file("test:///tmp/h.xml"),
+            Some(std::path::PathBuf::from("/tmp/h.xml"))
+        );
     }
 }
