@@ -201,6 +201,58 @@ fn real_devices(guests: &[String]) -> BTreeMap<String, (BTreeSet<String>, BTreeS
     map
 }
 
+/// The source itself against the real hypervisor: the bulk call supplies every
+/// group, and what it reports matches libvirt's own per-domain answers and XML.
+fn source_uses_bulk_and_matches_domain_xml(uri: &str) {
+    let mut src = vmpulse::collector::source::LibvirtSource::open(uri, Duration::from_secs(300))
+        .expect("open real hypervisor");
+    let s1 = src
+        .sample(Instant::now() + Duration::from_secs(60))
+        .expect("sample");
+    std::thread::sleep(Duration::from_millis(1500));
+    let s2 = src
+        .sample(Instant::now() + Duration::from_secs(60))
+        .expect("sample");
+    assert!(s1.skipped.is_empty(), "{:?}", s1.skipped);
+    assert!(s1.used_bulk, "qemu supplies every group in the bulk call");
+    let active: Vec<_> = s1
+        .domains
+        .iter()
+        .filter(|d| d.state.has_guest_counters())
+        .collect();
+    assert!(!active.is_empty(), "at least one running guest on {uri}");
+
+    let conn = virt::connect::Connect::open(Some(uri)).expect("second connection");
+    let m2: BTreeMap<&str, &vmpulse::model::RawDomain> =
+        s2.domains.iter().map(|d| (d.uuid.as_str(), d)).collect();
+    for d in &s1.domains {
+        let dom = conn
+            .lookup_domain_by_uuid_string(&d.uuid)
+            .expect("domain by uuid");
+        assert_eq!(dom.name().expect("name"), d.name);
+        if !d.state.has_guest_counters() {
+            assert!(d.cpu.is_none() && d.nics.is_empty() && d.disks.is_empty());
+            continue;
+        }
+        let info = dom.info().expect("info");
+        assert_eq!(d.vcpus, Some(info.nr_virt_cpu), "{}", d.name);
+        assert_eq!(d.max_mem_kib, Some(info.max_mem), "{}", d.name);
+        let xml = dom.xml_desc(0).expect("xml");
+        let devs = vmpulse::collector::devices::parse_domain_devices(&xml).expect("parse");
+        let nics: Vec<_> = d.nics.iter().map(|n| n.name.clone()).collect();
+        let want: Vec<_> = devs.nics.iter().map(|n| n.name.clone()).collect();
+        assert_eq!(nics, want, "NIC names of {}", d.name);
+        let disks: Vec<_> = d.disks.iter().map(|n| n.name.clone()).collect();
+        let want: Vec<_> = devs.disks.iter().map(|n| n.name.clone()).collect();
+        assert_eq!(disks, want, "disk names of {}", d.name);
+        let later = m2.get(d.uuid.as_str()).expect("still there");
+        if d.state.is_running() && later.state.is_running() {
+            let (a, b) = (d.cpu.expect("cpu"), later.cpu.expect("cpu"));
+            assert!(b.time_ns > a.time_ns, "running guest {} uses CPU", d.name);
+        }
+    }
+}
+
 #[test]
 fn vmpulse_sees_cpu_memory_disk_and_network_move_in_real_guests() {
     let (_lab, guests) = Lab::up(2);
@@ -212,6 +264,8 @@ fn vmpulse_sees_cpu_memory_disk_and_network_move_in_real_guests() {
             "guest '{g}' has NICs and disks in domstats: {devices:?}"
         );
     }
+
+    source_uses_bulk_and_matches_domain_xml(URI);
 
     let influx = common::InfluxD::start();
     let db = "realguests";
