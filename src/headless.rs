@@ -7,12 +7,46 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
 use crate::engine::{EngineHandle, FinalReport};
-use crate::model::{Snapshot, WriterState};
+use crate::model::{Snapshot, SourceState, WriterState};
 
 pub async fn run(config: Config) -> color_eyre::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let engine = EngineHandle::start(&config)?;
+    // A URI that cannot be reached at start is a setup error: say so and exit,
+    // so a service manager shows it. Later outages are retried.
+    let mut snaps = engine.subscribe();
+    let first_outcome =
+        tokio::time::timeout(config.libvirt.timeout + Duration::from_secs(2), async {
+            loop {
+                let done = {
+                    let s = snaps.borrow_and_update();
+                    match &s.source {
+                        SourceState::Failed(msg) => Some(Err(msg.clone())),
+                        SourceState::Connected => Some(Ok(())),
+                        SourceState::Connecting => None,
+                    }
+                };
+                if let Some(r) = done {
+                    return r;
+                }
+                if snaps.changed().await.is_err() {
+                    return Err("the engine stopped before its first cycle".to_string());
+                }
+            }
+        })
+        .await;
+    match first_outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(msg)) => {
+            engine.shutdown().await;
+            return Err(color_eyre::eyre::eyre!(msg));
+        }
+        Err(_) => tracing::warn!(
+            "libvirt at '{}' has not answered yet; still trying",
+            config.libvirt.uri
+        ),
+    }
     let first = engine.latest();
     tracing::info!(
         "vmpulse {} polling '{}' every {:.1} s; writer: {}",

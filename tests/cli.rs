@@ -134,30 +134,30 @@ fn print_config_layers_and_masks_secrets() {
 }
 
 #[test]
-fn unreachable_libvirt_uri_is_named_in_headless_mode() {
-    // A libvirt URI that cannot work: the collector keeps retrying, so stop it with SIGTERM.
-    let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
-        .args([
-            "--no-ui",
-            "--connect",
-            "test:///nonexistent/host.xml",
-            "--poll-interval",
-            "0.2",
-        ])
-        .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("test:///nonexistent/host.xml"), "{err}");
-    assert_eq!(
-        err.matches("cannot connect").count(),
-        1,
-        "logged once, not every cycle: {err}"
+fn unreachable_libvirt_uri_at_start_exits_naming_uri_and_answer() {
+    let out = vmpulse(
+        &["--no-ui", "--connect", "test:///nonexistent/host.xml"],
+        &[],
     );
-    assert!(err.contains("final:"), "{err}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("vmpulse: cannot connect to libvirt at 'test:///nonexistent/host.xml'"),
+        "{err}"
+    );
+    assert!(
+        last.contains("does not exist"),
+        "what libvirt (or the check before it) answered: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+
+    // A real libvirt error message comes through too (no such driver).
+    let out = vmpulse(&["--no-ui", "--connect", "nosuchdriver:///x"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("'nosuchdriver:///x'"), "{err}");
 }

@@ -108,10 +108,7 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
             encode_features(buf, &tags, vm, d, ts);
         }
         for nic in &raw.nics {
-            let mut dt = String::with_capacity(tags.len() + 32);
-            dt.push_str(&tags);
-            dt.push_str(",devtype=nic");
-            push_tag(&mut dt, "device", &nic.name);
+            let dt = device_tags(&tags, "nic", &nic.name);
             let mut f = Fields::start(buf, "vm_devices", &dt);
             f.int("rxbytes", nic.rx_bytes);
             f.int("rxpackets", nic.rx_packets);
@@ -124,10 +121,7 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
             f.finish(ts);
         }
         for disk in &raw.disks {
-            let mut dt = String::with_capacity(tags.len() + 32);
-            dt.push_str(&tags);
-            dt.push_str(",devtype=disk");
-            push_tag(&mut dt, "device", &disk.name);
+            let dt = device_tags(&tags, "disk", &disk.name);
             let mut f = Fields::start(buf, "vm_devices", &dt);
             f.int("rd_req", disk.rd_reqs);
             f.int("rd_bytes", disk.rd_bytes);
@@ -139,6 +133,16 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
     }
 
     encode_totals(buf, &tags, vm, active, ts);
+}
+
+/// The VM's tag prefix plus `devtype` and `device` for one `vm_devices` line.
+fn device_tags(vm_tags: &str, devtype: &str, device: &str) -> String {
+    let mut t = String::with_capacity(vm_tags.len() + 32);
+    t.push_str(vm_tags);
+    t.push_str(",devtype=");
+    t.push_str(devtype);
+    push_tag(&mut t, "device", device);
+    t
 }
 
 fn encode_features(buf: &mut String, tags: &str, vm: &VmSnapshot, d: &Derived, ts: i64) {
