@@ -8,4 +8,11 @@ scripts/setup.sh test
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # Benches are type-checked by clippy above; run them with `cargo bench`.
-cargo test --locked --no-fail-fast "$@"
+# There are no doc tests: leave out that (empty) target so the last result line counts real tests.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked --no-fail-fast --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
