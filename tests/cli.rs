@@ -161,3 +161,57 @@ fn unreachable_libvirt_uri_at_start_exits_naming_uri_and_answer() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("'nosuchdriver:///x'"), "{err}");
 }
+
+#[test]
+fn output_to_a_closed_pipe_drops_instead_of_retrying() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let uri = format!(
+        "test://{}/tests/fixtures/e2e-host.xml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+        .args([
+            "--no-ui",
+            "--output",
+            "-",
+            "--poll-interval",
+            "0.2",
+            "--connect",
+            &uri,
+        ])
+        .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vmpulse");
+    // Read one chunk like `head -c` would, then hang up.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).expect("some line protocol");
+    assert!(
+        first.starts_with(b"vm_"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    drop(stdout);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("output closed by its reader"), "{err}");
+    let dropped: u64 = err
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("lines_dropped="))
+        .and_then(|v| v.parse().ok())
+        .expect("final counters");
+    assert!(dropped > 0, "{err}");
+    // Nothing left to retry: the flush does not wait for its 10 s timeout.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{err}"
+    );
+}

@@ -66,6 +66,9 @@ pub enum Outcome {
     NotFound { message: String },
     /// Any other 4xx: needs the operator; keep the data, retry slowly.
     Failing { status: u16, message: String },
+    /// `--output`'s reader went away (broken pipe): nothing can ever be
+    /// delivered there again, so the lines are dropped, not retried.
+    Closed { message: String },
 }
 
 /// Longest server message kept in `last_error` and logs.

@@ -600,6 +600,12 @@ async fn send_batch(sink: Sink, lines: Vec<String>) -> (Vec<String>, Outcome) {
             .await;
             match res {
                 Ok((lines, Ok(()))) => (lines, Outcome::Done),
+                Ok((lines, Err(e))) if e.kind() == std::io::ErrorKind::BrokenPipe => (
+                    lines,
+                    Outcome::Closed {
+                        message: format!("output closed by its reader: {e}"),
+                    },
+                ),
                 Ok((lines, Err(e))) => (
                     lines,
                     retry::network_error(&format!("cannot write output: {e}")),
@@ -882,6 +888,15 @@ impl Task {
             Outcome::NotFound { message } | Outcome::Failing { message, .. } => {
                 self.prev_backoff = self.max_backoff;
                 self.retry_later(lines, self.max_backoff, WriterState::Failing, message);
+            }
+            Outcome::Closed { message } => {
+                sh.lines_dropped.fetch_add(n as u64, Ordering::Relaxed);
+                let mut st = lock(&sh.status);
+                if st.state != WriterState::Failing {
+                    tracing::warn!("{message}; dropping lines from now on");
+                }
+                st.state = WriterState::Failing;
+                st.last_error = Some(message);
             }
         }
     }
