@@ -57,6 +57,7 @@ impl EngineHandle {
         let writer = WriterHandle::start(config)?;
         let mut first = Snapshot::empty(&config.libvirt.uri, &config.host, config.poll_interval);
         first.writer = writer.stats();
+        let writer_off = matches!(first.writer.state, WriterState::Off { .. });
         let (snap_tx, snapshots) = watch::channel(Arc::new(first.clone()));
         let (tx, rx) = mpsc::unbounded_channel();
         let engine = Engine {
@@ -68,6 +69,7 @@ impl EngineHandle {
             deriver: Deriver::new(config.rates.clone()),
             ctx: EncodeCtx::new(&config.host, &config.tags),
             writer,
+            writer_off,
             flush_timeout: config.influx.flush_timeout,
             snap: first,
             snap_tx,
@@ -120,6 +122,8 @@ struct Engine {
     deriver: Deriver,
     ctx: EncodeCtx,
     writer: WriterHandle,
+    /// Off never changes at run time; skip encoding lines nobody will send.
+    writer_off: bool,
     flush_timeout: Duration,
     /// The state of the next snapshot; published as an `Arc` clone.
     snap: Snapshot,
@@ -217,7 +221,7 @@ impl Engine {
                 }
                 let vms = self.deriver.apply(sample.domains);
                 stats.vms_monitored = vms.len();
-                if !matches!(self.writer.stats().state, WriterState::Off { .. }) {
+                if !self.writer_off {
                     let mut lines = Vec::with_capacity(vms.len() * 8);
                     for vm in &vms {
                         encode_vm(&mut lines, &self.ctx, vm);
