@@ -39,7 +39,33 @@ pub struct FinalReport {
 
 enum Msg {
     Control(Control),
+    /// Extra line protocol (self-metrics) for the writer; dropped when it is off.
+    Lines(Vec<String>),
     Shutdown(oneshot::Sender<FinalReport>),
+}
+
+/// A cloneable way to steer a running engine (for the control API), without
+/// the right to shut it down, which stays with the [`EngineHandle`].
+#[derive(Clone)]
+pub struct Controller {
+    tx: mpsc::UnboundedSender<Msg>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl Controller {
+    /// Never blocks; ignored once the engine has stopped.
+    pub fn send(&self, control: Control) {
+        let _ = self.tx.send(Msg::Control(control));
+    }
+
+    /// Hands lines to the writer's queue (counted like the collector's own).
+    pub fn enqueue(&self, lines: Vec<String>) {
+        let _ = self.tx.send(Msg::Lines(lines));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshots.clone()
+    }
 }
 
 pub struct EngineHandle {
@@ -96,6 +122,14 @@ impl EngineHandle {
     /// Never blocks; ignored once the engine has stopped.
     pub fn send(&self, control: Control) {
         let _ = self.tx.send(Msg::Control(control));
+    }
+
+    /// A cloneable handle for sending controls and lines.
+    pub fn controller(&self) -> Controller {
+        Controller {
+            tx: self.tx.clone(),
+            snapshots: self.snapshots.clone(),
+        }
     }
 
     /// Stops polling, flushes the writer (bounded by the flush timeout) and
@@ -174,6 +208,11 @@ impl Engine {
                         }
                     }
                     Some(Msg::Control(_)) => {}
+                    Some(Msg::Lines(lines)) => {
+                        if !self.writer_off {
+                            self.writer.enqueue(lines);
+                        }
+                    }
                     Some(Msg::Shutdown(reply)) => {
                         let report = self.shutdown().await;
                         let _ = reply.send(report);

@@ -7,9 +7,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 /// libvirt's `virDomainState`, kept as the numeric code libvirt uses so that
 /// `vm_totals.state` can carry the integer unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DomainState {
     NoState,
     Running,
@@ -85,7 +87,7 @@ impl DomainState {
 }
 
 /// Cumulative CPU time, nanoseconds (`cpu.time`, `cpu.user`, `cpu.system`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
     pub time_ns: u64,
     pub user_ns: Option<u64>,
@@ -94,7 +96,7 @@ pub struct CpuTimes {
 
 /// `balloon.*` / `virDomainMemoryStats`, all KiB except the fault counters.
 /// Every field is optional: what the guest does not report stays `None`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BalloonStats {
     /// Current balloon size (`balloon.current`, memory stat `actual`).
     pub current_kib: Option<u64>,
@@ -118,7 +120,7 @@ pub struct BalloonStats {
 }
 
 /// One virtual NIC's cumulative counters (`net.N.*` / `virDomainInterfaceStats`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
 pub struct NicStats {
     /// Host-side device name (tap name or MAC when no name is known).
     pub name: String,
@@ -133,7 +135,7 @@ pub struct NicStats {
 }
 
 /// One virtual disk's cumulative counters (`block.N.*` / `virDomainBlockStats`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
 pub struct DiskStats {
     /// Guest target name, e.g. `vda`.
     pub name: String,
@@ -152,7 +154,7 @@ pub struct DiskStats {
 }
 
 /// Everything read about one domain in one cycle, before any derivation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct RawDomain {
     /// Identity across restarts.
     pub uuid: String,
@@ -175,13 +177,16 @@ pub struct RawDomain {
     pub nics: Vec<NicStats>,
     pub disks: Vec<DiskStats>,
     /// Monotonic instant the sample was taken; Δt is measured between these.
+    /// Meaningless in another process: a snapshot read from the control
+    /// socket gets the instant it arrived.
+    #[serde(skip, default = "Instant::now")]
     pub mono: Instant,
     /// Wall-clock time of the sample in ns since the Unix epoch; line timestamps.
     pub wall_ns: i64,
 }
 
 /// Which reading `memory_used_kb` came from (best first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
 pub enum MemSource {
     /// `balloon.available − balloon.usable` (guest MemTotal − MemAvailable).
     AvailableMinusUsable,
@@ -205,7 +210,7 @@ impl MemSource {
 }
 
 /// Memory used by a guest and what it is measured against.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq)]
 pub struct MemoryUse {
     pub used_kb: u64,
     pub source: MemSource,
@@ -214,7 +219,7 @@ pub struct MemoryUse {
 }
 
 /// Throughput of one direction of a device class, per second.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq)]
 pub struct Throughput {
     pub bytes_per_sec: f64,
     /// Requests/s for disks, packets/s for NICs.
@@ -222,7 +227,7 @@ pub struct Throughput {
 }
 
 /// Per-device rates over the last interval (keyed by device name).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct DeviceRates {
     pub name: String,
     pub read: Throughput,
@@ -232,7 +237,7 @@ pub struct DeviceRates {
 /// Values that need two samples of the same domain.
 /// A rate needs two counter readings; a degree rate of a percentage needs two
 /// percentages, hence the `Option`s on the angles of CPU %.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Derived {
     /// Measured between the two samples' monotonic instants, seconds.
     pub dt_secs: f64,
@@ -267,7 +272,7 @@ pub struct Derived {
 }
 
 /// One VM as the frontends and the line-protocol encoder see it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct VmSnapshot {
     pub raw: RawDomain,
     /// Memory use computed from this sample alone (`None` for inactive domains).
@@ -287,7 +292,7 @@ impl VmSnapshot {
 }
 
 /// Health of the libvirt connection as the collector last saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub enum SourceState {
     /// Not tried yet.
     Connecting,
@@ -297,7 +302,7 @@ pub enum SourceState {
 }
 
 /// Collector counters (seed names kept where the seed had them).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct CollectorStats {
     pub started_at: SystemTime,
     pub total_collections: u64,
@@ -313,7 +318,7 @@ pub struct CollectorStats {
 }
 
 /// What the writer is doing, for the status line and the header alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub enum WriterState {
     /// No InfluxDB URL and no `--output`: the hint says which setting turns it on.
     Off { hint: String },
@@ -330,7 +335,7 @@ pub enum WriterState {
 }
 
 /// Writer counters, published with every snapshot.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct WriterStats {
     pub state: WriterState,
     /// Endpoint without credentials, e.g. `http://127.0.0.1:8181 (v3, db=vmstats)`.
@@ -367,7 +372,7 @@ impl WriterStats {
 }
 
 /// Everything a frontend needs to draw one frame. Owned, cheap to share as `Arc`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Snapshot {
     /// Increments with every published snapshot.
     pub seq: u64,
@@ -381,6 +386,21 @@ pub struct Snapshot {
     pub vms: Vec<VmSnapshot>,
     pub collector: CollectorStats,
     pub writer: WriterStats,
+    /// Who produced it; never sent over the control socket.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// Where a snapshot came from, for the TUI's header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// This process's own engine.
+    #[default]
+    Local,
+    /// A running service, read from its control socket.
+    Attached { pid: u32, started_at: SystemTime },
+    /// The attached service stopped answering at `since`; the TUI keeps trying.
+    Gone { pid: u32, since: SystemTime },
 }
 
 impl Snapshot {
@@ -407,6 +427,7 @@ impl Snapshot {
                 last_error: None,
             },
             writer: WriterStats::off("set INFLUX_URL or --influx-url (or --output FILE|-)"),
+            origin: Origin::Local,
         }
     }
 }
