@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::config::layer::{Layer, Sourced};
 use crate::config::{self, Secret};
@@ -45,6 +45,29 @@ pub struct Cli {
     /// Print the effective configuration (secrets masked) and exit
     #[arg(long)]
     pub print_config: bool,
+    /// Control socket of the service [env: VMPULSE_SOCKET] [default: /run/vmpulse/vmpulse.sock as root, else $XDG_RUNTIME_DIR/vmpulse.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// TUI: collect locally even when a service is running (do not attach)
+    #[arg(long)]
+    pub standalone: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Talk to the running service over its control socket.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Command {
+    /// Show the service's status (exit 0 collecting, 1 stopped or failing, 3 no service)
+    Status {
+        /// The full status as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start the service's collection
+    Start,
+    /// Stop the service's collection (the service keeps running)
+    Stop,
 }
 
 impl Cli {
@@ -76,6 +99,16 @@ impl Cli {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = |k: &str| std::env::var(k).ok();
+    let control = crate::control::ControlConfig::resolve(cli.socket.clone(), &env);
+    if let Some(cmd) = cli.command {
+        use crate::control::shell::{self, ShellCommand};
+        let cmd = match cmd {
+            Command::Status { json } => ShellCommand::Status { json },
+            Command::Start => ShellCommand::Start,
+            Command::Stop => ShellCommand::Stop,
+        };
+        return shell::run(cmd, &control.socket);
+    }
     let resolved = match config::resolve(cli.layer(), cli.config.clone(), &env) {
         Ok(r) => r,
         Err(e) => {
@@ -109,14 +142,24 @@ pub fn main() -> ExitCode {
             for w in &resolved.warnings {
                 tracing::warn!("{w}");
             }
-            crate::headless::run(config).await
+            let (layer, file) = (cli.layer(), cli.config.clone());
+            let reload: crate::control::service::Reloader = Box::new(move || {
+                let env = |k: &str| std::env::var(k).ok();
+                config::resolve(layer.clone(), file.clone(), &env)
+                    .map(|r| r.config)
+                    .map_err(|e| e.to_string())
+            });
+            let service = crate::control::service::ServiceOptions {
+                control,
+                reload: Some(reload),
+            };
+            crate::headless::run(config, service).await
         } else {
             crate::ui::init_logging();
             for w in &resolved.warnings {
                 tracing::warn!("{w}");
             }
-            let engine = crate::engine::EngineHandle::start(&config)?;
-            crate::ui::run(engine, &config).await
+            crate::control::attach::run_tui(&config, &control.socket, cli.standalone).await
         }
     });
     // Blocking libvirt calls stuck in a dead daemon must not hold the exit hostage.

@@ -1,18 +1,23 @@
-//! The `--no-ui` frontend: a status line on stderr every `status_interval`,
-//! and on SIGINT/SIGTERM: stop polling, flush (bounded), print final counters, exit 0.
+//! The `--no-ui` frontend: the control API on its socket, a status line on
+//! stderr every `status_interval`, SIGHUP reloads the config, and on
+//! SIGINT/SIGTERM: stop polling, flush (bounded), print final counters, exit 0.
 
 use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
+use crate::control::service::{Service, ServiceOptions};
 use crate::engine::{EngineHandle, FinalReport};
 use crate::model::{Snapshot, SourceState, WriterState};
 
-pub async fn run(config: Config) -> color_eyre::Result<()> {
+pub async fn run(config: Config, service: ServiceOptions) -> color_eyre::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let listeners = Service::listen(&service).await?;
     let engine = EngineHandle::start(&config)?;
+    let mut service = Service::start(listeners, &engine, &config, service);
     // A URI that cannot be reached at start is a setup error: say so and exit,
     // so a service manager shows it. Later outages are retried.
     let mut snaps = engine.subscribe();
@@ -61,7 +66,15 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
     );
     let signal_name = loop {
         tokio::select! {
-            _ = status.tick() => tracing::info!("{}", status_line(&engine.latest())),
+            _ = status.tick() => {
+                tracing::info!("{}", status_line(&engine.latest()));
+                service.on_status_tick();
+            }
+            _ = sighup.recv() => {
+                if let Some(every) = service.on_sighup() {
+                    status = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                }
+            }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         }

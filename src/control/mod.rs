@@ -14,6 +14,7 @@ pub mod client;
 pub mod metrics;
 pub mod reload;
 pub mod server;
+pub mod service;
 pub mod shell;
 pub mod socket;
 pub mod views;
@@ -57,6 +58,15 @@ impl Default for ControlConfig {
 }
 
 impl ControlConfig {
+    /// `--socket`, else `VMPULSE_SOCKET`, else the default path; the rest default.
+    pub fn resolve(flag: Option<PathBuf>, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let mut c = Self::default();
+        if let Some(p) = flag.or_else(|| env("VMPULSE_SOCKET").filter(|s| !s.is_empty()).map(PathBuf::from)) {
+            c.socket = p;
+        }
+        c
+    }
+
     /// The TCP listener is refused unless a token protects it.
     pub fn validate(&self) -> Result<(), String> {
         if self.listen.is_some() && self.token.as_ref().is_none_or(|t| t.expose().is_empty()) {

@@ -329,6 +329,34 @@ pub enum ServerError {
     Config(String),
 }
 
+/// The bound socket (and TCP listener), before the engine starts: a second
+/// service is refused before it opens a collector of its own.
+pub struct Listeners {
+    unix: socket::BoundSocket,
+    tcp: Option<(tokio::net::TcpListener, Secret)>,
+    metrics_per_vm: bool,
+}
+
+/// Checks the settings and binds the listeners.
+pub async fn listen(control: &ControlConfig) -> Result<Listeners, ServerError> {
+    control.validate().map_err(ServerError::Config)?;
+    let unix = socket::bind(&control.socket, &control.group).await?;
+    let tcp = match (control.listen, &control.token) {
+        (Some(addr), Some(token)) => Some((
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Tcp { addr, source })?,
+            token.clone(),
+        )),
+        _ => None,
+    };
+    Ok(Listeners {
+        unix,
+        tcp,
+        metrics_per_vm: control.metrics_per_vm,
+    })
+}
+
 /// The running control API; dropping it stops serving and removes the socket.
 pub struct Server {
     shared: Arc<Shared>,
@@ -337,44 +365,41 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the socket (and the TCP listener when configured) and serves
-    /// until dropped. Also keeps the per-VM history `/history` answers from.
-    pub async fn start(
+    /// Serves the bound listeners until dropped. Also keeps the per-VM
+    /// history that `/history` answers from.
+    pub fn serve(
+        listeners: Listeners,
         ctl: Controller,
-        control: &ControlConfig,
         config_view: serde_json::Value,
         svc: ServiceInfo,
         history_window: Duration,
-    ) -> Result<Self, ServerError> {
-        control.validate().map_err(ServerError::Config)?;
-        let bound = socket::bind(&control.socket, &control.group).await?;
-        let tcp = match control.listen {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| ServerError::Tcp { addr, source })?,
-            ),
-            None => None,
-        };
+    ) -> Self {
+        let Listeners {
+            unix,
+            tcp,
+            metrics_per_vm,
+        } = listeners;
         let shared = Arc::new(Shared {
             ctl: ctl.clone(),
             svc,
             config: RwLock::new(config_view),
             history: Mutex::new(History::new(history_window)),
-            metrics_per_vm: control.metrics_per_vm,
+            metrics_per_vm,
         });
         let mut tasks = vec![tokio::spawn(keep_history(
             ctl.subscribe(),
             shared.clone(),
         ))];
         let app = routes(shared.clone());
-        tracing::info!("control API on {}", bound.guard.path().display());
+        tracing::info!("control API on {}", unix.guard.path().display());
+        let guard = unix.guard;
+        let listener = unix.listener;
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(bound.listener, app).await {
+            if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!("control socket stopped serving: {e}");
             }
         }));
-        if let (Some(listener), Some(token)) = (tcp, control.token.clone()) {
+        if let Some((listener, token)) = tcp {
             let addr = listener.local_addr().ok();
             let app = routes(shared.clone()).layer(middleware::from_fn_with_state(
                 Arc::new(token),
@@ -390,11 +415,11 @@ impl Server {
                 }
             }));
         }
-        Ok(Self {
+        Self {
             shared,
             tasks,
-            guard: bound.guard,
-        })
+            guard,
+        }
     }
 
     pub fn socket_path(&self) -> &std::path::Path {

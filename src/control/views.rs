@@ -19,8 +19,8 @@ use crate::ui::history::Sample;
 /// `2025-11-11T12:34:56.789Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     match jiff::Timestamp::try_from(t) {
-        Ok(ts) => ts.round(jiff::Unit::Millisecond).map(|r| r.to_string()).unwrap_or_else(|_| ts.to_string()),
-        Err(_) => "1970-01-01T00:00:00Z".into(),
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => "1970-01-01T00:00:00.000Z".into(),
     }
 }
 
@@ -369,6 +369,8 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_762_864_496_789);
         assert_eq!(rfc3339(t), "2025-11-11T12:34:56.789Z");
         assert_eq!(parse_rfc3339("2025-11-11T12:34:56.789Z"), Some(t));
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_762_864_496);
+        assert_eq!(rfc3339(whole), "2025-11-11T12:34:56.000Z");
     }
 
     #[test]
