@@ -55,7 +55,10 @@ fn attached_header_names_pid_and_uptime() {
         pid: 4242,
         started_at: now() - Duration::from_secs(3 * 86_400 + 4 * 3600 + 120),
     });
-    assert!(text.contains("attached to service pid 4242, up 3d04h"), "{text}");
+    assert!(
+        text.contains("attached to service pid 4242, up 3d04h"),
+        "{text}"
+    );
     insta::assert_snapshot!(text);
 }
 
@@ -65,7 +68,10 @@ fn gone_header_says_since_when() {
         pid: 4242,
         since: now() - Duration::from_secs(12),
     });
-    assert!(text.contains("service pid 4242 gone since 22:13:08 UTC (12s ago)"), "{text}");
+    assert!(
+        text.contains("service pid 4242 gone since 22:13:08 UTC (12s ago)"),
+        "{text}"
+    );
     insta::assert_snapshot!(text);
 }
 

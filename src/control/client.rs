@@ -52,7 +52,9 @@ impl Client {
         uri: &str,
         body: Option<Vec<u8>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
-        let stream = UnixStream::connect(&self.path).await.map_err(|e| self.connect_error(e))?;
+        let stream = UnixStream::connect(&self.path)
+            .await
+            .map_err(|e| self.connect_error(e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.io(e))?;

@@ -30,22 +30,102 @@ fn service_series(s: &Snapshot, started_at: SystemTime) -> Vec<Series> {
         value,
     };
     vec![
-        series("vmpulse_collections_total", "counter", "Completed collection cycles.", c.total_collections as f64),
-        series("vmpulse_collection_errors_total", "counter", "Failed cycles plus skipped domains or devices.", c.total_errors as f64),
-        series("vmpulse_skipped_items_total", "counter", "Domains or devices skipped because one libvirt call failed or was slow.", c.skipped_items as f64),
-        series("vmpulse_last_collection_duration_seconds", "gauge", "Duration of the last collection cycle.", c.last_collection_ms.unwrap_or(0.0) / 1000.0),
-        series("vmpulse_collecting", "gauge", "1 while collection is on, 0 when stopped.", f64::from(u8::from(s.collecting))),
-        series("vmpulse_poll_interval_seconds", "gauge", "Seconds between collection cycles.", s.poll_interval.as_secs_f64()),
-        series("vmpulse_libvirt_connected", "gauge", "1 when the last cycle reached libvirt.", f64::from(u8::from(s.source == SourceState::Connected))),
-        series("vmpulse_vms", "gauge", "VMs seen in the last cycle.", c.vms_monitored as f64),
-        series("vmpulse_lines_queued_total", "counter", "Line-protocol lines handed to the writer.", w.lines_queued as f64),
-        series("vmpulse_lines_written_total", "counter", "Lines the server (or --output) accepted.", w.lines_written as f64),
-        series("vmpulse_lines_dropped_total", "counter", "Lines dropped (queue full, output closed, flush timeout).", w.lines_dropped as f64),
-        series("vmpulse_lines_rejected_total", "counter", "Lines the server refused as invalid.", w.lines_rejected as f64),
-        series("vmpulse_write_retries_total", "counter", "Write requests retried.", w.write_retries as f64),
-        series("vmpulse_queue_depth", "gauge", "Lines waiting for the writer.", w.queue_depth as f64),
-        series("vmpulse_queue_capacity", "gauge", "Lines the writer queue holds at most.", w.queue_capacity as f64),
-        series("vmpulse_start_time_seconds", "gauge", "Start of the service, seconds since the Unix epoch.", secs(started_at)),
+        series(
+            "vmpulse_collections_total",
+            "counter",
+            "Completed collection cycles.",
+            c.total_collections as f64,
+        ),
+        series(
+            "vmpulse_collection_errors_total",
+            "counter",
+            "Failed cycles plus skipped domains or devices.",
+            c.total_errors as f64,
+        ),
+        series(
+            "vmpulse_skipped_items_total",
+            "counter",
+            "Domains or devices skipped because one libvirt call failed or was slow.",
+            c.skipped_items as f64,
+        ),
+        series(
+            "vmpulse_last_collection_duration_seconds",
+            "gauge",
+            "Duration of the last collection cycle.",
+            c.last_collection_ms.unwrap_or(0.0) / 1000.0,
+        ),
+        series(
+            "vmpulse_collecting",
+            "gauge",
+            "1 while collection is on, 0 when stopped.",
+            f64::from(u8::from(s.collecting)),
+        ),
+        series(
+            "vmpulse_poll_interval_seconds",
+            "gauge",
+            "Seconds between collection cycles.",
+            s.poll_interval.as_secs_f64(),
+        ),
+        series(
+            "vmpulse_libvirt_connected",
+            "gauge",
+            "1 when the last cycle reached libvirt.",
+            f64::from(u8::from(s.source == SourceState::Connected)),
+        ),
+        series(
+            "vmpulse_vms",
+            "gauge",
+            "VMs seen in the last cycle.",
+            c.vms_monitored as f64,
+        ),
+        series(
+            "vmpulse_lines_queued_total",
+            "counter",
+            "Line-protocol lines handed to the writer.",
+            w.lines_queued as f64,
+        ),
+        series(
+            "vmpulse_lines_written_total",
+            "counter",
+            "Lines the server (or --output) accepted.",
+            w.lines_written as f64,
+        ),
+        series(
+            "vmpulse_lines_dropped_total",
+            "counter",
+            "Lines dropped (queue full, output closed, flush timeout).",
+            w.lines_dropped as f64,
+        ),
+        series(
+            "vmpulse_lines_rejected_total",
+            "counter",
+            "Lines the server refused as invalid.",
+            w.lines_rejected as f64,
+        ),
+        series(
+            "vmpulse_write_retries_total",
+            "counter",
+            "Write requests retried.",
+            w.write_retries as f64,
+        ),
+        series(
+            "vmpulse_queue_depth",
+            "gauge",
+            "Lines waiting for the writer.",
+            w.queue_depth as f64,
+        ),
+        series(
+            "vmpulse_queue_capacity",
+            "gauge",
+            "Lines the writer queue holds at most.",
+            w.queue_capacity as f64,
+        ),
+        series(
+            "vmpulse_start_time_seconds",
+            "gauge",
+            "Start of the service, seconds since the Unix epoch.",
+            secs(started_at),
+        ),
     ]
 }
 
@@ -76,23 +156,81 @@ fn number(v: f64) -> String {
 
 /// A label value with `\`, `"` and newlines escaped.
 fn label(v: &str) -> String {
-    v.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
 }
 
 type VmPick = fn(&crate::model::VmSnapshot) -> Option<f64>;
 
 fn per_vm_series(o: &mut String, s: &Snapshot) {
     let table: [(&str, &str, &str, VmPick); 10] = [
-        ("vmpulse_vm_state", "gauge", "libvirt domain state code (1 running, 3 paused, 5 shut off).", |v| Some(f64::from(v.raw.state.code()))),
-        ("vmpulse_vm_vcpus", "gauge", "Current vCPU count.", |v| v.raw.vcpus.map(f64::from)),
-        ("vmpulse_vm_cpu_percent", "gauge", "CPU use over the last interval, percent of all vCPUs.", |v| v.derived.as_ref().and_then(|d| d.cpu_percent)),
-        ("vmpulse_vm_cpu_seconds_total", "counter", "Cumulative guest CPU time.", |v| v.raw.cpu.filter(|_| v.raw.state.has_guest_counters()).map(|c| c.time_ns as f64 / 1e9)),
-        ("vmpulse_vm_memory_max_bytes", "gauge", "Maximum memory allocation.", |v| v.raw.max_mem_kib.map(|k| k as f64 * 1024.0)),
-        ("vmpulse_vm_memory_used_bytes", "gauge", "Memory the guest uses (best source libvirt offers).", |v| v.memory.filter(|_| v.raw.state.has_guest_counters()).map(|m| m.used_kb as f64 * 1024.0)),
-        ("vmpulse_vm_disk_read_bytes_total", "counter", "Bytes read from all disks.", |v| active(v, v.raw.disks.iter().map(|d| d.rd_bytes).sum())),
-        ("vmpulse_vm_disk_write_bytes_total", "counter", "Bytes written to all disks.", |v| active(v, v.raw.disks.iter().map(|d| d.wr_bytes).sum())),
-        ("vmpulse_vm_network_receive_bytes_total", "counter", "Bytes received on all NICs.", |v| active(v, v.raw.nics.iter().map(|n| n.rx_bytes).sum())),
-        ("vmpulse_vm_network_transmit_bytes_total", "counter", "Bytes sent on all NICs.", |v| active(v, v.raw.nics.iter().map(|n| n.tx_bytes).sum())),
+        (
+            "vmpulse_vm_state",
+            "gauge",
+            "libvirt domain state code (1 running, 3 paused, 5 shut off).",
+            |v| Some(f64::from(v.raw.state.code())),
+        ),
+        ("vmpulse_vm_vcpus", "gauge", "Current vCPU count.", |v| {
+            v.raw.vcpus.map(f64::from)
+        }),
+        (
+            "vmpulse_vm_cpu_percent",
+            "gauge",
+            "CPU use over the last interval, percent of all vCPUs.",
+            |v| v.derived.as_ref().and_then(|d| d.cpu_percent),
+        ),
+        (
+            "vmpulse_vm_cpu_seconds_total",
+            "counter",
+            "Cumulative guest CPU time.",
+            |v| {
+                v.raw
+                    .cpu
+                    .filter(|_| v.raw.state.has_guest_counters())
+                    .map(|c| c.time_ns as f64 / 1e9)
+            },
+        ),
+        (
+            "vmpulse_vm_memory_max_bytes",
+            "gauge",
+            "Maximum memory allocation.",
+            |v| v.raw.max_mem_kib.map(|k| k as f64 * 1024.0),
+        ),
+        (
+            "vmpulse_vm_memory_used_bytes",
+            "gauge",
+            "Memory the guest uses (best source libvirt offers).",
+            |v| {
+                v.memory
+                    .filter(|_| v.raw.state.has_guest_counters())
+                    .map(|m| m.used_kb as f64 * 1024.0)
+            },
+        ),
+        (
+            "vmpulse_vm_disk_read_bytes_total",
+            "counter",
+            "Bytes read from all disks.",
+            |v| active(v, v.raw.disks.iter().map(|d| d.rd_bytes).sum()),
+        ),
+        (
+            "vmpulse_vm_disk_write_bytes_total",
+            "counter",
+            "Bytes written to all disks.",
+            |v| active(v, v.raw.disks.iter().map(|d| d.wr_bytes).sum()),
+        ),
+        (
+            "vmpulse_vm_network_receive_bytes_total",
+            "counter",
+            "Bytes received on all NICs.",
+            |v| active(v, v.raw.nics.iter().map(|n| n.rx_bytes).sum()),
+        ),
+        (
+            "vmpulse_vm_network_transmit_bytes_total",
+            "counter",
+            "Bytes sent on all NICs.",
+            |v| active(v, v.raw.nics.iter().map(|n| n.tx_bytes).sum()),
+        ),
     ];
     for (name, kind, help, pick) in table {
         let _ = writeln!(o, "# HELP {name} {help}");
@@ -174,8 +312,15 @@ mod tests {
         let mut s = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
         s.collector.total_collections = 7;
         s.collector.last_collection_ms = Some(12.0);
-        let line = internal_line(&s, "rack 1,a=b", SystemTime::UNIX_EPOCH + Duration::from_secs(5));
-        assert!(line.starts_with(r"vmpulse_internal,host=rack\ 1\,a\=b collections=7i,"), "{line}");
+        let line = internal_line(
+            &s,
+            "rack 1,a=b",
+            SystemTime::UNIX_EPOCH + Duration::from_secs(5),
+        );
+        assert!(
+            line.starts_with(r"vmpulse_internal,host=rack\ 1\,a\=b collections=7i,"),
+            "{line}"
+        );
         assert!(line.contains("last_collection_ms=12.0,"), "{line}");
         assert!(line.ends_with(" 5000000000"), "{line}");
     }

@@ -61,7 +61,11 @@ impl ControlConfig {
     /// `--socket`, else `VMPULSE_SOCKET`, else the default path; the rest default.
     pub fn resolve(flag: Option<PathBuf>, env: &dyn Fn(&str) -> Option<String>) -> Self {
         let mut c = Self::default();
-        if let Some(p) = flag.or_else(|| env("VMPULSE_SOCKET").filter(|s| !s.is_empty()).map(PathBuf::from)) {
+        if let Some(p) = flag.or_else(|| {
+            env("VMPULSE_SOCKET")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        }) {
             c.socket = p;
         }
         c

@@ -152,8 +152,8 @@ struct PollInterval {
 
 /// Parses and checks `{"seconds": N}`: a number of seconds from 0.1 to 86400.
 pub fn parse_poll_interval(body: &[u8]) -> Result<Duration, String> {
-    let p: PollInterval = serde_json::from_slice(body)
-        .map_err(|e| format!("expected {{\"seconds\": N}}: {e}"))?;
+    let p: PollInterval =
+        serde_json::from_slice(body).map_err(|e| format!("expected {{\"seconds\": N}}: {e}"))?;
     let min = MIN_POLL_INTERVAL.as_secs_f64();
     if !p.seconds.is_finite() || p.seconds < min || p.seconds > MAX_POLL_SECS {
         return Err(format!(
@@ -180,7 +180,10 @@ async fn poll_interval(
 ) -> ApiResult<Json<views::StatusView>> {
     let body = body.map_err(body_error)?;
     let d = parse_poll_interval(&body).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?;
-    Ok(steer(&s, Control::SetPollInterval(d), |snap| snap.poll_interval == d).await)
+    Ok(steer(&s, Control::SetPollInterval(d), |snap| {
+        snap.poll_interval == d
+    })
+    .await)
 }
 
 async fn vms(State(s): St) -> Json<views::VmList> {
@@ -386,10 +389,7 @@ impl Server {
             history: Mutex::new(History::new(history_window)),
             metrics_per_vm,
         });
-        let mut tasks = vec![tokio::spawn(keep_history(
-            ctl.subscribe(),
-            shared.clone(),
-        ))];
+        let mut tasks = vec![tokio::spawn(keep_history(ctl.subscribe(), shared.clone()))];
         let app = routes(shared.clone());
         tracing::info!("control API on {}", unix.guard.path().display());
         let guard = unix.guard;

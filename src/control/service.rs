@@ -34,7 +34,12 @@ impl Service {
         server::listen(&opts.control).await
     }
 
-    pub fn start(listeners: Listeners, engine: &EngineHandle, config: &Config, opts: ServiceOptions) -> Self {
+    pub fn start(
+        listeners: Listeners,
+        engine: &EngineHandle,
+        config: &Config,
+        opts: ServiceOptions,
+    ) -> Self {
         let svc = ServiceInfo {
             pid: std::process::id(),
             started_at: SystemTime::now(),

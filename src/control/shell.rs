@@ -24,7 +24,10 @@ pub enum ShellCommand {
 /// Runs one subcommand against the service on `socket`; prints to stdout
 /// (errors to stderr) and returns the exit code.
 pub fn run(cmd: ShellCommand, socket: &Path) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vmpulse: cannot start the async runtime: {e}");

@@ -200,7 +200,9 @@ mod tests {
             matches!(err, SocketError::Live { pid: Some(p), .. } if p == std::process::id()),
             "{err}"
         );
-        assert!(err.to_string().contains(&format!("pid {}", std::process::id())));
+        assert!(err
+            .to_string()
+            .contains(&format!("pid {}", std::process::id())));
         drop(first);
         // A crashed run: the file stays but nobody listens.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());

@@ -121,7 +121,12 @@ pub fn writer_state_name(s: &WriterState) -> &'static str {
     }
 }
 
-pub fn status(snap: &Snapshot, svc: ServiceInfo, config: &serde_json::Value, now: SystemTime) -> StatusView {
+pub fn status(
+    snap: &Snapshot,
+    svc: ServiceInfo,
+    config: &serde_json::Value,
+    now: SystemTime,
+) -> StatusView {
     let c = &snap.collector;
     let w = &snap.writer;
     let (state, error) = match &snap.source {
@@ -134,7 +139,10 @@ pub fn status(snap: &Snapshot, svc: ServiceInfo, config: &serde_json::Value, now
         pid: svc.pid,
         version: env!("CARGO_PKG_VERSION").into(),
         started_at: rfc3339(svc.started_at),
-        uptime_seconds: now.duration_since(svc.started_at).unwrap_or_default().as_secs_f64(),
+        uptime_seconds: now
+            .duration_since(svc.started_at)
+            .unwrap_or_default()
+            .as_secs_f64(),
         total_collections: c.total_collections,
         total_errors: c.total_errors,
         skipped_items: c.skipped_items,
@@ -280,8 +288,12 @@ pub fn vm_detail(v: &VmSnapshot) -> VmDetail {
     let d = v.derived.as_ref();
     VmDetail {
         vm: vm(v),
-        disks: d.map(|d| d.disks.iter().map(device).collect()).unwrap_or_default(),
-        nics: d.map(|d| d.nics.iter().map(device).collect()).unwrap_or_default(),
+        disks: d
+            .map(|d| d.disks.iter().map(device).collect())
+            .unwrap_or_default(),
+        nics: d
+            .map(|d| d.nics.iter().map(device).collect())
+            .unwrap_or_default(),
         vcpu_percent: d.map(|d| d.vcpu_percent.clone()).unwrap_or_default(),
     }
 }
