@@ -41,6 +41,11 @@ enum Msg {
     Control(Control),
     /// Extra line protocol (self-metrics) for the writer; dropped when it is off.
     Lines(Vec<String>),
+    /// SIGHUP: new tags, and a new writer when `restart_writer`.
+    Reconfigure {
+        config: Box<Config>,
+        restart_writer: bool,
+    },
     Shutdown(oneshot::Sender<FinalReport>),
 }
 
@@ -66,6 +71,16 @@ impl Controller {
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.snapshots.clone()
     }
+
+    /// Takes reloaded tags and, when `restart_writer`, replaces the writer by
+    /// one built from `config` (the old one flushes in the background; its
+    /// counters keep counting in the snapshot).
+    pub fn reconfigure(&self, config: Config, restart_writer: bool) {
+        let _ = self.tx.send(Msg::Reconfigure {
+            config: Box::new(config),
+            restart_writer,
+        });
+    }
 }
 
 pub struct EngineHandle {
@@ -81,7 +96,11 @@ impl EngineHandle {
     /// Starts collector and writer on the current tokio runtime.
     pub fn start(config: &Config) -> color_eyre::Result<Self> {
         let writer = WriterHandle::start(config)?;
-        let mut first = Snapshot::empty(&config.libvirt.uri, &config.host, config.poll_interval);
+        let mut first = Snapshot::empty(
+            &config.libvirt.uri,
+            &config.collector.host,
+            config.collector.poll_interval,
+        );
         first.writer = writer.stats();
         let writer_off = matches!(first.writer.state, WriterState::Off { .. });
         let (snap_tx, snapshots) = watch::channel(Arc::new(first.clone()));
@@ -93,8 +112,9 @@ impl EngineHandle {
                 config.libvirt.timeout,
             ),
             deriver: Deriver::new(config.rates.clone()),
-            ctx: EncodeCtx::new(&config.host, &config.tags),
+            ctx: EncodeCtx::new(&config.collector.host, &config.tags),
             writer,
+            retired: Vec::new(),
             writer_off,
             flush_timeout: config.influx.flush_timeout,
             snap: first,
@@ -156,7 +176,9 @@ struct Engine {
     deriver: Deriver,
     ctx: EncodeCtx,
     writer: WriterHandle,
-    /// Off never changes at run time; skip encoding lines nobody will send.
+    /// Writers replaced by a reload: still flushing, still counted.
+    retired: Vec<WriterHandle>,
+    /// Off changes only with a reload; skip encoding lines nobody will send.
     writer_off: bool,
     flush_timeout: Duration,
     /// The state of the next snapshot; published as an `Arc` clone.
@@ -212,6 +234,9 @@ impl Engine {
                         if !self.writer_off {
                             self.writer.enqueue(lines);
                         }
+                    }
+                    Some(Msg::Reconfigure { config, restart_writer }) => {
+                        self.reconfigure(&config, restart_writer);
                     }
                     Some(Msg::Shutdown(reply)) => {
                         let report = self.shutdown().await;
@@ -292,10 +317,44 @@ impl Engine {
         self.publish();
     }
 
+    fn reconfigure(&mut self, config: &Config, restart_writer: bool) {
+        self.ctx = EncodeCtx::new(&config.collector.host, &config.tags);
+        if restart_writer {
+            match WriterHandle::start(config) {
+                Ok(new) => {
+                    let old = std::mem::replace(&mut self.writer, new);
+                    self.writer_off = matches!(self.writer.stats().state, WriterState::Off { .. });
+                    self.retired.push(old.clone());
+                    let timeout = self.flush_timeout;
+                    tokio::spawn(async move { old.shutdown(timeout).await });
+                    tracing::info!("writer restarted with the reloaded settings");
+                }
+                Err(e) => tracing::error!(
+                    "reloaded writer settings not applied, the running writer stays: {e}"
+                ),
+            }
+        }
+        self.publish();
+    }
+
+    /// The writer's counters plus those of writers a reload replaced.
+    fn writer_stats(&self, mut s: WriterStats) -> WriterStats {
+        for old in &self.retired {
+            let o = old.stats();
+            s.lines_queued += o.lines_queued;
+            s.lines_written += o.lines_written;
+            s.lines_dropped += o.lines_dropped;
+            s.lines_rejected += o.lines_rejected;
+            s.write_retries += o.write_retries;
+            s.queue_depth += o.queue_depth;
+        }
+        s
+    }
+
     fn publish(&mut self) {
         self.snap.seq += 1;
         self.snap.taken_at = SystemTime::now();
-        self.snap.writer = self.writer.stats();
+        self.snap.writer = self.writer_stats(self.writer.stats());
         let _ = self.snap_tx.send(Arc::new(self.snap.clone()));
     }
 
@@ -320,6 +379,7 @@ impl Engine {
             .clone()
             .shutdown(Duration::from_millis(100))
             .await;
+        let final_stats = self.writer_stats(final_stats);
         self.snap.writer = final_stats.clone();
         self.snap.seq += 1;
         let _ = self.snap_tx.send(Arc::new(self.snap.clone()));

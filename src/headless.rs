@@ -7,17 +7,17 @@ use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
-use crate::control::service::{Service, ServiceOptions};
+use crate::control::service::{Reloader, Service};
 use crate::engine::{EngineHandle, FinalReport};
 use crate::model::{Snapshot, SourceState, WriterState};
 
-pub async fn run(config: Config, service: ServiceOptions) -> color_eyre::Result<()> {
+pub async fn run(config: Config, reload: Option<Reloader>) -> color_eyre::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let listeners = Service::listen(&service).await?;
+    let listeners = Service::listen(&config).await?;
     let engine = EngineHandle::start(&config)?;
-    let mut service = Service::start(listeners, &engine, &config, service);
+    let mut service = Service::start(listeners, &engine, &config, reload);
     // A URI that cannot be reached at start is a setup error: say so and exit,
     // so a service manager shows it. Later outages are retried.
     let mut snaps = engine.subscribe();
@@ -57,12 +57,12 @@ pub async fn run(config: Config, service: ServiceOptions) -> color_eyre::Result<
         "vmpulse {} polling '{}' every {:.1} s; writer: {}",
         env!("CARGO_PKG_VERSION"),
         config.libvirt.uri,
-        config.poll_interval.as_secs_f64(),
+        config.collector.poll_interval.as_secs_f64(),
         writer_summary(&first)
     );
     let mut status = tokio::time::interval_at(
-        tokio::time::Instant::now() + config.status_interval,
-        config.status_interval,
+        tokio::time::Instant::now() + config.collector.status_interval,
+        config.collector.status_interval,
     );
     let signal_name = loop {
         tokio::select! {

@@ -9,11 +9,24 @@ fn vmpulse(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     // No stray system or user config file may change what these tests see.
     cmd.env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
-        .env("HOME", "/nonexistent-vmpulse-test");
+        .env("HOME", "/nonexistent-vmpulse-test")
+        .env("VMPULSE_SOCKET", test_socket());
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.output().expect("run vmpulse")
+}
+
+/// A control socket of its own for each run: tests run in parallel, as root
+/// the default would be the same /run/vmpulse/vmpulse.sock for all of them.
+fn test_socket() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "vmpulse-cli-test-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 fn assert_clean_failure(out: &Output, needles: &[&str]) {
@@ -181,6 +194,7 @@ fn output_to_a_closed_pipe_drops_instead_of_retrying() {
             &uri,
         ])
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .env("VMPULSE_SOCKET", test_socket())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

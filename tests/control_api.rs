@@ -434,7 +434,7 @@ fn sighup_rereads_the_config_file() {
     let cfg = dir.path().join("vmpulse.toml");
     std::fs::write(
         &cfg,
-        "[collector]\npoll_interval = 1.0\n[influx]\ndb = \"first\"\n",
+        "[collector]\npoll_interval = 1.0\n[influx]\nmax_queue = 20000\n",
     )
     .unwrap();
     let cfg_s = cfg.to_str().unwrap().to_string();
@@ -443,7 +443,7 @@ fn sighup_rereads_the_config_file() {
     assert!(slow <= 4, "{slow} collections in 2 s at 1 s");
     std::fs::write(
         &cfg,
-        "[collector]\npoll_interval = 0.1\n[influx]\ndb = \"second\"\n",
+        "[collector]\npoll_interval = 0.1\n[influx]\nmax_queue = 30000\n",
     )
     .unwrap();
     svc.signal(libc::SIGHUP);
@@ -461,7 +461,7 @@ fn sighup_rereads_the_config_file() {
         "{log}"
     );
     assert!(
-        log.contains("only taking effect after a restart: influx.db"),
+        log.contains("only taking effect after a restart: influx.max_queue (20000 -> 30000)"),
         "{log}"
     );
     assert_eq!(

@@ -291,6 +291,7 @@ fn vmpulse_sees_cpu_memory_disk_and_network_move_in_real_guests() {
             "--poll-interval",
             "1",
         ])
+        .env("VMPULSE_SOCKET", logdir.path().join("vmpulse.sock"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(&log).expect("vmpulse log file"))

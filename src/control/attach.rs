@@ -197,10 +197,11 @@ async fn steer(client: Client, mut rx: mpsc::UnboundedReceiver<Control>) {
     }
 }
 
-/// The TUI: attached to the service on `socket` when one answers (unless
-/// `standalone`), else with its own collector as before.
-pub async fn run_tui(config: &Config, socket: &Path, standalone: bool) -> color_eyre::Result<()> {
-    if !standalone {
+/// The TUI: attached to the service on `control.socket` when one answers
+/// (unless `--standalone`), else with its own collector as before.
+pub async fn run_tui(config: &Config) -> color_eyre::Result<()> {
+    let socket = &super::socket_path(&config.control);
+    if !config.run.standalone {
         match Attached::connect(socket).await {
             Ok(attached) => {
                 tracing::info!("attached to the service on {}", socket.display());

@@ -22,65 +22,19 @@ pub mod views;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::config::Secret;
+use crate::config::ControlConfig;
 
-/// Settings of the control API.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ControlConfig {
-    /// `--socket` / `VMPULSE_SOCKET` / `control.socket`.
-    pub socket: PathBuf,
-    /// Group given the socket (mode 0660): who may read and steer the service.
-    pub group: String,
-    /// Optional TCP listener for remote health checks; needs `token`.
-    pub listen: Option<SocketAddr>,
-    /// Bearer token every TCP request must carry.
-    pub token: Option<Secret>,
-    /// Also expose per-VM gauges and counters on `/metrics`.
-    pub metrics_per_vm: bool,
-    /// Write a `vmpulse_internal` point every status interval.
-    pub internal_metrics: bool,
-}
-
-/// The default group: the one that may already read libvirt.
-pub const DEFAULT_GROUP: &str = "libvirt";
-
-impl Default for ControlConfig {
-    fn default() -> Self {
-        Self {
-            socket: default_socket_path(is_root(), std::env::var("XDG_RUNTIME_DIR").ok()),
-            group: DEFAULT_GROUP.into(),
-            listen: None,
-            token: None,
-            metrics_per_vm: false,
-            internal_metrics: false,
-        }
+/// The socket path: `control.socket`, else the default for this user.
+pub fn socket_path(c: &ControlConfig) -> PathBuf {
+    match &c.socket {
+        Some(p) => PathBuf::from(p),
+        None => default_socket_path(is_root(), std::env::var("XDG_RUNTIME_DIR").ok()),
     }
 }
 
-impl ControlConfig {
-    /// `--socket`, else `VMPULSE_SOCKET`, else the default path; the rest default.
-    pub fn resolve(flag: Option<PathBuf>, env: &dyn Fn(&str) -> Option<String>) -> Self {
-        let mut c = Self::default();
-        if let Some(p) = flag.or_else(|| {
-            env("VMPULSE_SOCKET")
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-        }) {
-            c.socket = p;
-        }
-        c
-    }
-
-    /// The TCP listener is refused unless a token protects it.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.listen.is_some() && self.token.as_ref().is_none_or(|t| t.expose().is_empty()) {
-            return Err(
-                "control.listen is set but control.token is not: a TCP listener needs a token (set control.token or VMPULSE_CONTROL_TOKEN)"
-                    .into(),
-            );
-        }
-        Ok(())
-    }
+/// `control.listen` as an address (validation already refused anything else).
+pub fn listen_addr(c: &ControlConfig) -> Option<SocketAddr> {
+    c.listen.as_deref().and_then(|a| a.parse().ok())
 }
 
 /// `/run/vmpulse/vmpulse.sock` as root, `$XDG_RUNTIME_DIR/vmpulse.sock` otherwise
@@ -104,6 +58,9 @@ pub fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::layer::Layer;
+    use crate::config::validate::validate;
+    use crate::config::Config;
 
     #[test]
     fn socket_path_defaults() {
@@ -118,18 +75,38 @@ mod tests {
         assert!(default_socket_path(false, None)
             .to_string_lossy()
             .starts_with("/tmp/vmpulse-"));
+        let c = ControlConfig {
+            socket: Some("/x/y.sock".into()),
+            ..ControlConfig::default()
+        };
+        assert_eq!(socket_path(&c), PathBuf::from("/x/y.sock"));
     }
 
     #[test]
-    fn tcp_listener_needs_a_token() {
-        let mut c = ControlConfig {
-            listen: Some("127.0.0.1:9180".parse().unwrap()),
-            ..ControlConfig::default()
+    fn tcp_listener_needs_a_token_and_an_address() {
+        let check = |listen: &str, token: Option<&str>| {
+            let mut l = Layer::default();
+            l.set("control.listen", listen, "control.listen");
+            if let Some(t) = token {
+                l.set("control.token", t, "VMPULSE_CONTROL_TOKEN");
+            }
+            validate(l, Config::default()).map_err(|e| e.to_string())
         };
-        assert!(c.validate().unwrap_err().contains("control.token"));
-        c.token = Some(Secret::new(""));
-        assert!(c.validate().is_err());
-        c.token = Some(Secret::new("s3cret"));
-        assert!(c.validate().is_ok());
+        let err = check("127.0.0.1:9180", None).unwrap_err();
+        assert!(
+            err.starts_with("control.listen:") && err.contains("control.token"),
+            "{err}"
+        );
+        assert!(check("127.0.0.1:9180", Some("")).is_err());
+        let err = check("localhost", Some("s3cret-XYZ")).unwrap_err();
+        assert!(
+            err.contains("127.0.0.1:9180") && !err.contains("XYZ"),
+            "{err}"
+        );
+        let c = check("127.0.0.1:9180", Some("s3cret-XYZ")).unwrap();
+        assert_eq!(
+            listen_addr(&c.control),
+            Some("127.0.0.1:9180".parse().unwrap())
+        );
     }
 }

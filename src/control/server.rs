@@ -7,6 +7,7 @@
 //! never unwrap anything a client sent, so no request can stop the service.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +26,8 @@ use tokio::task::JoinHandle;
 
 use super::socket::{self, SocketError, SocketGuard};
 use super::views::{self, ServiceInfo};
-use super::{metrics, ControlConfig};
+use super::{listen_addr, metrics, socket_path};
+use crate::config::ControlConfig;
 use crate::config::Secret;
 use crate::engine::{Control, Controller, MIN_POLL_INTERVAL};
 use crate::model::Snapshot;
@@ -46,7 +48,8 @@ struct Shared {
     /// Masked effective config; replaced on reload.
     config: RwLock<serde_json::Value>,
     history: Mutex<History>,
-    metrics_per_vm: bool,
+    /// `control.metrics_per_vm`; reloadable.
+    metrics_per_vm: AtomicBool,
 }
 
 type St = State<Arc<Shared>>;
@@ -258,7 +261,8 @@ async fn config(State(s): St) -> Json<serde_json::Value> {
 }
 
 async fn metrics_text(State(s): St) -> Response {
-    let text = metrics::prometheus(&latest(&s), s.svc.started_at, s.metrics_per_vm);
+    let per_vm = s.metrics_per_vm.load(Ordering::Relaxed);
+    let text = metrics::prometheus(&latest(&s), s.svc.started_at, per_vm);
     (
         [(
             header::CONTENT_TYPE,
@@ -328,8 +332,6 @@ pub enum ServerError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Config(String),
 }
 
 /// The bound socket (and TCP listener), before the engine starts: a second
@@ -342,9 +344,8 @@ pub struct Listeners {
 
 /// Checks the settings and binds the listeners.
 pub async fn listen(control: &ControlConfig) -> Result<Listeners, ServerError> {
-    control.validate().map_err(ServerError::Config)?;
-    let unix = socket::bind(&control.socket, &control.group).await?;
-    let tcp = match (control.listen, &control.token) {
+    let unix = socket::bind(&socket_path(control), &control.group).await?;
+    let tcp = match (listen_addr(control), &control.token) {
         (Some(addr), Some(token)) => Some((
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -387,7 +388,7 @@ impl Server {
             svc,
             config: RwLock::new(config_view),
             history: Mutex::new(History::new(history_window)),
-            metrics_per_vm,
+            metrics_per_vm: AtomicBool::new(metrics_per_vm),
         });
         let mut tasks = vec![tokio::spawn(keep_history(ctl.subscribe(), shared.clone()))];
         let app = routes(shared.clone());
@@ -426,11 +427,15 @@ impl Server {
         self.guard.path()
     }
 
-    /// After a reload: what `/config` and `/status` show from now on.
-    pub fn set_config(&self, view: serde_json::Value) {
+    /// After a reload: what `/config` and `/status` show from now on, and
+    /// whether `/metrics` has per-VM series.
+    pub fn set_config(&self, config: &crate::config::Config) {
         if let Ok(mut c) = self.shared.config.write() {
-            *c = view;
+            *c = views::config(config);
         }
+        self.shared
+            .metrics_per_vm
+            .store(config.control.metrics_per_vm, Ordering::Relaxed);
     }
 }
 

@@ -21,6 +21,19 @@ pub enum ShellCommand {
     Stop,
 }
 
+/// `vmpulse status|start|stop`: the socket from the subcommand's `--socket`,
+/// else from the config (`control.socket`, `VMPULSE_SOCKET`).
+pub fn dispatch(cmd: crate::cli::Command, config: &crate::config::Config) -> ExitCode {
+    use crate::cli::Command;
+    let (cmd, flag) = match cmd {
+        Command::Status { json, socket } => (ShellCommand::Status { json }, socket.path),
+        Command::Start { socket } => (ShellCommand::Start, socket.path),
+        Command::Stop { socket } => (ShellCommand::Stop, socket.path),
+    };
+    let socket = flag.unwrap_or_else(|| super::socket_path(&config.control));
+    run(cmd, &socket)
+}
+
 /// Runs one subcommand against the service on `socket`; prints to stdout
 /// (errors to stderr) and returns the exit code.
 pub fn run(cmd: ShellCommand, socket: &Path) -> ExitCode {

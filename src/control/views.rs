@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::ControlConfig;
 use crate::config::Config;
 use crate::model::{DeviceRates, Snapshot, SourceState, VmSnapshot, WriterState};
 use crate::ui::history::Sample;
@@ -345,29 +344,23 @@ pub fn history<'a>(
 }
 
 /// The effective config as JSON, in the config file's layout, secrets as `***`.
-/// Built from the same masked text `--print-config` prints, so both mask alike.
-pub fn config(config: &Config, control: &ControlConfig) -> serde_json::Value {
-    let mut v = toml::from_str::<toml::Value>(&config.to_toml_masked())
+/// Built from the same text `--print-config` prints, so both mask alike.
+pub fn config(config: &Config) -> serde_json::Value {
+    let mut v = toml::from_str::<toml::Value>(&crate::config::docs::print_config(config))
         .ok()
         .and_then(|t| serde_json::to_value(t).ok())
         .unwrap_or_else(|| serde_json::json!({}));
     if let Some(obj) = v.as_object_mut() {
-        let output = config.output.as_ref().map(|o| match o {
+        let output = config.run.output.as_ref().map(|o| match o {
             crate::config::OutputTarget::Stdout => "-".to_string(),
             crate::config::OutputTarget::File(p) => p.display().to_string(),
         });
         obj.insert("output".into(), serde_json::json!(output));
-        obj.insert(
-            "control".into(),
-            serde_json::json!({
-                "socket": control.socket.display().to_string(),
-                "group": control.group,
-                "listen": control.listen.map(|a| a.to_string()),
-                "token": control.token.as_ref().map(|_| "***"),
-                "metrics_per_vm": control.metrics_per_vm,
-                "internal_metrics": control.internal_metrics,
-            }),
-        );
+        // The path in use, also when it is the computed default.
+        if let Some(c) = obj.get_mut("control").and_then(|c| c.as_object_mut()) {
+            let path = super::socket_path(&config.control).display().to_string();
+            c.insert("socket".into(), serde_json::json!(path));
+        }
     }
     v
 }
@@ -390,11 +383,8 @@ mod tests {
         let mut c = Config::default();
         c.influx.url = Some(url::Url::parse("http://u:pw-XYZ@127.0.0.1:8086").unwrap());
         c.influx.token = Some(crate::config::Secret::new("tok-XYZ"));
-        let ctl = ControlConfig {
-            token: Some(crate::config::Secret::new("ctl-XYZ")),
-            ..ControlConfig::default()
-        };
-        let v = config(&c, &ctl);
+        c.control.token = Some(crate::config::Secret::new("ctl-XYZ"));
+        let v = config(&c);
         let text = v.to_string();
         assert!(!text.contains("XYZ"), "{text}");
         assert_eq!(v["influx"]["token"], "***");

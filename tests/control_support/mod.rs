@@ -93,10 +93,28 @@ pub fn unix_request(
 ) -> std::io::Result<Response> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.write_all(&request_text(method, path, headers, body))?;
+    // Like curl: a server that answers early (413) and closes may cut the
+    // upload short; its answer is still there to read.
+    let sent = s.write_all(&request_text(method, path, headers, body));
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    parse_response(&buf)
+    let read = read_answer(&mut s, &mut buf);
+    match parse_response(&buf) {
+        Ok(r) => Ok(r),
+        Err(e) => Err(sent.and(read).err().unwrap_or(e)),
+    }
+}
+
+/// Reads until EOF; an error after some bytes arrived ends the answer.
+fn read_answer(s: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// One request over TCP to 127.0.0.1:`port`.
