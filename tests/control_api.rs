@@ -554,3 +554,186 @@ fn attach_follows_the_service_steers_it_and_reattaches_after_a_restart() {
         drop(again);
     });
 }
+
+#[test]
+fn tcp_listener_needs_the_token_which_never_shows() {
+    const TOKEN: &str = "ctl-S3CRET-token-4711";
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    // Refused at validation without a token, naming the setting.
+    let out = command(&["--no-ui", "--connect", &fixture_uri()])
+        .env("VMPULSE_CONTROL_LISTEN", &listen)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("VMPULSE_CONTROL_LISTEN") && err.contains("token"),
+        "{err}"
+    );
+
+    let svc = Service::start_in(
+        tempfile::tempdir().unwrap(),
+        &["--poll-interval", "0.2"],
+        &[
+            ("VMPULSE_CONTROL_LISTEN", listen.as_str()),
+            ("VMPULSE_CONTROL_TOKEN", TOKEN),
+        ],
+    );
+    let get = |headers: &[(&str, &str)], path: &str| {
+        tcp_request(port, "GET", path, headers, b"").expect("TCP request")
+    };
+    let none = get(&[], "/status");
+    assert_eq!(none.status, 401, "{}", none.body);
+    assert_eq!(none.header("www-authenticate").as_deref(), Some("Bearer"));
+    assert!(none.json()["error"].is_string());
+    let wrong = get(
+        &[("Authorization", "Bearer ctl-S3CRET-token-4712")],
+        "/status",
+    );
+    assert_eq!(wrong.status, 401);
+    let short = get(&[("Authorization", "Bearer x")], "/metrics");
+    assert_eq!(short.status, 401);
+    let basic = get(&[("Authorization", &format!("Basic {TOKEN}"))], "/status");
+    assert_eq!(basic.status, 401);
+
+    let auth = format!("Bearer {TOKEN}");
+    let ok = get(&[("Authorization", &auth)], "/status");
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["pid"], svc.pid());
+    let metrics = get(&[("Authorization", &auth)], "/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.body.contains("vmpulse_collections_total"));
+    let unknown = get(&[("Authorization", &auth)], "/nope");
+    assert_eq!(unknown.status, 404);
+
+    // The token is nowhere: not in /config, /status, errors or the log.
+    let config = svc.get_json("/config");
+    assert_eq!(config["config"]["control"]["token"], "***");
+    assert_eq!(config["config"]["control"]["listen"], listen);
+    for body in [
+        config.to_string(),
+        svc.get_json("/status").to_string(),
+        ok.body,
+        none.body,
+        wrong.body,
+        svc.req("PUT", "/poll-interval", TOKEN.as_bytes()).body,
+    ] {
+        assert!(!body.contains(TOKEN), "{body}");
+    }
+    let print = command(&["--print-config"])
+        .env("VMPULSE_CONTROL_LISTEN", &listen)
+        .env("VMPULSE_CONTROL_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&print.stdout).contains(TOKEN));
+    let (code, log) = svc.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("bearer token required"), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+}
+
+#[test]
+fn per_vm_metrics_and_internal_points_when_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vmpulse.toml");
+    std::fs::write(
+        &cfg,
+        "[collector]\nstatus_interval = 0.5\n[control]\nmetrics_per_vm = true\ninternal_metrics = true\n",
+    )
+    .unwrap();
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let svc = Service::start_in(dir, &["--config", &cfg_s, "--poll-interval", "0.2"], &[]);
+    let text = svc.req("GET", "/metrics", b"").body;
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid Prometheus text");
+    let cpu: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "vmpulse_vm_vcpus")
+        .collect();
+    assert_eq!(cpu.len(), 2, "{text}");
+    let web = cpu
+        .iter()
+        .find(|s| s.labels.get("uuid") == Some(WEB_UUID))
+        .expect("the hostile-named VM");
+    assert!(
+        text.contains(r#"name="web 01,env=prod \"x\"\\y""#),
+        "label escaped:\n{text}"
+    );
+    assert!(matches!(web.value, prometheus_parse::Value::Gauge(v) if v == 2.0));
+    // vmpulse_internal points go through the writer like every other line.
+    let line = wait_until("a vmpulse_internal point in --output", 10, || {
+        std::fs::read_to_string(&svc.output)
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("vmpulse_internal,host="))
+            .map(str::to_string)
+    });
+    assert!(line.contains(" collections="), "{line}");
+    assert!(line.contains("i,lines_written="), "{line}");
+}
+
+#[test]
+fn sighup_rebuilds_the_writer_for_reloadable_writer_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vmpulse.toml");
+    std::fs::write(
+        &cfg,
+        "[influx]\nbatch_max_lines = 2000\n[tags]\ndc = \"a\"\n",
+    )
+    .unwrap();
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let svc = Service::start_in(dir, &["--config", &cfg_s, "--poll-interval", "0.2"], &[]);
+    wait_until("tagged lines", 10, || {
+        std::fs::read_to_string(&svc.output)
+            .ok()?
+            .contains(",dc=a,")
+            .then_some(())
+    });
+    let before = svc.get_json("/status")["writer"]["lines_written"]
+        .as_u64()
+        .unwrap();
+    std::fs::write(
+        &cfg,
+        "[influx]\nbatch_max_lines = 500\n[tags]\ndc = \"b\"\n",
+    )
+    .unwrap();
+    svc.signal(libc::SIGHUP);
+    wait_until("lines with the reloaded tag", 10, || {
+        std::fs::read_to_string(&svc.output)
+            .ok()?
+            .contains(",dc=b,")
+            .then_some(())
+    });
+    let log = svc.log();
+    assert!(
+        log.contains("influx.batch_max_lines changed (2000 -> 500), applied"),
+        "{log}"
+    );
+    assert!(
+        log.contains("writer restarted with the reloaded settings"),
+        "{log}"
+    );
+    // Counters keep counting across the new writer.
+    let after = svc.get_json("/status")["writer"]["lines_written"]
+        .as_u64()
+        .unwrap();
+    assert!(after > before, "{before} -> {after}");
+    let output = svc.output.clone();
+    let (code, log, _dir) = svc.stop_keeping_files();
+    assert_eq!(code, Some(0), "{log}");
+    let written: u64 = log
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("lines_written="))
+        .and_then(|v| v.parse().ok())
+        .expect("final counters");
+    let in_file = std::fs::read_to_string(&output).unwrap().lines().count() as u64;
+    assert_eq!(
+        written, in_file,
+        "every written line is in the file, counted once"
+    );
+}

@@ -297,10 +297,18 @@ impl Service {
     }
 
     /// SIGTERM, wait; returns the exit code and stderr.
-    pub fn stop(mut self) -> (Option<i32>, String) {
+    pub fn stop(self) -> (Option<i32>, String) {
+        let (code, log, _) = self.stop_keeping_files();
+        (code, log)
+    }
+
+    /// As [`Service::stop`], handing over the temp dir (output, log) to read on.
+    pub fn stop_keeping_files(mut self) -> (Option<i32>, String, tempfile::TempDir) {
         self.signal(libc::SIGTERM);
         let status = self.child.take().and_then(|mut c| c.wait().ok());
-        (status.and_then(|s| s.code()), self.log())
+        let log = self.log();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (status.and_then(|s| s.code()), log, dir)
     }
 }
 
