@@ -205,7 +205,14 @@ pub async fn run_tui(config: &Config) -> color_eyre::Result<()> {
         match Attached::connect(socket).await {
             Ok(attached) => {
                 tracing::info!("attached to the service on {}", socket.display());
-                return crate::ui::run_with(attached, config).await;
+                let result = crate::ui::run_with(attached, config).await;
+                if result.is_ok() {
+                    eprintln!(
+                        "vmpulse: detached; the service on {} keeps running",
+                        socket.display()
+                    );
+                }
+                return result;
             }
             Err(ClientError::Absent { .. }) => {}
             Err(e @ ClientError::PermissionDenied { .. }) => {
