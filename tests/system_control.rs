@@ -259,3 +259,41 @@ fn tui_attaches_steers_the_service_and_leaves_it_running() {
     assert_eq!(code, Some(0));
     assert_eq!(v["pid"], svc.pid());
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs root (groupadd, useradd, runuser) and tmux: cargo test --features system-tests"
+)]
+fn tui_refused_by_the_socket_names_the_group_and_runs_standalone() {
+    let acc = Accounts::create();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = public_binary(dir.path());
+    let svc = Service::start_in(dir, &[], &[("VMPULSE_CONTROL_GROUP", acc.group.as_str())]);
+    let local = format!(
+        "test://{}/tests/fixtures/tui-host.xml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let script = format!(
+        "runuser -u {user} -- env -i PATH=/usr/bin:/bin TERM=xterm HOME='{home}' '{bin}' \
+         --socket '{sock}' --connect '{local}'; echo \"vmpulse-exit=$?\"; sleep 60",
+        user = acc.outsider,
+        home = home.path().display(),
+        bin = bin.display(),
+        sock = svc.socket.display(),
+    );
+    let t = Tmux::start("refused", &script);
+    let screen = t.wait_for("the local VMs (standalone)", 20, |s| {
+        s.contains("alpha-web")
+    });
+    assert!(!screen.contains("attached to service"), "{screen}");
+    t.tmux(&["send-keys", "-t", "vmp", "l"]);
+    t.wait_for("the reason in the log pane", 10, |s| {
+        s.contains(&format!("members of group '{}'", acc.group))
+    });
+    t.tmux(&["send-keys", "-t", "vmp", "q"]);
+    t.wait_for("the TUI to exit", 15, |s| s.contains("vmpulse-exit=0"));
+}
