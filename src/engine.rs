@@ -15,7 +15,7 @@ use crate::collector::derive::Deriver;
 use crate::collector::poll::Poller;
 use crate::config::Config;
 use crate::influx::line_protocol::{encode_vm, EncodeCtx, Escaping};
-use crate::influx::writer::{SpoolMode, WriterError, WriterHandle};
+use crate::influx::writer::{SpoolMode, WriterHandle};
 use crate::model::{CollectorStats, Snapshot, SourceState, WriterState, WriterStats};
 use crate::spool::SpoolConfig;
 
@@ -57,9 +57,9 @@ impl EngineHandle {
     /// needs its spool (an error otherwise); the TUI runs without one and says so.
     pub fn start(config: &Config) -> color_eyre::Result<Self> {
         let env = |k: &str| std::env::var(k).ok();
-        let spool = SpoolConfig::from_env(crate::spool::running_as_root(), &env)
-            .map_err(WriterError::Setup)?;
-        let mode = if config.no_ui {
+        let spool =
+            SpoolConfig::from_settings(&config.spool, crate::spool::running_as_root(), &env);
+        let mode = if config.run.no_ui {
             SpoolMode::Required(spool)
         } else {
             SpoolMode::BestEffort(spool)
@@ -70,7 +70,11 @@ impl EngineHandle {
     /// [`EngineHandle::start`] with an explicit spool.
     pub fn start_with_spool(config: &Config, spool: SpoolMode) -> color_eyre::Result<Self> {
         let writer = WriterHandle::start_with_spool(config, spool)?;
-        let mut first = Snapshot::empty(&config.libvirt.uri, &config.host, config.poll_interval);
+        let mut first = Snapshot::empty(
+            &config.libvirt.uri,
+            &config.collector.host,
+            config.collector.poll_interval,
+        );
         first.writer = writer.stats();
         let writer_off = matches!(first.writer.state, WriterState::Off { .. });
         let (snap_tx, snapshots) = watch::channel(Arc::new(first.clone()));
@@ -83,7 +87,7 @@ impl EngineHandle {
             ),
             deriver: Deriver::new(config.rates.clone()),
             ctx: EncodeCtx::with_escaping(
-                &config.host,
+                &config.collector.host,
                 &config.tags,
                 Escaping::for_api(config.influx.api),
             ),

@@ -1,7 +1,8 @@
 //! Encoding snapshots as InfluxDB line protocol (pure).
 //!
-//! Four measurements per VM: `vm_metrics`, `vm_features`, `vm_devices` (one
-//! line per NIC and disk) and `vm_totals`. Every line carries the tags `host`,
+//! Four measurements per VM, with the names and field types of the Python
+//! collector vmpulse replaces (so its dashboards keep working): `vm_metrics`,
+//! `vm_features`, `vm_devices` (one line per NIC and disk) and `vm_totals`. Every line carries the tags `host`,
 //! the operator's static tags, then `VMID` (left out for inactive domains),
 //! `name`, `uuid`; `vm_devices` adds `devtype` and `device`.
 //!
@@ -54,9 +55,79 @@ impl Escaping {
 /// Appended to a tag key or value that ends in a backslash (no parser can hold one).
 pub const TRAILING_BACKSLASH_SUFFIX: char = '_';
 
+/// Every field key of the four measurements. A static tag with one of these
+/// keys is refused at validation: InfluxDB 3 rejects every line where a
+/// column is both a tag and a field.
+pub const FIELD_KEYS: [&str; 64] = [
+    "cpu_angle_deg",
+    "cpu_count",
+    "cpu_usage_percent",
+    "cpus",
+    "cputime",
+    "cputime_ns",
+    "disk_angle_deg",
+    "disk_errors",
+    "disk_rd_bytes",
+    "disk_rd_req",
+    "disk_read_angle_deg",
+    "disk_read_bytes_per_sec",
+    "disk_read_req_per_sec",
+    "disk_wr_bytes",
+    "disk_wr_reqs",
+    "disk_write_angle_deg",
+    "disk_write_bytes_per_sec",
+    "disk_write_req_per_sec",
+    "errors",
+    "memactual",
+    "memavailable",
+    "memdisk_cache",
+    "memmajor_fault",
+    "memminor_fault",
+    "memory_angle_deg",
+    "memory_max_kb",
+    "memory_percent_angle_deg",
+    "memory_rate_kb_per_sec",
+    "memory_source",
+    "memory_usage_percent",
+    "memory_used_kb",
+    "memrss",
+    "memswap_in",
+    "memswap_out",
+    "memusable",
+    "net_rx_angle_deg",
+    "net_rx_bytes_per_sec",
+    "net_rx_packets_per_sec",
+    "net_rxbytes",
+    "net_rxdrops",
+    "net_rxerrors",
+    "net_rxpackets",
+    "net_tx_angle_deg",
+    "net_tx_bytes_per_sec",
+    "net_tx_packets_per_sec",
+    "net_txbytes",
+    "net_txdrops",
+    "net_txerrors",
+    "net_txpackets",
+    "rd_bytes",
+    "rd_req",
+    "rxbytes",
+    "rxdrops",
+    "rxerrors",
+    "rxpackets",
+    "state",
+    "timesys",
+    "timeusr",
+    "txbytes",
+    "txdrops",
+    "txerrors",
+    "txpackets",
+    "wr_bytes",
+    "wr_reqs",
+];
+
 /// Tag keys vmpulse sets itself; a static tag with one of these keys is ignored
 /// (a duplicate tag key makes the whole line invalid).
-const RESERVED_TAGS: [&str; 6] = ["host", "VMID", "name", "uuid", "devtype", "device"];
+pub const RESERVED_TAGS: [&str; 6] = ["host", "VMID", "name", "uuid", "devtype", "device"];
 
 /// Tags every line carries besides the VM's own, escaped once.
 #[derive(Debug, Clone)]
@@ -621,6 +692,24 @@ mod tests {
                 assert_eq!(tag_of(l, &key), Some(value.clone()), "{l}");
             }
             assert_eq!(tag_of(&got[2], "device"), Some(stored_tag(name)));
+        }
+    }
+
+    #[test]
+    fn field_keys_lists_every_field_written() {
+        let mut v = vm("x");
+        v.raw.disks[0].errors = Some(1);
+        for l in lines(&ctx(), &v) {
+            let parsed = influxdb_line_protocol::parse_lines(&l)
+                .next()
+                .expect("a line")
+                .expect("parses");
+            for (k, _) in &parsed.field_set {
+                assert!(
+                    FIELD_KEYS.contains(&k.as_str()),
+                    "{k} missing from FIELD_KEYS"
+                );
+            }
         }
     }
 

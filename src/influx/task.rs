@@ -468,6 +468,8 @@ impl Task {
             );
         }
         let stats = self.shared.stats();
+        // Release the spool's lock before anyone hears we are done.
+        self.spool = None;
         for (_, reply) in self.flushers.drain(..) {
             let _ = reply.send(unsent);
         }

@@ -78,7 +78,7 @@ impl WriterHandle {
 
     /// Starts the writer task; InfluxDB outputs use the spool as `mode` says.
     pub fn start_with_spool(config: &Config, mode: SpoolMode) -> Result<Self, WriterError> {
-        let sink: Arc<dyn Sink> = match (&config.output, &config.influx.url) {
+        let sink: Arc<dyn Sink> = match (&config.run.output, &config.influx.url) {
             (Some(target), _) => Arc::new(FileSink::open(target)?),
             (None, Some(url)) => Arc::new(HttpSink::new(config, url)?),
             (None, None) => return Ok(Self { inner: None }),
@@ -348,7 +348,10 @@ mod tests {
         let path = dir.path().join("out.lp");
         std::fs::write(&path, "existing\n").expect("seed file");
         let mut c = Config {
-            output: Some(OutputTarget::File(path.clone())),
+            run: crate::config::RunConfig {
+                output: Some(OutputTarget::File(path.clone())),
+                ..Default::default()
+            },
             ..Config::default()
         };
         c.influx.batch_max_lines = 3;
@@ -371,7 +374,10 @@ mod tests {
     #[tokio::test]
     async fn output_to_unwritable_path_is_a_clear_error() {
         let c = Config {
-            output: Some(OutputTarget::File("/nonexistent-dir/x.lp".into())),
+            run: crate::config::RunConfig {
+                output: Some(OutputTarget::File("/nonexistent-dir/x.lp".into())),
+                ..Default::default()
+            },
             ..Config::default()
         };
         match WriterHandle::start(&c) {

@@ -46,38 +46,22 @@ impl SpoolConfig {
 }
 
 impl SpoolConfig {
-    /// Interim, until the settings table carries `spool.*`: `SPOOL_DIR`,
-    /// `SPOOL_ENABLED` (true/false), `SPOOL_MAX_BYTES`, `SPOOL_FSYNC_INTERVAL`
-    /// (seconds) from the environment, else the defaults.
-    pub fn from_env(is_root: bool, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let dir = env("SPOOL_DIR")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| default_dir(is_root, env));
-        let mut cfg = Self::with_dir(dir);
-        if let Some(v) = env("SPOOL_ENABLED") {
-            cfg.enabled = match v.to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => return Err(format!("SPOOL_ENABLED={v}: expected true or false")),
-            };
+    /// From the `[spool]` settings; an unset `dir` is [`default_dir`].
+    pub fn from_settings(
+        s: &crate::config::SpoolSettings,
+        is_root: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        Self {
+            enabled: s.enabled,
+            dir: s
+                .dir
+                .as_ref()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| default_dir(is_root, env)),
+            max_bytes: s.max_bytes as u64,
+            fsync_interval: s.fsync_interval,
         }
-        if let Some(v) = env("SPOOL_MAX_BYTES") {
-            cfg.max_bytes = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                format!("SPOOL_MAX_BYTES={v}: expected a positive number of bytes")
-            })?;
-        }
-        if let Some(v) = env("SPOOL_FSYNC_INTERVAL") {
-            let secs: f64 = v
-                .parse()
-                .ok()
-                .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 3600.0)
-                .ok_or_else(|| {
-                    format!("SPOOL_FSYNC_INTERVAL={v}: expected seconds, above 0 and at most 3600")
-                })?;
-            cfg.fsync_interval = Duration::from_secs_f64(secs);
-        }
-        Ok(cfg)
     }
 }
 
