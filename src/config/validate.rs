@@ -194,7 +194,7 @@ mod tests {
             let err = with(|l| {
                 l.tags.insert(
                     key.into(),
-                    Sourced::new("x".into(), &format!("c.toml: tags.{key}")),
+                    Sourced::new("x".into(), format!("c.toml: tags.{key}")),
                 );
             })
             .unwrap_err()
