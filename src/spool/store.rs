@@ -517,6 +517,15 @@ mod tests {
         (from..from + n).map(|i| format!("m v={i}i {i}")).collect()
     }
 
+    fn segment_files(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == SEGMENT_EXT))
+            .collect()
+    }
+
     fn drain(s: &mut Spool) -> Vec<String> {
         let mut out = Vec::new();
         while let Some((id, lines)) = s.next_batch() {
@@ -546,11 +555,7 @@ mod tests {
         // Everything acknowledged: no segment file is left behind.
         s.append(&batch(50, 1), SystemTime::now()).expect("append");
         assert_eq!(drain(&mut s), batch(50, 1));
-        let files: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("ls")
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == SEGMENT_EXT))
-            .collect();
+        let files = segment_files(dir.path());
         assert!(files.is_empty(), "{files:?}");
     }
 
@@ -578,12 +583,7 @@ mod tests {
             s.append(&batch(0, 4), SystemTime::now()).expect("append");
             s.append(&batch(4, 4), SystemTime::now()).expect("append");
         }
-        let seg = std::fs::read_dir(dir.path())
-            .expect("ls")
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == SEGMENT_EXT))
-            .expect("a segment");
+        let seg = segment_files(dir.path()).pop().expect("a segment");
         let len = std::fs::metadata(&seg).expect("stat").len();
         // Torn: the second record loses its last 5 bytes.
         OpenOptions::new()
@@ -600,12 +600,7 @@ mod tests {
         let mut s = Spool::open(&cfg(dir.path(), 1 << 20)).expect("reopen");
         s.append(&batch(8, 2), SystemTime::now()).expect("append");
         drop(s);
-        let seg = std::fs::read_dir(dir.path())
-            .expect("ls")
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == SEGMENT_EXT))
-            .expect("a segment");
+        let seg = segment_files(dir.path()).pop().expect("a segment");
         let mut f = OpenOptions::new().append(true).open(&seg).expect("open");
         f.write_all(b"\x05\x00\x00\x00garbage-not-a-record")
             .expect("write");
