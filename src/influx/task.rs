@@ -40,7 +40,11 @@ const LOG_REJECTED_LINES: usize = 3;
 /// Responses with rejections logged at warn level (later ones at debug).
 const LOG_REJECTED_RESPONSES: u64 = 10;
 /// After a failed spool append, memory only for this long before trying again.
-const SPOOL_RETRY: Duration = Duration::from_secs(10);
+const SPOOL_RETRY: Duration = if cfg!(test) {
+    Duration::from_millis(200)
+} else {
+    Duration::from_secs(10)
+};
 
 pub(crate) enum Ctrl {
     Flush {

@@ -653,4 +653,77 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// The disk goes away at run time: memory only with the state saying so,
+    /// then back to the spool once it can be written again. Nothing is lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unwritable_spool_falls_back_to_memory_and_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool_dir = dir.path().join("spool");
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let up2 = up.clone();
+        let sink = Fake::new(move |_, _| {
+            if up2.load(Ordering::Relaxed) {
+                Answer::Now(Outcome::Done)
+            } else {
+                down()
+            }
+        });
+        // Small segments: the next append needs a new file, which cannot be created.
+        let cfg = SpoolConfig {
+            max_bytes: 64 << 10,
+            ..SpoolConfig::with_dir(spool_dir.clone())
+        };
+        let mut c = config(10, 10_000);
+        c.influx.max_in_flight = 1;
+        let w =
+            WriterHandle::start_sink(&c, sink.clone(), SpoolMode::Required(cfg)).expect("start");
+        let state = |w: &WriterHandle| w.stats().spool.map(|s| s.state);
+        let mut next = 0;
+        let mut feed = |w: &WriterHandle, n: usize| {
+            for _ in 0..n {
+                w.enqueue(lines(next, 100));
+                next += 100;
+            }
+        };
+        feed(&w, 5);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(state(&w), Some(SpoolState::Active));
+        std::fs::remove_dir_all(&spool_dir).expect("remove the spool dir");
+        for _ in 0..20 {
+            feed(&w, 1);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match state(&w) {
+            Some(SpoolState::Unavailable { reason }) => {
+                assert!(reason.contains("cannot write the spool"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let in_memory = w.stats().queue_depth;
+        assert!(in_memory > 0, "lines wait in memory");
+        std::fs::create_dir_all(&spool_dir).expect("recreate");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        feed(&w, 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(state(&w), Some(SpoolState::Active));
+        up.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while w.stats().spool.is_some_and(|s| s.lines > 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let s = w.shutdown(Duration::from_secs(2)).await;
+        assert_eq!(s.lines_dropped, 0);
+        // Lines in the deleted segment files went with the directory; those
+        // memory kept while the spool was down, and everything after, arrive.
+        let mut got = sink.delivered();
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), sink.delivered().len(), "no duplicates");
+        assert!(
+            got.len() >= in_memory + 100,
+            "{} delivered, {in_memory} were in memory",
+            got.len()
+        );
+    }
 }

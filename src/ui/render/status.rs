@@ -71,8 +71,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
         let age = sp.oldest.map_or(String::new(), |t| {
             format!(", oldest {}", format::age(t, now))
         });
+        let down = match sp.state {
+            crate::model::SpoolState::Active => "",
+            _ => " (spool unavailable, memory only)",
+        };
         format!(
-            "; spool {} ({} B{age}), replayed {}, segs dropped {}",
+            "; spool {} ({} B{age}), replayed {}, segs dropped {}{down}",
             sp.lines, sp.bytes, sp.lines_replayed, sp.segments_dropped
         )
     });
