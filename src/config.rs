@@ -70,8 +70,8 @@ pub enum OutputTarget {
 }
 
 pub use settings::{
-    CollectorConfig, ControlConfig, InfluxConfig, LibvirtConfig, RatesConfig, RunConfig, Tags,
-    UiConfig,
+    CollectorConfig, ControlConfig, InfluxConfig, LibvirtConfig, RatesConfig, RunConfig,
+    SpoolSettings, Tags, UiConfig,
 };
 
 /// The effective configuration: one struct per section of `settings.rs`.
@@ -83,6 +83,7 @@ pub struct Config {
     pub rates: RatesConfig,
     pub ui: UiConfig,
     pub control: ControlConfig,
+    pub spool: SpoolSettings,
     pub run: RunConfig,
     /// Static tags added to every line (`[tags]`).
     pub tags: Tags,

@@ -14,9 +14,10 @@ use tokio::time::MissedTickBehavior;
 use crate::collector::derive::Deriver;
 use crate::collector::poll::Poller;
 use crate::config::Config;
-use crate::influx::line_protocol::{encode_vm, EncodeCtx};
-use crate::influx::writer::WriterHandle;
+use crate::influx::line_protocol::{encode_vm, EncodeCtx, Escaping};
+use crate::influx::writer::{SpoolMode, WriterHandle};
 use crate::model::{CollectorStats, Snapshot, SourceState, WriterState, WriterStats};
+use crate::spool::SpoolConfig;
 
 /// What a frontend can ask of the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +34,7 @@ pub enum Control {
 pub struct FinalReport {
     pub collector: CollectorStats,
     pub writer: WriterStats,
-    /// Lines still unsent when the flush timeout ran out.
+    /// Lines neither sent nor saved to the spool when the flush timeout ran out.
     pub unsent: usize,
 }
 
@@ -93,9 +94,23 @@ pub struct EngineHandle {
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl EngineHandle {
-    /// Starts collector and writer on the current tokio runtime.
+    /// Starts collector and writer on the current tokio runtime. Headless
+    /// needs its spool (an error otherwise); the TUI runs without one and says so.
     pub fn start(config: &Config) -> color_eyre::Result<Self> {
-        let writer = WriterHandle::start(config)?;
+        let env = |k: &str| std::env::var(k).ok();
+        let spool =
+            SpoolConfig::from_settings(&config.spool, crate::spool::running_as_root(), &env);
+        let mode = if config.run.no_ui {
+            SpoolMode::Required(spool)
+        } else {
+            SpoolMode::BestEffort(spool)
+        };
+        Self::start_with_spool(config, mode)
+    }
+
+    /// [`EngineHandle::start`] with an explicit spool.
+    pub fn start_with_spool(config: &Config, spool: SpoolMode) -> color_eyre::Result<Self> {
+        let writer = WriterHandle::start_with_spool(config, spool.clone())?;
         let mut first = Snapshot::empty(
             &config.libvirt.uri,
             &config.collector.host,
@@ -112,8 +127,14 @@ impl EngineHandle {
                 config.libvirt.timeout,
             ),
             deriver: Deriver::new(config.rates.clone()),
-            ctx: EncodeCtx::new(&config.collector.host, &config.tags),
+            ctx: EncodeCtx::with_escaping(
+                &config.collector.host,
+                &config.tags,
+                Escaping::for_api(config.influx.api),
+            ),
             writer,
+            spool_mode: spool,
+            writer_config: Box::new(config.clone()),
             retired: Vec::new(),
             writer_off,
             flush_timeout: config.influx.flush_timeout,
@@ -176,8 +197,12 @@ struct Engine {
     deriver: Deriver,
     ctx: EncodeCtx,
     writer: WriterHandle,
-    /// Writers replaced by a reload: still flushing, still counted.
-    retired: Vec<WriterHandle>,
+    /// How the writer was started, for restarting it on a reload.
+    spool_mode: SpoolMode,
+    /// The settings the running writer was built from.
+    writer_config: Box<Config>,
+    /// Final counters of writers a reload replaced; they keep counting.
+    retired: Vec<WriterStats>,
     /// Off changes only with a reload; skip encoding lines nobody will send.
     writer_off: bool,
     flush_timeout: Duration,
@@ -236,7 +261,7 @@ impl Engine {
                         }
                     }
                     Some(Msg::Reconfigure { config, restart_writer }) => {
-                        self.reconfigure(&config, restart_writer);
+                        self.reconfigure(&config, restart_writer).await;
                     }
                     Some(Msg::Shutdown(reply)) => {
                         let report = self.shutdown().await;
@@ -317,36 +342,84 @@ impl Engine {
         self.publish();
     }
 
-    fn reconfigure(&mut self, config: &Config, restart_writer: bool) {
-        self.ctx = EncodeCtx::new(&config.collector.host, &config.tags);
+    async fn reconfigure(&mut self, config: &Config, restart_writer: bool) {
+        self.ctx = EncodeCtx::with_escaping(
+            &config.collector.host,
+            &config.tags,
+            Escaping::for_api(config.influx.api),
+        );
         if restart_writer {
-            match WriterHandle::start(config) {
-                Ok(new) => {
-                    let old = std::mem::replace(&mut self.writer, new);
-                    self.writer_off = matches!(self.writer.stats().state, WriterState::Off { .. });
-                    self.retired.push(old.clone());
-                    let timeout = self.flush_timeout;
-                    tokio::spawn(async move { old.shutdown(timeout).await });
-                    tracing::info!("writer restarted with the reloaded settings");
-                }
-                Err(e) => tracing::error!(
-                    "reloaded writer settings not applied, the running writer stays: {e}"
-                ),
-            }
+            self.restart_writer(config).await;
         }
         self.publish();
     }
 
+    /// Stops the writer (what it cannot send in time goes to its spool, which
+    /// the new writer then replays) and starts one from `config`; if that
+    /// fails, one from the settings before. Collection waits meanwhile, so no
+    /// line is enqueued between the two.
+    async fn restart_writer(&mut self, config: &Config) {
+        // With a spool the rest is safe on disk: no need to wait long.
+        let timeout = match self.spool_mode {
+            SpoolMode::Off => self.flush_timeout,
+            _ => self.flush_timeout.min(Duration::from_secs(2)),
+        };
+        let old = self.writer.clone().shutdown(timeout).await;
+        if old.queue_depth > 0 {
+            tracing::warn!(
+                "{} lines unsent when the old writer stopped for the reload",
+                old.queue_depth
+            );
+        }
+        // The old writer's queue is gone: its unsent lines count as dropped.
+        self.retired.push(WriterStats {
+            lines_dropped: old.lines_dropped + old.queue_depth as u64,
+            queue_depth: 0,
+            ..old
+        });
+        // A spool problem after a reload must not leave the service without a writer.
+        let mode = match &self.spool_mode {
+            SpoolMode::Required(c) => SpoolMode::BestEffort(c.clone()),
+            other => other.clone(),
+        };
+        let (writer, used) = match WriterHandle::start_with_spool(config, mode.clone()) {
+            Ok(w) => {
+                tracing::info!("writer restarted with the reloaded settings");
+                (w, config.clone())
+            }
+            Err(e) => {
+                tracing::error!(
+                    "reloaded writer settings not applied ({e}); back to the previous ones"
+                );
+                let prev = (*self.writer_config).clone();
+                match WriterHandle::start_with_spool(&prev, mode) {
+                    Ok(w) => (w, prev),
+                    Err(e) => {
+                        tracing::error!("writer could not be restarted: {e}; lines are not sent until the next reload");
+                        let mut off = prev;
+                        off.influx.url = None;
+                        off.run.output = None;
+                        (
+                            WriterHandle::start(&off).unwrap_or_else(|_| self.writer.clone()),
+                            off,
+                        )
+                    }
+                }
+            }
+        };
+        self.writer = writer;
+        *self.writer_config = used;
+        self.writer_off = matches!(self.writer.stats().state, WriterState::Off { .. });
+    }
+
     /// The writer's counters plus those of writers a reload replaced.
     fn writer_stats(&self, mut s: WriterStats) -> WriterStats {
-        for old in &self.retired {
-            let o = old.stats();
+        for o in &self.retired {
             s.lines_queued += o.lines_queued;
             s.lines_written += o.lines_written;
             s.lines_dropped += o.lines_dropped;
             s.lines_rejected += o.lines_rejected;
             s.write_retries += o.write_retries;
-            s.queue_depth += o.queue_depth;
         }
         s
     }
@@ -367,13 +440,13 @@ impl Engine {
         let flush = writer.flush(timeout);
         tokio::pin!(flush);
         let mut progress = interval(Duration::from_millis(200));
-        let unsent = loop {
+        loop {
             tokio::select! {
-                unsent = &mut flush => break unsent,
+                _ = &mut flush => break,
                 _ = progress.tick() => self.publish(),
             }
-        };
-        // Whatever is still queued after the flush timeout stays counted, not sent.
+        }
+        // Whatever is still queued goes to the spool (if any) or stays counted as unsent.
         let final_stats = self
             .writer
             .clone()
@@ -385,8 +458,8 @@ impl Engine {
         let _ = self.snap_tx.send(Arc::new(self.snap.clone()));
         FinalReport {
             collector: self.snap.collector.clone(),
+            unsent: final_stats.queue_depth,
             writer: final_stats,
-            unsent,
         }
     }
 }

@@ -229,3 +229,62 @@ fn output_to_a_closed_pipe_drops_instead_of_retrying() {
         "{err}"
     );
 }
+
+/// SIGHUP in `--no-ui` re-reads the configuration and keeps collecting (the
+/// reload itself is tested in control_api.rs); SIGTERM then flushes, prints the
+/// final counters, exits 0, and every line counted as written is in the file.
+#[test]
+fn sighup_reloads_and_sigterm_flushes_and_exits() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_file = dir.path().join("out.lp");
+    let uri = format!(
+        "test://{}/tests/fixtures/e2e-host.xml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+        .args([
+            "--no-ui",
+            "--poll-interval",
+            "0.2",
+            "--connect",
+            &uri,
+            "--output",
+        ])
+        .arg(&out_file)
+        .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .env("VMPULSE_SOCKET", test_socket())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vmpulse");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "SIGHUP must not end the service"
+    );
+    let lines_after_hup = std::fs::read_to_string(&out_file)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("SIGHUP: configuration re-read; nothing changed"),
+        "{err}"
+    );
+    assert!(err.contains("SIGTERM: stopping collection"), "{err}");
+    let written: usize = err
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("lines_written="))
+        .and_then(|v| v.parse().ok())
+        .expect("final counters");
+    let text = std::fs::read_to_string(&out_file).expect("output file");
+    assert!(written > 0 && written >= lines_after_hup, "{err}");
+    assert_eq!(text.lines().count(), written, "{err}");
+}

@@ -68,9 +68,12 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "requests_in_flight",
             "last_write_ok",
             "last_error",
+            "spool",
         ])
     );
     assert_eq!(status["writer"]["state"], "output");
+    // --output never spools.
+    assert_eq!(status["writer"]["spool"], serde_json::Value::Null);
     assert_eq!(status["config"]["collector"]["poll_interval"], 0.2);
 
     let vms = svc.get_json("/vms");
@@ -172,7 +175,8 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "ui",
             "tags",
             "output",
-            "control"
+            "control",
+            "spool"
         ])
     );
     assert_eq!(
@@ -332,6 +336,8 @@ fn metrics_parse_as_prometheus_text_and_equal_status() {
         ("vmpulse_write_retries_total", n(&w["write_retries"])),
         ("vmpulse_queue_depth", n(&w["queue_depth"])),
         ("vmpulse_queue_capacity", n(&w["queue_capacity"])),
+        ("vmpulse_spool_bytes", 0.0),
+        ("vmpulse_spool_lines", 0.0),
         (
             "vmpulse_last_collection_duration_seconds",
             n(&status["last_collection_duration_ms"]) / 1000.0,
@@ -741,4 +747,71 @@ fn sighup_rebuilds_the_writer_for_reloadable_writer_settings() {
         written, in_file,
         "every written line is in the file, counted once"
     );
+}
+
+#[test]
+fn sighup_writer_restart_hands_the_spool_to_the_new_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let cfg = dir.path().join("vmpulse.toml");
+    // Nobody listens on port 9 of loopback: every line waits in the spool.
+    let write = |db: &str| {
+        std::fs::write(
+            &cfg,
+            format!("[influx]\nurl = \"http://127.0.0.1:9\"\ndb = \"{db}\"\napi = \"v1\"\n"),
+        )
+        .unwrap()
+    };
+    write("first");
+    let socket = dir.path().join("vmpulse.sock");
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let child = command(&[
+        "--no-ui",
+        "--connect",
+        &fixture_uri(),
+        "--config",
+        &cfg_s,
+        "--poll-interval",
+        "0.2",
+        "--socket",
+        socket.to_str().unwrap(),
+        "--spool-dir",
+        spool.to_str().unwrap(),
+    ])
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let status = || {
+        unix_request(&socket, "GET", "/status", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.json())
+    };
+    wait_until("lines in the spool", 20, || {
+        status().filter(|s| s["writer"]["spool"]["lines"].as_u64() > Some(0))
+    });
+    write("second");
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let after = wait_until("the new writer on the same spool", 20, || {
+        status().filter(|s| {
+            s["config"]["influx"]["db"] == "second" && s["writer"]["spool"]["state"] == "active"
+        })
+    });
+    let kept = after["writer"]["spool"]["lines"].as_u64().unwrap();
+    assert!(kept > 0, "{after}");
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("influx.db changed (\"first\" -> \"second\"), applied"),
+        "{log}"
+    );
+    assert!(
+        log.contains("writer restarted with the reloaded settings"),
+        "{log}"
+    );
+    assert!(!log.contains("running without a spool"), "{log}");
 }

@@ -53,6 +53,7 @@ fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
     let influx = common::InfluxD::start();
     influx.create_db("e2e");
     let sockdir = tempfile::tempdir().expect("temp dir");
+    let spool = tempfile::tempdir().expect("spool dir");
     let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
         .args([
             "--no-ui",
@@ -70,6 +71,7 @@ fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
             "0.5",
         ])
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .env("SPOOL_DIR", spool.path())
         .env("VMPULSE_LOG", "info")
         .env("VMPULSE_SOCKET", sockdir.path().join("vmpulse.sock"))
         .stdout(Stdio::null())

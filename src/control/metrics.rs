@@ -121,6 +121,18 @@ fn service_series(s: &Snapshot, started_at: SystemTime) -> Vec<Series> {
             w.queue_capacity as f64,
         ),
         series(
+            "vmpulse_spool_bytes",
+            "gauge",
+            "Bytes waiting in the on-disk spool (0 without one).",
+            w.spool.as_ref().map_or(0.0, |sp| sp.bytes as f64),
+        ),
+        series(
+            "vmpulse_spool_lines",
+            "gauge",
+            "Lines waiting in the on-disk spool (0 without one).",
+            w.spool.as_ref().map_or(0.0, |sp| sp.lines as f64),
+        ),
+        series(
             "vmpulse_start_time_seconds",
             "gauge",
             "Start of the service, seconds since the Unix epoch.",

@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::model::{DeviceRates, Snapshot, SourceState, VmSnapshot, WriterState};
+use crate::model::{
+    DeviceRates, Snapshot, SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState,
+};
 use crate::ui::history::Sample;
 
 /// `2025-11-11T12:34:56.789Z`.
@@ -85,6 +87,43 @@ pub struct WriterView {
     pub requests_in_flight: usize,
     pub last_write_ok: Option<String>,
     pub last_error: Option<String>,
+    /// The on-disk spool; `null` when the writer runs without one.
+    pub spool: Option<SpoolView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpoolView {
+    pub dir: String,
+    /// `active`, `unavailable` or `off`.
+    pub state: String,
+    /// Why it is unavailable or off.
+    pub reason: Option<String>,
+    /// Bytes and lines waiting on disk (the spool depth).
+    pub bytes: u64,
+    pub lines: u64,
+    pub oldest: Option<String>,
+    pub lines_replayed: u64,
+    pub segments_dropped: u64,
+    pub corrupt_skipped: u64,
+}
+
+fn spool(s: &SpoolStats) -> SpoolView {
+    let (state, reason) = match &s.state {
+        SpoolState::Active => ("active", None),
+        SpoolState::Unavailable { reason } => ("unavailable", Some(reason.clone())),
+        SpoolState::Off { reason } => ("off", Some(reason.clone())),
+    };
+    SpoolView {
+        dir: s.dir.clone(),
+        state: state.into(),
+        reason,
+        bytes: s.bytes,
+        lines: s.lines,
+        oldest: s.oldest.map(rfc3339),
+        lines_replayed: s.lines_replayed,
+        segments_dropped: s.segments_dropped,
+        corrupt_skipped: s.corrupt_skipped,
+    }
 }
 
 /// What `vmpulse status` reports (LSB exit codes: 0 runs and collects, 1 not).
@@ -169,6 +208,7 @@ pub fn status(
             requests_in_flight: w.requests_in_flight,
             last_write_ok: w.last_write_ok.map(rfc3339),
             last_error: w.last_error.clone(),
+            spool: w.spool.as_ref().map(spool),
         },
         config: config.clone(),
     }
