@@ -49,6 +49,7 @@ pub async fn run(config: Config, reload: Option<Reloader>) -> color_eyre::Result
             // like any other bad setting.
             if let Some(w @ WriterError::Spool(_)) = e.downcast_ref::<WriterError>() {
                 eprintln!("vmpulse: {w}");
+                drop(listeners); // exit() runs no destructors: remove the socket now
                 std::process::exit(2);
             }
             return Err(e);

@@ -82,6 +82,10 @@ impl Setup {
             .args(["--influx-db", db, "--poll-interval", "1", "--spool-dir"])
             .arg(&self.spool)
             .env("VMPULSE_LOG", "info")
+            .env(
+                "VMPULSE_SOCKET",
+                self.spool.with_file_name(format!("vmpulse-{n}.sock")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("log file"));
@@ -406,6 +410,7 @@ fn unusable_spool_dir_exits_2_and_a_torn_segment_is_skipped() {
             "--spool-dir",
         ])
         .arg(&bad)
+        .env("VMPULSE_SOCKET", s.spool.with_file_name("vmpulse-bad.sock"))
         .output()
         .expect("run vmpulse");
     let stderr = String::from_utf8_lossy(&out.stderr);
