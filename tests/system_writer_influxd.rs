@@ -47,6 +47,8 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
                 ..BalloonStats::default()
             },
             vcpu_times_ns: vec![],
+            vcpu_delays_ns: vec![],
+            monitor_stuck: None,
             nics: vec![NicStats {
                 name: format!("tap-{i}"),
                 rx_bytes: 1000 + i as u64,
@@ -64,11 +66,13 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
         memory: active.then_some(MemoryUse {
             used_kb: 300_000 + i as u64,
             source: MemSource::Rss,
+            total_kb: None,
             percent: Some(28.5),
         }),
         derived: active.then(|| Derived {
             dt_secs: 1.0,
             cpu_percent: Some(12.5),
+            cpu_split: CpuSplit::default(),
             cpu_angle_deg: Some(-3.25),
             memory_percent_angle_deg: None,
             memory_rate_kb_per_sec: 1.0,
@@ -77,7 +81,7 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
             disk_write: Throughput::default(),
             net_rx: Throughput {
                 bytes_per_sec: 1048576.0,
-                ops_per_sec: 3.0,
+                ops_per_sec: Some(3.0),
             },
             net_tx: Throughput::default(),
             disk_angle_deg: 0.0,
@@ -88,6 +92,7 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
             disks: vec![],
             nics: vec![],
             vcpu_percent: vec![],
+            vcpu_steal_percent: vec![],
         }),
     }
 }
@@ -121,7 +126,10 @@ fn tag_values(influx: &common::InfluxD, db: &str, m: &str, key: &str) -> BTreeSe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(feature = "system-tests"), ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests")]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests"
+)]
 async fn v1_write_of_encoded_vms_reads_back_exactly() {
     let influx = common::InfluxD::start();
     influx.create_db("vmpulse");
@@ -219,7 +227,10 @@ async fn v1_write_of_encoded_vms_reads_back_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(feature = "system-tests"), ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests")]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests"
+)]
 async fn database_not_found_until_created_then_written() {
     let influx = common::InfluxD::start();
     let w = WriterHandle::start(&config(&influx.url, "later")).expect("start");

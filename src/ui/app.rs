@@ -513,6 +513,7 @@ fn sort_value(vm: &VmSnapshot, key: SortKey) -> Option<f64> {
             .and_then(|m| m.percent.or(Some(m.used_kb as f64 / 1e12))),
         SortKey::Disk => total_disk(vm),
         SortKey::Network => total_net(vm),
+        SortKey::Steal => vm.derived.as_ref().and_then(|d| d.cpu_split.steal),
     }
 }
 

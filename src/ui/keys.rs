@@ -13,6 +13,8 @@ pub enum SortKey {
     Memory,
     Disk,
     Network,
+    /// CPU steal: time the guest wanted a host CPU and did not get one.
+    Steal,
 }
 
 impl SortKey {
@@ -23,6 +25,7 @@ impl SortKey {
             Self::Memory => "memory",
             Self::Disk => "disk",
             Self::Network => "network",
+            Self::Steal => "steal",
         }
     }
 }
@@ -278,6 +281,13 @@ pub const BINDINGS: &[Binding] = &[
         &[Key::ch('N')],
         A::Sort(SortKey::Network),
         "sort by network throughput (again reverses)",
+        None,
+    ),
+    b(
+        C::Global,
+        &[Key::ch('S')],
+        A::Sort(SortKey::Steal),
+        "sort by CPU steal % (again reverses)",
         None,
     ),
     b(
