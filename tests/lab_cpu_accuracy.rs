@@ -171,6 +171,21 @@ struct Accuracy {
     steal_mean: f64,
 }
 
+fn show(v: Option<f64>) -> String {
+    v.map_or("—".into(), |v| format!("{v:.2} %"))
+}
+
+/// Host load while a phase ran (the lab shares its cores with whatever else runs).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The lab tests in this file bring guests up and down: one at a time.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn mean(v: &[f64]) -> f64 {
     if v.is_empty() {
         f64::NAN
@@ -193,6 +208,15 @@ fn accuracy(lines: &[LpLine], vm: &str, guest: &[GuestStat]) -> Accuracy {
         let own = 100.0 * (b.busy_jiffies - a.busy_jiffies) / (b.total_jiffies - a.total_jiffies);
         let g = interval_mean(&feats, |l| l.get("cpu_guest_percent"), a.t, b.t);
         let s = interval_mean(&feats, |l| l.get("cpu_steal_percent"), a.t, b.t);
+        let total = interval_mean(&feats, |l| l.get("cpu_usage_percent"), a.t, b.t);
+        eprintln!(
+            "  window {:.1}..{:.1}: guest's own {own:.2} %, vmpulse guest {}, steal {}, host total {}",
+            a.t - guest[0].t,
+            b.t - guest[0].t,
+            show(g),
+            show(s),
+            show(total)
+        );
         if let (Some(g), Some(s)) = (g, s) {
             with_steal.push((g + s - own).abs());
             guest_only.push((g - own).abs());
@@ -245,13 +269,28 @@ fn run(n: u32, secs: u64) -> (Vec<LpLine>, Vec<Console>) {
     (vm.lines(), consoles)
 }
 
+/// Mean `cpu_steal_percent` per guest over a vmpulse run of `secs`.
+fn steal_means(guests: &[String], secs: u64) -> Vec<(String, f64)> {
+    let (lines, _) = run(0, secs);
+    guests
+        .iter()
+        .map(|g| {
+            let v: Vec<f64> = series(&lines, "vm_features", g)
+                .iter()
+                .filter_map(|l| l.get("cpu_steal_percent"))
+                .collect();
+            (g.clone(), mean(&v))
+        })
+        .collect()
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "lab-tests"),
-    ignore = "needs root: installs QEMU, starts libvirtd and up to four guests: cargo test --features lab-tests"
+    ignore = "needs root: installs QEMU, starts libvirtd and one guest: cargo test --features lab-tests"
 )]
 fn vmpulse_matches_the_guests_own_counters() {
-    // One guest alone: accuracy and steal near zero.
+    let _one_lab = LAB.lock().unwrap_or_else(|p| p.into_inner());
     let (_lab, guests) = Lab::up_with(1, false);
     let (lines, consoles) = run(1, 70);
     let guest = guest_stats(&consoles[0]);
@@ -266,9 +305,10 @@ fn vmpulse_matches_the_guests_own_counters() {
         None => "no anchors".into(),
     };
     eprintln!(
-        "one guest, 70 s: CPU {} windows of 5 s: mean |guest+steal − own| {:.2} pp, \
+        "one guest, 70 s (load {}): CPU {} windows of 5 s: mean |guest+steal − own| {:.2} pp, \
          mean |guest − own| {:.2} pp (bias {:+.2} pp); memory mean |Δ| {:.2} MiB; \
          disk {}; net {}; steal mean {:.2} %",
+        loadavg(),
         a.cpu_windows,
         a.cpu_err_with_steal,
         a.cpu_err_guest_only,
@@ -278,33 +318,16 @@ fn vmpulse_matches_the_guests_own_counters() {
         fmt(&a.net),
         a.steal_mean
     );
-
-    // More busy guests than host cores: steal must show.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-    let n = (cores + 2).min(6);
-    let (_lab2, many) = Lab::up_with(n, false);
-    let (lines2, _) = run(0, 30);
-    let steals: Vec<(String, f64)> = many
-        .iter()
-        .map(|g| {
-            let v: Vec<f64> = series(&lines2, "vm_features", g)
-                .iter()
-                .filter_map(|l| l.get("cpu_steal_percent"))
-                .collect();
-            (g.clone(), mean(&v))
-        })
-        .collect();
-    let contended = mean(&steals.iter().map(|(_, s)| *s).collect::<Vec<_>>());
-    eprintln!("{n} guests on {cores} cores, 30 s: steal mean per guest {steals:?}, overall {contended:.2} %");
-
     let mut failures = Vec::new();
     if a.cpu_windows < 10 {
         failures.push(format!("only {} CPU windows", a.cpu_windows));
     }
     if a.cpu_err_with_steal.is_nan() || a.cpu_err_with_steal > 1.0 {
         failures.push(format!(
-            "guest CPU off by {:.2} pp mean per 5 s window (want ≤ 1)",
-            a.cpu_err_with_steal
+            "guest CPU off by {:.2} pp mean per 5 s window (want ≤ 1; steal meanwhile {:.2} %, load {})",
+            a.cpu_err_with_steal,
+            a.steal_mean,
+            loadavg()
         ));
     }
     if a.mem_err_mib.is_nan() || a.mem_err_mib > 8.0 {
@@ -319,16 +342,39 @@ fn vmpulse_matches_the_guests_own_counters() {
             other => failures.push(format!("{what} bytes: {} (want within 2 %)", fmt(other))),
         }
     }
-    if !(contended > 2.0 && contended > 2.0 * a.steal_mean) {
-        failures.push(format!(
-            "steal with {n} guests on {cores} cores {contended:.2} %, alone {:.2} %: want clearly above zero and above the lone guest's",
-            a.steal_mean
-        ));
-    }
     assert!(
         failures.is_empty(),
         "accuracy checks failed:\n  {}",
         failures.join("\n  ")
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "lab-tests"),
+    ignore = "needs root: installs QEMU, starts libvirtd and up to six guests: cargo test --features lab-tests"
+)]
+fn steal_shows_when_guests_outnumber_host_cores() {
+    let _one_lab = LAB.lock().unwrap_or_else(|p| p.into_inner());
+    let (_lab, one) = Lab::up_with(1, false);
+    let alone = steal_means(&one, 20)[0].1;
+    let alone_load = loadavg();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    let n = (cores + 2).min(6);
+    let (_lab2, many) = Lab::up_with(n, false);
+    let steals = steal_means(&many, 30);
+    let contended = mean(&steals.iter().map(|(_, s)| *s).collect::<Vec<_>>());
+    eprintln!(
+        "steal: one guest {alone:.2} % (load {alone_load}); {n} guests on {cores} cores \
+         {contended:.2} % per guest (load {}): {steals:?}",
+        loadavg()
+    );
+    // On a quiet host the lone guest's steal is near zero; on a shared CI
+    // machine other work steals from it too, so compare with it.
+    assert!(
+        contended > 5.0 && contended > alone + 5.0,
+        "steal with {n} guests on {cores} cores {contended:.2} %, alone {alone:.2} %: \
+         want clearly above zero and above the lone guest's"
     );
 }
 

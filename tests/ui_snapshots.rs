@@ -17,7 +17,7 @@ use ratatui::Terminal;
 
 use vmpulse::engine::Control;
 use vmpulse::model::*;
-use vmpulse::ui::app::{App, Command, Msg, Options};
+use vmpulse::ui::app::{App, Command, Msg, Options, QuitReason};
 use vmpulse::ui::keys::BINDINGS;
 use vmpulse::ui::render::view;
 use vmpulse::ui::theme::Theme;
@@ -885,4 +885,34 @@ fn libvirt_down_keeps_last_known_vms_greyed_with_their_age() {
     assert!(t.contains("db-primary"), "last known VMs stay:\n{t}");
     assert!(t.contains("unreachable since"), "{t}");
     assert!(t.contains("old ·"), "each card shows its age:\n{t}");
+}
+
+#[test]
+fn only_a_second_ctrl_c_abandons_the_flush() {
+    let (mut app, _) = fixture(false, (100, 30));
+    assert_eq!(ch(&mut app, 'q'), Some(Command::Quit));
+    assert_eq!(ch(&mut app, 'q'), None, "q again keeps flushing");
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(
+        app.update(Msg::Key(ctrl_c), now()),
+        Some(Command::ForceQuit)
+    );
+    assert_eq!(
+        app.quitting.as_ref().map(|q| q.reason),
+        Some(QuitReason::Key)
+    );
+}
+
+#[test]
+fn footer_hints_come_from_the_binding_table() {
+    let (mut app, snap) = fixture(false, (100, 30));
+    ch(&mut app, '/');
+    let t = text(draw(&app, &snap).backend().buffer());
+    let footer = t.lines().last().unwrap_or_default().to_string();
+    for (keys, hint) in vmpulse::ui::keys::hints(&[vmpulse::ui::keys::Context::Filter]) {
+        assert!(
+            footer.contains(&format!("{keys} {hint}")),
+            "{keys} {hint} in '{footer}'"
+        );
+    }
 }

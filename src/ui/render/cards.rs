@@ -8,10 +8,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{CARD_HEIGHT, CARD_MIN_WIDTH};
 use crate::model::{Snapshot, SourceState, VmSnapshot};
 use crate::ui::app::App;
 use crate::ui::format;
+use crate::ui::layout::{ListGeometry, CARD_HEIGHT};
 use crate::ui::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
@@ -21,8 +21,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
         empty(frame, area, app, shown);
         return;
     }
-    let cols = usize::from(area.width / CARD_MIN_WIDTH).max(1);
-    let rows = usize::from(area.height / CARD_HEIGHT).max(1);
+    let ListGeometry { cols, rows } = ListGeometry::cards(area);
     let card_w = area.width / cols as u16;
     for row in 0..rows {
         for col in 0..cols {

@@ -212,7 +212,7 @@ pub fn render_flush(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, n
         Line::from(format!(
             "{} elapsed ({})",
             format::age(q.started, now),
-            q.reason
+            q.reason.label()
         )),
         Line::styled("Ctrl-C again abandons the flush.", t.dim()),
     ];
