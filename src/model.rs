@@ -340,7 +340,7 @@ pub enum SourceState {
     Failed(String),
 }
 
-/// Collector counters (seed names kept where the seed had them).
+/// Collector counters (the old collector's names kept where it had them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectorStats {
     pub started_at: SystemTime,

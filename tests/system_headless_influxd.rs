@@ -134,7 +134,7 @@ fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
         vec!["disk", "nic"]
     );
 
-    // Field types as the seeds define them: state is a string in vm_metrics, an integer in vm_totals.
+    // Field types as the schema defines them: state is a string in vm_metrics, an integer in vm_totals.
     let keys = influx.query("e2e", "SHOW FIELD KEYS");
     let series = keys["results"][0]["series"].as_array().expect("field keys");
     let field_type = |m: &str, f: &str| -> String {

@@ -1,6 +1,7 @@
 //! Encoding snapshots as InfluxDB line protocol (pure).
 //!
-//! Four measurements per VM (seeds 001 and 004): `vm_metrics`, `vm_features`,
+//! Four measurements per VM, with the names and field types of the Python collector
+//! vmpulse replaces (so its dashboards keep working): `vm_metrics`, `vm_features`,
 //! `vm_devices` (one line per NIC and disk) and `vm_totals`. Every line carries
 //! the tags `host`, the operator's static tags, then `VMID` (left out for
 //! inactive domains), `name`, `uuid`; `vm_devices` adds `devtype` and `device`.

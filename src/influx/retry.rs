@@ -4,7 +4,7 @@
 //! batch; [`decorrelated_jitter`] and [`full_jitter`] compute the wait before
 //! a retry from a caller-supplied random number, so everything here is pure.
 //!
-//! Server behaviours handled (see `lab-facts.md`): InfluxDB 3 answers 400 with
+//! Server behaviours handled (docs/influxdb-behaviour.md): InfluxDB 3 answers 400 with
 //! `{"error":..,"data":[{"error_message","line_number","original_line"}]}` for a
 //! partial write (good lines kept) and with `"data":{..}` (an object) when
 //! `accept_partial=false` (nothing kept); 500 `max request size ... exceeded`
