@@ -162,6 +162,8 @@ fn bytes_error(
 
 struct Accuracy {
     cpu_windows: usize,
+    /// Mean distance of the guest's own CPU % outside [guest, guest + steal].
+    cpu_outside_bracket: f64,
     cpu_err_with_steal: f64,
     cpu_err_guest_only: f64,
     cpu_bias_guest_only: f64,
@@ -183,6 +185,9 @@ fn loadavg() -> String {
         .to_string()
 }
 
+/// Below this mean steal the host counts as quiet for the lone guest.
+const QUIET_STEAL: f64 = 1.0;
+
 /// The lab tests in this file bring guests up and down: one at a time.
 static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -199,6 +204,7 @@ fn accuracy(lines: &[LpLine], vm: &str, guest: &[GuestStat]) -> Accuracy {
     let metrics = series(lines, "vm_metrics", vm);
     // CPU: consecutive non-overlapping 5 s windows between guest lines.
     let (mut with_steal, mut guest_only, mut bias) = (Vec::new(), Vec::new(), Vec::new());
+    let mut outside = Vec::new();
     let mut i = 0;
     while i < guest.len() {
         let Some(j) = (i + 1..guest.len()).find(|&j| guest[j].t - guest[i].t >= 5.0) else {
@@ -218,6 +224,8 @@ fn accuracy(lines: &[LpLine], vm: &str, guest: &[GuestStat]) -> Accuracy {
             show(total)
         );
         if let (Some(g), Some(s)) = (g, s) {
+            // How far the guest's own view lies outside [guest, guest + steal].
+            outside.push((g - own).max(own - (g + s)).max(0.0));
             with_steal.push((g + s - own).abs());
             guest_only.push((g - own).abs());
             bias.push(g - own);
@@ -245,6 +253,7 @@ fn accuracy(lines: &[LpLine], vm: &str, guest: &[GuestStat]) -> Accuracy {
         .collect();
     Accuracy {
         cpu_windows: with_steal.len(),
+        cpu_outside_bracket: mean(&outside),
         cpu_err_with_steal: mean(&with_steal),
         cpu_err_guest_only: mean(&guest_only),
         cpu_bias_guest_only: mean(&bias),
@@ -306,13 +315,14 @@ fn vmpulse_matches_the_guests_own_counters() {
     };
     eprintln!(
         "one guest, 70 s (load {}): CPU {} windows of 5 s: mean |guest+steal − own| {:.2} pp, \
-         mean |guest − own| {:.2} pp (bias {:+.2} pp); memory mean |Δ| {:.2} MiB; \
-         disk {}; net {}; steal mean {:.2} %",
+         mean |guest − own| {:.2} pp (bias {:+.2} pp), own outside [guest, guest+steal] by {:.2} pp; \
+         memory mean |Δ| {:.2} MiB; disk {}; net {}; steal mean {:.2} %",
         loadavg(),
         a.cpu_windows,
         a.cpu_err_with_steal,
         a.cpu_err_guest_only,
         a.cpu_bias_guest_only,
+        a.cpu_outside_bracket,
         a.mem_err_mib,
         fmt(&a.disk),
         fmt(&a.net),
@@ -322,13 +332,28 @@ fn vmpulse_matches_the_guests_own_counters() {
     if a.cpu_windows < 10 {
         failures.push(format!("only {} CPU windows", a.cpu_windows));
     }
-    if a.cpu_err_with_steal.is_nan() || a.cpu_err_with_steal > 1.0 {
+    // vmpulse's guest % is what the vCPUs ran; a guest without a steal clock
+    // also counts the time it waited for the host as busy. So its own view
+    // lies between guest and guest + steal; on a quiet host (steal near zero)
+    // that is within 1 pp of guest. Under outside load (a shared CI machine)
+    // the waits are long and bursty and only the bracket can be checked.
+    if a.cpu_outside_bracket.is_nan() || a.cpu_outside_bracket > 1.0 {
         failures.push(format!(
-            "guest CPU off by {:.2} pp mean per 5 s window (want ≤ 1; steal meanwhile {:.2} %, load {})",
-            a.cpu_err_with_steal,
+            "guest's own CPU % lies {:.2} pp (mean per 5 s window) outside [guest, guest + steal] (want ≤ 1)",
+            a.cpu_outside_bracket
+        ));
+    }
+    if a.steal_mean < QUIET_STEAL && (a.cpu_err_guest_only.is_nan() || a.cpu_err_guest_only > 1.0) {
+        failures.push(format!(
+            "quiet host (steal {:.2} %) but guest CPU off by {:.2} pp mean per 5 s window (want ≤ 1)",
+            a.steal_mean, a.cpu_err_guest_only
+        ));
+    } else if a.steal_mean >= QUIET_STEAL {
+        eprintln!(
+            "host not quiet (lone guest's steal {:.2} %, load {}): the 1 pp bound on guest % is not checked, the bracket is",
             a.steal_mean,
             loadavg()
-        ));
+        );
     }
     if a.mem_err_mib.is_nan() || a.mem_err_mib > 8.0 {
         failures.push(format!(

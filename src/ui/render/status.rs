@@ -131,6 +131,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
         kv(t, "VMs monitored", c.vms_monitored.to_string(), t.base()),
         kv(
             t,
+            "stuck monitors",
+            format!(
+                "{} now ({} VM-cycles)",
+                c.monitor_stuck_vms, c.monitor_stuck_samples
+            ),
+            trouble(t, c.monitor_stuck_vms as u64),
+        ),
+        kv(
+            t,
             "last collection",
             match (c.last_collection_time, c.last_collection_ms) {
                 (Some(at), Some(ms)) => format!("{} ago, took {ms:.0} ms", format::age(at, now)),
