@@ -90,7 +90,12 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
         derived: (active && step > 0).then(|| Derived {
             dt_secs: 1.0,
             cpu_percent: Some(cpu),
-            cpu_split: CpuSplit::default(),
+            // A made-up split: a few percent of QEMU overhead, steal on every third VM.
+            cpu_split: CpuSplit {
+                guest: Some(cpu * 0.94),
+                overhead: Some(cpu * 0.06),
+                steal: Some(if i % 3 == 0 { cpu / 8.0 } else { 0.0 }),
+            },
             cpu_angle_deg: Some((cpu - prev).atan().to_degrees()),
             memory_percent_angle_deg: Some(0.0),
             memory_rate_kb_per_sec: 0.0,
@@ -139,7 +144,7 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
                 },
             }],
             vcpu_percent: vec![cpu],
-            vcpu_steal_percent: vec![],
+            vcpu_steal_percent: vec![if i % 3 == 0 { cpu / 8.0 } else { 0.0 }],
         }),
     }
 }
@@ -182,6 +187,7 @@ impl Fake {
                     step += 1;
                     let lines = 4 * n as u64;
                     s.snap.collector.total_collections += 1;
+                    s.snap.collection += 1;
                     s.snap.collector.vms_monitored = n;
                     s.snap.collector.last_collection_time = Some(SystemTime::now());
                     s.snap.collector.last_collection_ms =
