@@ -94,7 +94,7 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
             cpu_split: CpuSplit {
                 guest: Some(cpu * 0.94),
                 overhead: Some(cpu * 0.06),
-                steal: Some(if i % 3 == 0 { cpu / 8.0 } else { 0.0 }),
+                steal: Some(if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }),
             },
             cpu_angle_deg: Some((cpu - prev).atan().to_degrees()),
             memory_percent_angle_deg: Some(0.0),
@@ -144,7 +144,7 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
                 },
             }],
             vcpu_percent: vec![cpu],
-            vcpu_steal_percent: vec![if i % 3 == 0 { cpu / 8.0 } else { 0.0 }],
+            vcpu_steal_percent: vec![if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }],
         }),
     }
 }
