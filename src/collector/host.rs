@@ -9,19 +9,32 @@ use virt::connect::Connect;
 use super::bulk::c_field_to_string;
 use crate::model::HostInfo;
 
-/// Reads the host summary; `None` when the driver has no node info.
-pub fn read(conn: &Connect) -> Option<HostInfo> {
-    let node = conn.node_info().ok()?;
-    let stats = node_memory_stats(conn).unwrap_or_default();
-    Some(HostInfo {
-        cpus: node.cpus,
-        memory_total_kib: node.memory,
-        memory_used_kib: memory_used_kib(&stats),
-        libvirt_version: conn
-            .lib_version()
-            .map(version_string)
-            .unwrap_or_else(|_| "?".into()),
-    })
+/// Reads the host summary each cycle: CPUs, total memory and the libvirt
+/// version once per connection, memory use every time.
+#[derive(Debug, Default)]
+pub struct HostReader {
+    fixed: Option<HostInfo>,
+}
+
+impl HostReader {
+    /// The host summary; `None` when the driver has no node info.
+    pub fn read(&mut self, conn: &Connect) -> Option<HostInfo> {
+        if self.fixed.is_none() {
+            let node = conn.node_info().ok()?;
+            self.fixed = Some(HostInfo {
+                cpus: node.cpus,
+                memory_total_kib: node.memory,
+                memory_used_kib: None,
+                libvirt_version: conn
+                    .lib_version()
+                    .map(version_string)
+                    .unwrap_or_else(|_| "?".into()),
+            });
+        }
+        let mut info = self.fixed.clone()?;
+        info.memory_used_kib = node_memory_stats(conn).and_then(|s| memory_used_kib(&s));
+        Some(info)
+    }
 }
 
 /// libvirt's `major * 1_000_000 + minor * 1_000 + release` as `major.minor.release`.

@@ -94,6 +94,7 @@ pub struct LibvirtSource {
     uri: String,
     conn: Connect,
     devices: DeviceCache,
+    host: host::HostReader,
     /// `None` until the first bulk call; `Some(false)` once libvirt said the
     /// driver does not support it (decided once, then per-domain calls only).
     bulk_supported: Option<bool>,
@@ -134,6 +135,7 @@ impl LibvirtSource {
             uri: uri.to_string(),
             conn,
             devices: DeviceCache::new(device_cache_ttl),
+            host: host::HostReader::default(),
             bulk_supported: None,
         })
     }
@@ -174,7 +176,7 @@ impl LibvirtSource {
             domains,
             skipped,
             used_bulk: bulk_ok && !any_fallback,
-            host: host::read(&self.conn),
+            host: self.host.read(&self.conn),
         })
     }
 
