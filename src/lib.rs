@@ -12,4 +12,5 @@ pub mod headless;
 pub mod influx;
 pub mod logging;
 pub mod model;
+pub mod spool;
 pub mod ui;
