@@ -269,9 +269,10 @@ pub struct VmDetail {
 pub struct DeviceView {
     pub name: String,
     pub read_bytes_per_sec: f64,
-    pub read_ops_per_sec: f64,
+    /// `null` when the device does not report the counter.
+    pub read_ops_per_sec: Option<f64>,
     pub write_bytes_per_sec: f64,
-    pub write_ops_per_sec: f64,
+    pub write_ops_per_sec: Option<f64>,
 }
 
 pub fn vm(v: &VmSnapshot) -> VmView {
@@ -294,12 +295,12 @@ pub fn vm(v: &VmSnapshot) -> VmView {
         memory_angle_deg: d.map(|d| d.memory_angle_deg),
         disk_read_bytes_per_sec: d.map(|d| d.disk_read.bytes_per_sec),
         disk_write_bytes_per_sec: d.map(|d| d.disk_write.bytes_per_sec),
-        disk_read_ops_per_sec: d.map(|d| d.disk_read.ops_per_sec),
-        disk_write_ops_per_sec: d.map(|d| d.disk_write.ops_per_sec),
+        disk_read_ops_per_sec: d.and_then(|d| d.disk_read.ops_per_sec),
+        disk_write_ops_per_sec: d.and_then(|d| d.disk_write.ops_per_sec),
         net_rx_bytes_per_sec: d.map(|d| d.net_rx.bytes_per_sec),
         net_tx_bytes_per_sec: d.map(|d| d.net_tx.bytes_per_sec),
-        net_rx_packets_per_sec: d.map(|d| d.net_rx.ops_per_sec),
-        net_tx_packets_per_sec: d.map(|d| d.net_tx.ops_per_sec),
+        net_rx_packets_per_sec: d.and_then(|d| d.net_rx.ops_per_sec),
+        net_tx_packets_per_sec: d.and_then(|d| d.net_tx.ops_per_sec),
         disk_angle_deg: d.map(|d| d.disk_angle_deg),
         net_rx_angle_deg: d.map(|d| d.net_rx_angle_deg),
         net_tx_angle_deg: d.map(|d| d.net_tx_angle_deg),
