@@ -197,10 +197,11 @@ async fn steer(client: Client, mut rx: mpsc::UnboundedReceiver<Control>) {
     }
 }
 
-/// The TUI: attached to the service on `control.socket` when one answers
-/// (unless `--standalone`), else with its own collector as before.
+/// The TUI: attached to the service on `control.socket` (when unset: this
+/// user's default, then the system socket) when one answers (unless
+/// `--standalone`), else with its own collector as before.
 pub async fn run_tui(config: &Config) -> color_eyre::Result<()> {
-    let socket = &super::socket_path(&config.control);
+    let socket = &super::client_socket(&config.control);
     if !config.run.standalone {
         match Attached::connect(socket).await {
             Ok(attached) => {

@@ -32,6 +32,33 @@ pub fn socket_path(c: &ControlConfig) -> PathBuf {
     }
 }
 
+/// The system service's socket, where clients also look when none is configured.
+pub const SYSTEM_SOCKET: &str = "/run/vmpulse/vmpulse.sock";
+
+/// Where a client (the TUI, `vmpulse status`) looks for a service, in order:
+/// `control.socket` when set; else this user's default, then the system
+/// service's socket (an operator in the socket's group runs the TUI as
+/// themselves while the service runs as root).
+pub fn client_sockets(c: &ControlConfig) -> Vec<PathBuf> {
+    let first = socket_path(c);
+    let mut v = vec![first.clone()];
+    if c.socket.is_none() && first != std::path::Path::new(SYSTEM_SOCKET) {
+        v.push(PathBuf::from(SYSTEM_SOCKET));
+    }
+    v
+}
+
+/// The socket a client uses: the first of [`client_sockets`] that exists,
+/// else the last one (whose absence is then what gets reported).
+pub fn client_socket(c: &ControlConfig) -> PathBuf {
+    let all = client_sockets(c);
+    all.iter()
+        .find(|p| std::fs::symlink_metadata(p).is_ok())
+        .or(all.last())
+        .cloned()
+        .unwrap_or_else(|| socket_path(c))
+}
+
 /// `control.listen` as an address (validation already refused anything else).
 pub fn listen_addr(c: &ControlConfig) -> Option<SocketAddr> {
     c.listen.as_deref().and_then(|a| a.parse().ok())
@@ -41,7 +68,7 @@ pub fn listen_addr(c: &ControlConfig) -> Option<SocketAddr> {
 /// (`/tmp/vmpulse-UID.sock` when that variable is unset).
 pub fn default_socket_path(root: bool, xdg_runtime_dir: Option<String>) -> PathBuf {
     if root {
-        return PathBuf::from("/run/vmpulse/vmpulse.sock");
+        return PathBuf::from(SYSTEM_SOCKET);
     }
     match xdg_runtime_dir.filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("vmpulse.sock"),
@@ -80,6 +107,10 @@ mod tests {
             ..ControlConfig::default()
         };
         assert_eq!(socket_path(&c), PathBuf::from("/x/y.sock"));
+        assert_eq!(client_sockets(&c), [PathBuf::from("/x/y.sock")]);
+        // Unset: this user's default, then the system service's socket.
+        let all = client_sockets(&ControlConfig::default());
+        assert_eq!(all.last(), Some(&PathBuf::from(SYSTEM_SOCKET)));
     }
 
     #[test]

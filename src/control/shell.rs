@@ -30,7 +30,7 @@ pub fn dispatch(cmd: crate::cli::Command, config: &crate::config::Config) -> Exi
         Command::Start { socket } => (ShellCommand::Start, socket.path),
         Command::Stop { socket } => (ShellCommand::Stop, socket.path),
     };
-    let socket = flag.unwrap_or_else(|| super::socket_path(&config.control));
+    let socket = flag.unwrap_or_else(|| super::client_socket(&config.control));
     run(cmd, &socket)
 }
 
