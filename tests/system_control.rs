@@ -297,3 +297,55 @@ fn tui_refused_by_the_socket_names_the_group_and_runs_standalone() {
     t.tmux(&["send-keys", "-t", "vmp", "q"]);
     t.wait_for("the TUI to exit", 15, |s| s.contains("vmpulse-exit=0"));
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs root (groupadd, useradd, runuser) and /run: cargo test --features system-tests"
+)]
+fn a_member_finds_the_root_service_on_the_system_socket_by_default() {
+    let system = Path::new(vmpulse::control::SYSTEM_SOCKET);
+    if std::os::unix::net::UnixStream::connect(system).is_ok() {
+        // A real service answers there; do not disturb it.
+        eprintln!("skipped: a service answers on {}", system.display());
+        return;
+    }
+    let acc = Accounts::create();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = public_binary(dir.path());
+    let svc = Service::start_at(
+        dir,
+        system.to_path_buf(),
+        &[],
+        &[("VMPULSE_CONTROL_GROUP", acc.group.as_str())],
+    );
+    // No --socket, no VMPULSE_SOCKET, no XDG_RUNTIME_DIR: the member's own default
+    // does not exist, the system socket answers.
+    let runuser = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("runuser (util-linux)");
+    let out = Command::new(runuser)
+        .args(["-u", &acc.member, "--"])
+        .arg(&bin)
+        .arg("status")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent-vmpulse-test")
+        .output()
+        .expect("runuser");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&format!("pid {}", svc.pid())), "{text}");
+    assert!(text.contains(vmpulse::control::SYSTEM_SOCKET), "{text}");
+    let (code, log) = svc.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!system.exists(), "the service removes its socket on exit");
+    let _ = std::fs::remove_dir(system.parent().expect("/run/vmpulse"));
+}
