@@ -31,7 +31,14 @@ struct Accounts {
 
 impl Accounts {
     fn create() -> Self {
-        let n = std::process::id() % 100_000;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        // Tests run in parallel in one process: a name per call.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = format!(
+            "{}x{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let a = Self {
             group: format!("vmpctl{n}"),
             member: format!("vmpin{n}"),
