@@ -292,7 +292,7 @@ impl LibvirtSource {
             }
         };
         (raw.state, raw.state_reason) = (state, reason);
-        raw.set_stamp(stamp);
+        set_stamp(&mut raw, stamp);
         if !raw.state.has_guest_counters() {
             // Identity and state only: any counter libvirt has here is its own.
             return Some((raw, false));
@@ -315,7 +315,7 @@ impl LibvirtSource {
         }
         let info = if need.info {
             match read_info(&l.domain) {
-                Ok((i, at)) => Some((i, at)),
+                Ok(reading) => Some(reading),
                 Err(e) => {
                     skip(skipped, e.message().to_string());
                     return None;
@@ -329,7 +329,7 @@ impl LibvirtSource {
                 // It stopped since the bulk call: report it as it is now.
                 raw.state = i.state;
                 raw.state_reason = 0; // unknown: info() carries no reason
-                raw.set_stamp(*at);
+                set_stamp(&mut raw, *at);
                 return Some((raw, true));
             }
         }
@@ -339,7 +339,7 @@ impl LibvirtSource {
             // Δt must match the CPU counter's reading: the bulk stamp when
             // cpu.time came from the bulk call, else the info call's own.
             if b.cpu.is_none() {
-                raw.set_stamp(at);
+                set_stamp(&mut raw, at);
             }
         }
         if need.balloon {
@@ -503,11 +503,10 @@ fn fill_from_info(raw: &mut RawDomain, b: &BulkStats, i: &InfoReading) {
     raw.cur_mem_kib = raw.cur_mem_kib.or(Some(i.cur_mem_kib));
 }
 
-impl RawDomain {
-    fn set_stamp(&mut self, s: Stamp) {
-        self.mono = s.mono;
-        self.wall_ns = s.wall_ns;
-    }
+/// The instant `raw`'s counters were read, on both clocks.
+fn set_stamp(raw: &mut RawDomain, s: Stamp) {
+    raw.mono = s.mono;
+    raw.wall_ns = s.wall_ns;
 }
 
 #[cfg(test)]
