@@ -1,8 +1,10 @@
 //! The `--no-ui` frontend: a status line on stderr every `status_interval`,
 //! and on SIGINT/SIGTERM: stop polling, flush (bounded), print final counters, exit 0.
+//! Under systemd (`Type=notify`) it reports ready once libvirt answered.
 
 use std::time::{Duration, SystemTime};
 
+use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
@@ -37,15 +39,20 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
         })
         .await;
     match first_outcome {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => notify_systemd(&[NotifyState::Ready]),
         Ok(Err(msg)) => {
             engine.shutdown().await;
             return Err(color_eyre::eyre::eyre!(msg));
         }
-        Err(_) => tracing::warn!(
-            "libvirt at '{}' has not answered yet; still trying",
-            config.libvirt.uri
-        ),
+        Err(_) => {
+            let msg = format!(
+                "libvirt at '{}' has not answered yet; still trying",
+                config.libvirt.uri
+            );
+            tracing::warn!("{msg}");
+            // Up and retrying is running: a slow libvirtd must not fail the unit's start.
+            notify_systemd(&[NotifyState::Ready, NotifyState::Status(&msg)]);
+        }
     }
     let first = engine.latest();
     tracing::info!(
@@ -61,11 +68,16 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
     );
     let signal_name = loop {
         tokio::select! {
-            _ = status.tick() => tracing::info!("{}", status_line(&engine.latest())),
+            _ = status.tick() => {
+                let line = status_line(&engine.latest());
+                notify_systemd(&[NotifyState::Status(&line)]);
+                tracing::info!("{line}");
+            }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         }
     };
+    notify_systemd(&[NotifyState::Stopping]);
     tracing::info!(
         "{signal_name}: stopping collection, flushing (at most {:.0} s)",
         config.influx.flush_timeout.as_secs_f64()
@@ -73,6 +85,14 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
     let report = engine.shutdown().await;
     tracing::info!("{}", final_line(&report));
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`) about readiness and status; a no-op unless
+/// `NOTIFY_SOCKET` is set. Failing to notify is logged, never fatal.
+fn notify_systemd(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!("sd_notify: {e}");
+    }
 }
 
 fn writer_summary(s: &Snapshot) -> String {

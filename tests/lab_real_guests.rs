@@ -254,7 +254,10 @@ fn source_uses_bulk_and_matches_domain_xml(uri: &str) {
 }
 
 #[test]
-#[cfg_attr(not(feature = "lab-tests"), ignore = "needs root: installs QEMU, starts libvirtd and two guests: cargo test --features lab-tests")]
+#[cfg_attr(
+    not(feature = "lab-tests"),
+    ignore = "needs root: installs QEMU, starts libvirtd and two guests: cargo test --features lab-tests"
+)]
 fn vmpulse_sees_cpu_memory_disk_and_network_move_in_real_guests() {
     let (_lab, guests) = Lab::up(2);
     let devices = real_devices(&guests);

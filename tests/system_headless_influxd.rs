@@ -45,7 +45,10 @@ fn tag_values(influx: &common::InfluxD, db: &str, measurement: &str, key: &str) 
 }
 
 #[test]
-#[cfg_attr(not(feature = "system-tests"), ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests")]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests"
+)]
 fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
     let influx = common::InfluxD::start();
     influx.create_db("e2e");

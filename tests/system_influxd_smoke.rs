@@ -2,7 +2,10 @@
 mod common;
 
 #[test]
-#[cfg_attr(not(feature = "system-tests"), ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests")]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests"
+)]
 fn influxd_starts_accepts_a_write_and_answers_queries() {
     let influx = common::InfluxD::start();
     influx.create_db("smoke");

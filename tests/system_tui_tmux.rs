@@ -157,7 +157,10 @@ fn header(screen: &str) -> String {
 }
 
 #[test]
-#[cfg_attr(not(feature = "system-tests"), ignore = "needs tmux on PATH: cargo test --features system-tests")]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs tmux on PATH: cargo test --features system-tests"
+)]
 fn starts_shows_vms_help_toggle_filter_and_quits_cleanly() {
     let t = Tmux::start("keys");
     let names = ["alpha-web", "bravo-db", HOSTILE, "delta-off"];
@@ -214,7 +217,10 @@ fn starts_shows_vms_help_toggle_filter_and_quits_cleanly() {
 }
 
 #[test]
-#[cfg_attr(not(feature = "system-tests"), ignore = "needs tmux on PATH: cargo test --features system-tests")]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs tmux on PATH: cargo test --features system-tests"
+)]
 fn sigterm_restores_the_terminal() {
     let t = Tmux::start("term");
     t.wait_for("cards", 20, |s| s.contains("alpha-web"));

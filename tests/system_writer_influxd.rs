@@ -121,7 +121,10 @@ fn tag_values(influx: &common::InfluxD, db: &str, m: &str, key: &str) -> BTreeSe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(feature = "system-tests"), ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests")]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests"
+)]
 async fn v1_write_of_encoded_vms_reads_back_exactly() {
     let influx = common::InfluxD::start();
     influx.create_db("vmpulse");
@@ -219,7 +222,10 @@ async fn v1_write_of_encoded_vms_reads_back_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(feature = "system-tests"), ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests")]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests"
+)]
 async fn database_not_found_until_created_then_written() {
     let influx = common::InfluxD::start();
     let w = WriterHandle::start(&config(&influx.url, "later")).expect("start");
