@@ -3,71 +3,99 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser};
 
-use crate::config::layer::{Layer, Sourced};
-use crate::config::{self, Secret};
+use crate::config::layer::Layer;
+use crate::config::settings::{Setting, SETTINGS};
+use crate::config::{self};
 
 /// Live per-VM metrics for KVM hypervisors, shipped to InfluxDB.
 #[derive(Debug, Parser)]
 #[command(name = "vmpulse", version, about, long_about = None)]
 pub struct Cli {
-    /// libvirt URI, e.g. qemu:///system or test:///default [env: LIBVIRT_URI]
-    #[arg(long, value_name = "URI")]
-    pub connect: Option<String>,
-    /// InfluxDB base URL; the writer is off until this is set [env: INFLUX_URL]
-    #[arg(long, value_name = "URL")]
-    pub influx_url: Option<String>,
-    /// Database (v3, v1) or bucket (v2) [env: INFLUX_DB] [default: vmstats]
-    #[arg(long, value_name = "NAME")]
-    pub influx_db: Option<String>,
-    /// API token; for v1 "user:password" is sent as basic auth [env: INFLUX_TOKEN]
-    #[arg(long, value_name = "TOKEN", hide_env_values = true)]
-    pub influx_token: Option<String>,
-    /// Write API version: v3, v2 or v1 [env: INFLUX_API] [default: v3]
-    #[arg(long, value_name = "v3|v2|v1")]
-    pub influx_api: Option<String>,
-    /// Organisation (v2 only) [env: INFLUX_ORG]
-    #[arg(long, value_name = "ORG")]
-    pub influx_org: Option<String>,
-    /// Seconds between samples [env: POLL_INTERVAL] [default: 1]
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
-    pub poll_interval: Option<f64>,
+    /// Every setting that has a flag, from the settings table.
+    #[command(flatten)]
+    pub settings: SettingFlags,
     /// Config file (TOML) [env: VMPULSE_CONFIG]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Write line protocol to FILE (appending) or '-' for stdout instead of InfluxDB
-    #[arg(long, value_name = "FILE|-", allow_hyphen_values = true)]
-    pub output: Option<String>,
-    /// Run collector and writer only, logging to stderr
-    #[arg(long)]
-    pub no_ui: bool,
     /// Print the effective configuration (secrets masked) and exit
     #[arg(long)]
     pub print_config: bool,
 }
 
+/// The flags of `config::settings`, read into the highest-priority layer.
+#[derive(Debug, Clone, Default)]
+pub struct SettingFlags(pub Layer);
+
+/// `--help` text: the description, then where else it can be set and its default.
+fn help(s: &Setting) -> String {
+    let mut h = s.summary();
+    if let Some(env) = s.meta.env.first() {
+        h.push_str(&format!(" [env: {env}]"));
+    }
+    let default = (s.default)().filter(|_| !s.switch && s.meta.computed_default.is_none());
+    if let Some(v) = default {
+        let shown = match v {
+            toml::Value::String(t) => t,
+            other => other.to_string(),
+        };
+        h.push_str(&format!(" [default: {shown}]"));
+    }
+    h
+}
+
+impl Args for SettingFlags {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        for s in SETTINGS.iter() {
+            let Some(flag) = s.meta.flag else { continue };
+            let mut arg = Arg::new(s.id).long(flag).help(help(s));
+            if let Some(c) = s.meta.short {
+                arg = arg.short(c);
+            }
+            arg = if s.switch {
+                arg.action(ArgAction::SetTrue)
+            } else {
+                // Negative numbers reach validation, which names the flag and the range.
+                arg.value_name(s.value_name)
+                    .num_args(1)
+                    .allow_negative_numbers(true)
+            };
+            cmd = cmd.arg(arg);
+        }
+        cmd
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for SettingFlags {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut out = Self::default();
+        out.update_from_arg_matches(m)?;
+        Ok(out)
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        for s in SETTINGS.iter() {
+            let Some(flag) = s.meta.flag else { continue };
+            let origin = format!("--{flag}");
+            if s.switch {
+                if m.get_flag(s.id) {
+                    self.0.set(s.id, true, origin);
+                }
+            } else if let Some(v) = m.get_one::<String>(s.id) {
+                self.0.set(s.id, v.as_str(), origin);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Cli {
     /// The flags as the highest-priority config layer.
     pub fn layer(&self) -> Layer {
-        let s = |v: &Option<String>, flag: &str| v.clone().map(|v| Sourced::new(v, flag));
-        Layer {
-            libvirt_uri: s(&self.connect, "--connect"),
-            influx_url: s(&self.influx_url, "--influx-url"),
-            influx_db: s(&self.influx_db, "--influx-db"),
-            influx_token: self
-                .influx_token
-                .clone()
-                .map(|t| Sourced::new(Secret::new(t), "--influx-token")),
-            influx_api: s(&self.influx_api, "--influx-api"),
-            influx_org: s(&self.influx_org, "--influx-org"),
-            poll_interval: self
-                .poll_interval
-                .map(|v| Sourced::new(v, "--poll-interval")),
-            output: s(&self.output, "--output"),
-            no_ui: self.no_ui.then(|| Sourced::new(true, "--no-ui")),
-            ..Layer::default()
-        }
+        self.settings.0.clone()
     }
 }
 
@@ -84,7 +112,7 @@ pub fn main() -> ExitCode {
         }
     };
     if cli.print_config {
-        print!("{}", resolved.config.to_toml_masked());
+        print!("{}", config::docs::print_config(&resolved.config));
         return ExitCode::SUCCESS;
     }
     if let Err(e) = color_eyre::install() {
@@ -104,7 +132,7 @@ pub fn main() -> ExitCode {
     };
     let config = resolved.config;
     let result = runtime.block_on(async {
-        if config.no_ui {
+        if config.run.no_ui {
             crate::logging::init_stderr();
             for w in &resolved.warnings {
                 tracing::warn!("{w}");

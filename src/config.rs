@@ -1,16 +1,19 @@
 //! The effective configuration: types, defaults, and the secret wrapper.
 //!
-//! Layering (defaults < file < environment < flags) lives in `config::load`,
-//! validation in `config::validate`. Everything else reads a finished [`Config`].
+//! Every setting is declared once, in `config::settings`. Layering (defaults < file
+//! < environment < flags) reads files and variables in `config::load`, flags in
+//! `cli`; `config::validate` turns the merged layer into a [`Config`], which is all
+//! the rest of the program reads.
 
+pub mod docs;
+pub mod kind;
 pub mod layer;
 pub mod load;
+pub mod settings;
 pub mod validate;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// A value that must never reach logs, errors or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -66,136 +69,23 @@ pub enum OutputTarget {
     File(PathBuf),
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct LibvirtConfig {
-    /// `LIBVIRT_URI`, `--connect`.
-    pub uri: String,
-    /// `LIBVIRT_TIMEOUT`: bound on one sampling cycle's libvirt calls.
-    pub timeout: Duration,
-    /// `DEVICE_CACHE_TTL`: how long device names read from domain XML are reused.
-    pub device_cache_ttl: Duration,
-}
+pub use settings::{
+    CollectorConfig, InfluxConfig, LibvirtConfig, RatesConfig, RunConfig, Tags, UiConfig,
+};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct InfluxConfig {
-    /// `INFLUX_URL`; `None` keeps the writer off.
-    pub url: Option<url::Url>,
-    /// `INFLUX_DB`: database (v3, v1) or bucket (v2).
-    pub db: String,
-    /// `INFLUX_TOKEN`. For v1, `user:password` is sent as basic auth.
-    pub token: Option<Secret>,
-    pub api: InfluxApi,
-    /// `INFLUX_ORG` (v2 only).
-    pub org: Option<String>,
-    /// `BATCH_MAX_LINES`.
-    pub batch_max_lines: usize,
-    /// Cap on one request body before compression (server limits: v3 10 MiB, 1.x 25 MB).
-    pub batch_max_bytes: usize,
-    /// `BATCH_MAX_SEC`.
-    pub batch_max_age: Duration,
-    /// `MAX_QUEUE`: lines held between collector and writer.
-    pub max_queue: usize,
-    /// Concurrent write requests (InfluxDB 3 acknowledges only after its WAL flush).
-    pub max_in_flight: usize,
-    /// Gzip bodies at least this large; 0 disables compression.
-    pub gzip_min_bytes: usize,
-    /// v3 only: acknowledge before the WAL is persisted.
-    pub no_sync: bool,
-    /// Per-request timeout.
-    pub request_timeout: Duration,
-    /// Ceiling of the retry backoff (also the pace of retries after 401/403).
-    pub max_backoff: Duration,
-    /// How long a flush on stop or shutdown may take.
-    pub flush_timeout: Duration,
-}
-
-/// Units of the degree rates: `angle = degrees(atan(slope / unit))`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RatesConfig {
-    /// Percentage points per second of CPU % that make 45°.
-    pub cpu_unit: f64,
-    /// Percentage points per second of memory % that make 45°.
-    pub memory_unit: f64,
-    /// Bytes per second of disk or network throughput that make 45° (1 MiB/s).
-    pub throughput_unit: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct UiConfig {
-    /// Fixed ceiling of the DISK gauge in bytes/s; `None` uses the busiest VM's recent peak.
-    pub disk_ceiling: Option<f64>,
-    /// Fixed ceiling of the RX/TX gauges in bytes/s; `None` uses the busiest VM's recent peak.
-    pub net_ceiling: Option<f64>,
-    /// Minutes of per-VM history kept for the detail view's sparklines.
-    pub history_minutes: u64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
+/// The effective configuration: one struct per section of `settings.rs`.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
+    pub collector: CollectorConfig,
     pub libvirt: LibvirtConfig,
-    /// `POLL_INTERVAL`, `--poll-interval`.
-    pub poll_interval: Duration,
     pub influx: InfluxConfig,
-    /// `--output FILE|-`: line protocol to a file or stdout instead of HTTP.
-    pub output: Option<OutputTarget>,
-    /// Value of the `host` tag; defaults to this machine's hostname.
-    pub host: String,
-    /// Static tags added to every line.
-    pub tags: BTreeMap<String, String>,
     pub rates: RatesConfig,
     pub ui: UiConfig,
-    /// How often headless mode logs its status line.
-    pub status_interval: Duration,
-    /// `--no-ui`.
-    pub no_ui: bool,
+    pub run: RunConfig,
+    /// Static tags added to every line (`[tags]`).
+    pub tags: Tags,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            libvirt: LibvirtConfig {
-                uri: "qemu:///system".into(),
-                timeout: Duration::from_secs(10),
-                device_cache_ttl: Duration::from_secs(300),
-            },
-            poll_interval: Duration::from_secs(1),
-            influx: InfluxConfig {
-                url: None,
-                db: "vmstats".into(),
-                token: None,
-                api: InfluxApi::V3,
-                org: None,
-                batch_max_lines: 2000,
-                batch_max_bytes: 8 * 1024 * 1024,
-                batch_max_age: Duration::from_secs(1),
-                max_queue: 20_000,
-                max_in_flight: 4,
-                gzip_min_bytes: 64 * 1024,
-                no_sync: false,
-                request_timeout: Duration::from_secs(10),
-                max_backoff: Duration::from_secs(30),
-                flush_timeout: Duration::from_secs(10),
-            },
-            output: None,
-            host: default_host(),
-            tags: BTreeMap::new(),
-            rates: RatesConfig {
-                cpu_unit: 1.0,
-                memory_unit: 1.0,
-                throughput_unit: 1_048_576.0,
-            },
-            ui: UiConfig {
-                disk_ceiling: None,
-                net_ceiling: None,
-                history_minutes: 5,
-            },
-            status_interval: Duration::from_secs(60),
-            no_ui: false,
-            config_file: None,
-        }
-    }
 }
 
 /// This machine's hostname, or `localhost` when it cannot be read as UTF-8.
@@ -229,7 +119,7 @@ pub fn resolve(
         config_file = Some(read.path);
         layers.push(read.layer);
     }
-    layers.push(load::env_layer(env)?);
+    layers.push(load::env_layer(env));
     layers.push(flags);
     let defaults = Config {
         config_file,
@@ -237,89 +127,6 @@ pub fn resolve(
     };
     let config = validate::validate(layer::merge(layers), defaults)?;
     Ok(Resolved { config, warnings })
-}
-
-impl Config {
-    /// The effective config in `config.example.toml`'s layout, secrets as `***`.
-    pub fn to_toml_masked(&self) -> String {
-        use std::fmt::Write;
-        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-        let secs = |d: Duration| d.as_secs_f64();
-        let mut o = String::new();
-        let _ = writeln!(o, "# effective configuration (secrets shown as ***)");
-        if let Some(f) = &self.config_file {
-            let _ = writeln!(o, "# read from {}", q(&f.display().to_string()));
-        }
-        let _ = writeln!(o, "host = {}", q(&self.host));
-        let _ = writeln!(o, "\n[libvirt]\nuri = {}", q(&self.libvirt.uri));
-        let _ = writeln!(o, "timeout = {:?}", secs(self.libvirt.timeout));
-        let _ = writeln!(
-            o,
-            "device_cache_ttl = {:?}",
-            secs(self.libvirt.device_cache_ttl)
-        );
-        let _ = writeln!(
-            o,
-            "\n[collector]\npoll_interval = {:?}",
-            secs(self.poll_interval)
-        );
-        let _ = writeln!(o, "status_interval = {:?}", secs(self.status_interval));
-        let i = &self.influx;
-        let _ = writeln!(o, "\n[influx]");
-        match &i.url {
-            Some(u) => {
-                let _ = writeln!(o, "url = {}", q(&masked_url(u)));
-            }
-            None => {
-                let _ = writeln!(o, "# url is not set: the writer is off");
-            }
-        }
-        let _ = writeln!(o, "db = {}", q(&i.db));
-        if i.token.is_some() {
-            let _ = writeln!(o, "token = \"***\"");
-        }
-        let _ = writeln!(o, "api = {}", q(i.api.as_str()));
-        if let Some(org) = &i.org {
-            let _ = writeln!(o, "org = {}", q(org));
-        }
-        let _ = writeln!(o, "batch_max_lines = {}", i.batch_max_lines);
-        let _ = writeln!(o, "batch_max_bytes = {}", i.batch_max_bytes);
-        let _ = writeln!(o, "batch_max_sec = {:?}", secs(i.batch_max_age));
-        let _ = writeln!(o, "max_queue = {}", i.max_queue);
-        let _ = writeln!(o, "max_in_flight = {}", i.max_in_flight);
-        let _ = writeln!(o, "gzip_min_bytes = {}", i.gzip_min_bytes);
-        let _ = writeln!(o, "no_sync = {}", i.no_sync);
-        let _ = writeln!(o, "request_timeout = {:?}", secs(i.request_timeout));
-        let _ = writeln!(o, "max_backoff = {:?}", secs(i.max_backoff));
-        let _ = writeln!(o, "flush_timeout = {:?}", secs(i.flush_timeout));
-        let _ = writeln!(o, "\n[rates]\ncpu_unit = {:?}", self.rates.cpu_unit);
-        let _ = writeln!(o, "memory_unit = {:?}", self.rates.memory_unit);
-        let _ = writeln!(o, "throughput_unit = {:?}", self.rates.throughput_unit);
-        let _ = writeln!(o, "\n[ui]");
-        if let Some(c) = self.ui.disk_ceiling {
-            let _ = writeln!(o, "disk_ceiling = {c:?}");
-        }
-        if let Some(c) = self.ui.net_ceiling {
-            let _ = writeln!(o, "net_ceiling = {c:?}");
-        }
-        let _ = writeln!(o, "history_minutes = {}", self.ui.history_minutes);
-        let _ = writeln!(o, "\n[tags]");
-        for (k, v) in &self.tags {
-            let bare = !k.is_empty()
-                && k.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            let key = if bare { k.clone() } else { q(k) };
-            let _ = writeln!(o, "{key} = {}", q(v));
-        }
-        if let Some(out) = &self.output {
-            let target = match out {
-                OutputTarget::Stdout => "-".to_string(),
-                OutputTarget::File(p) => p.display().to_string(),
-            };
-            let _ = writeln!(o, "\n# --output {}", q(&target));
-        }
-        o
-    }
 }
 
 /// The URL with any password replaced by `***` (user names are kept: they help debugging).
@@ -334,6 +141,7 @@ pub fn masked_url(u: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -356,7 +164,7 @@ mod tests {
         c.influx.url = Some(url::Url::parse("http://admin:pw123@127.0.0.1:8086/x").unwrap());
         c.influx.token = Some(Secret::new("tok-SECRET"));
         c.tags.insert("dc".into(), "par 1".into());
-        let text = c.to_toml_masked();
+        let text = docs::print_config(&c);
         assert!(
             !text.contains("tok-SECRET") && !text.contains("pw123"),
             "{text}"
@@ -366,7 +174,7 @@ mod tests {
         let l = load::parse_file(&text, std::path::Path::new("printed.toml")).unwrap();
         let back = validate::validate(l, Config::default()).unwrap();
         assert_eq!(back.tags, c.tags);
-        assert_eq!(back.poll_interval, c.poll_interval);
+        assert_eq!(back.collector.poll_interval, c.collector.poll_interval);
     }
 
     #[test]
@@ -383,12 +191,9 @@ mod tests {
             "INFLUX_DB" => Some("envdb".to_string()),
             _ => None,
         };
-        let flags = layer::Layer {
-            poll_interval: Some(layer::Sourced::new(0.5, "--poll-interval")),
-            ..layer::Layer::default()
-        };
+        let flags = layer::Layer::default().with("collector.poll_interval", 0.5, "--poll-interval");
         let c = resolve(flags, Some(path), &env).unwrap().config;
-        assert_eq!(c.poll_interval, Duration::from_millis(500));
+        assert_eq!(c.collector.poll_interval, Duration::from_millis(500));
         assert_eq!(c.influx.db, "envdb");
         assert_eq!(c.influx.batch_max_lines, 100);
     }

@@ -55,7 +55,11 @@ impl EngineHandle {
     /// Starts collector and writer on the current tokio runtime.
     pub fn start(config: &Config) -> color_eyre::Result<Self> {
         let writer = WriterHandle::start(config)?;
-        let mut first = Snapshot::empty(&config.libvirt.uri, &config.host, config.poll_interval);
+        let mut first = Snapshot::empty(
+            &config.libvirt.uri,
+            &config.collector.host,
+            config.collector.poll_interval,
+        );
         first.writer = writer.stats();
         let writer_off = matches!(first.writer.state, WriterState::Off { .. });
         let (snap_tx, snapshots) = watch::channel(Arc::new(first.clone()));
@@ -67,7 +71,7 @@ impl EngineHandle {
                 config.libvirt.timeout,
             ),
             deriver: Deriver::new(config.rates.clone()),
-            ctx: EncodeCtx::new(&config.host, &config.tags),
+            ctx: EncodeCtx::new(&config.collector.host, &config.tags),
             writer,
             writer_off,
             flush_timeout: config.influx.flush_timeout,

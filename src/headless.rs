@@ -59,12 +59,12 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
         "vmpulse {} polling '{}' every {:.1} s; writer: {}",
         env!("CARGO_PKG_VERSION"),
         config.libvirt.uri,
-        config.poll_interval.as_secs_f64(),
+        config.collector.poll_interval.as_secs_f64(),
         writer_summary(&first)
     );
     let mut status = tokio::time::interval_at(
-        tokio::time::Instant::now() + config.status_interval,
-        config.status_interval,
+        tokio::time::Instant::now() + config.collector.status_interval,
+        config.collector.status_interval,
     );
     let signal_name = loop {
         tokio::select! {

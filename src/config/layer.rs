@@ -1,12 +1,15 @@
 //! One partial-config type for file, environment and flags, and the one merge.
 //!
-//! Each value remembers where it came from (`--poll-interval`, `POLL_INTERVAL`,
-//! `/etc/vmpulse/config.toml: collector.poll_interval`) so that validation
-//! errors can name the setting the operator has to fix.
+//! A layer maps setting ids (`collector.poll_interval`, see `settings.rs`) to raw,
+//! unchecked values. Each value remembers where it came from (`--poll-interval`,
+//! `POLL_INTERVAL`, `/etc/vmpulse/config.toml: collector.poll_interval`) so that
+//! validation errors can name the setting the operator has to fix.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use super::Secret;
+use super::kind::Raw;
+use super::settings;
 
 /// A value and the setting it was read from.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,80 +27,67 @@ impl<T> Sourced<T> {
     }
 }
 
-/// Every setting, optional. Defaults are not a layer: `validate` fills them in.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Every setting, optional. Defaults are not a layer: `validate` starts from them.
+#[derive(Clone, Default, PartialEq)]
 pub struct Layer {
-    pub host: Option<Sourced<String>>,
-    pub libvirt_uri: Option<Sourced<String>>,
-    pub libvirt_timeout: Option<Sourced<f64>>,
-    pub device_cache_ttl: Option<Sourced<f64>>,
-    pub poll_interval: Option<Sourced<f64>>,
-    pub status_interval: Option<Sourced<f64>>,
-    pub influx_url: Option<Sourced<String>>,
-    pub influx_db: Option<Sourced<String>>,
-    pub influx_token: Option<Sourced<Secret>>,
-    pub influx_api: Option<Sourced<String>>,
-    pub influx_org: Option<Sourced<String>>,
-    pub batch_max_lines: Option<Sourced<i64>>,
-    pub batch_max_bytes: Option<Sourced<i64>>,
-    pub batch_max_sec: Option<Sourced<f64>>,
-    pub max_queue: Option<Sourced<i64>>,
-    pub max_in_flight: Option<Sourced<i64>>,
-    pub gzip_min_bytes: Option<Sourced<i64>>,
-    pub no_sync: Option<Sourced<bool>>,
-    pub request_timeout: Option<Sourced<f64>>,
-    pub max_backoff: Option<Sourced<f64>>,
-    pub flush_timeout: Option<Sourced<f64>>,
-    pub output: Option<Sourced<String>>,
-    pub cpu_unit: Option<Sourced<f64>>,
-    pub memory_unit: Option<Sourced<f64>>,
-    pub throughput_unit: Option<Sourced<f64>>,
-    pub disk_ceiling: Option<Sourced<f64>>,
-    pub net_ceiling: Option<Sourced<f64>>,
-    pub history_minutes: Option<Sourced<i64>>,
+    values: BTreeMap<&'static str, Sourced<Raw>>,
     /// Static tags; later layers add keys and override equal ones.
     pub tags: BTreeMap<String, Sourced<String>>,
-    pub no_ui: Option<Sourced<bool>>,
+}
+
+impl Layer {
+    /// Sets the setting `id` (`section.field`); panics on an id not in the table.
+    pub fn set(&mut self, id: &str, value: impl Into<Raw>, origin: impl Into<String>) {
+        let s = settings::find(id);
+        self.values.insert(s.id, Sourced::new(value.into(), origin));
+    }
+    /// The same, as a builder: `Layer::default().with("influx.db", "x", "--influx-db")`.
+    pub fn with(mut self, id: &str, value: impl Into<Raw>, origin: impl Into<String>) -> Self {
+        self.set(id, value, origin);
+        self
+    }
+    pub fn get(&self, id: &str) -> Option<&Sourced<Raw>> {
+        self.values.get(id)
+    }
+    pub fn is_set(&self, id: &str) -> bool {
+        self.values.contains_key(id)
+    }
+    /// Ids and values, in id order.
+    pub fn values(&self) -> impl Iterator<Item = (&'static str, &Sourced<Raw>)> {
+        self.values.iter().map(|(k, v)| (*k, v))
+    }
+}
+
+/// Never shows secret values (a layer may be logged while debugging).
+impl fmt::Debug for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for (id, v) in &self.values {
+            let shown = if settings::find(id).meta.secret {
+                "***".to_string()
+            } else {
+                match &v.value {
+                    Raw::Toml(t) => t.to_string(),
+                    Raw::Text(t) => format!("{t:?}"),
+                }
+            };
+            m.entry(id, &format_args!("{shown} ({})", v.origin));
+        }
+        for (k, v) in &self.tags {
+            m.entry(
+                &format_args!("tags.{k}"),
+                &format_args!("{:?} ({})", v.value, v.origin),
+            );
+        }
+        m.finish()
+    }
 }
 
 /// Layers in increasing priority (file, environment, flags): the later value wins.
 pub fn merge(layers: impl IntoIterator<Item = Layer>) -> Layer {
     let mut out = Layer::default();
     for l in layers {
-        macro_rules! take {
-            ($($f:ident),* $(,)?) => { $( if l.$f.is_some() { out.$f = l.$f; } )* };
-        }
-        take!(
-            host,
-            libvirt_uri,
-            libvirt_timeout,
-            device_cache_ttl,
-            poll_interval,
-            status_interval,
-            influx_url,
-            influx_db,
-            influx_token,
-            influx_api,
-            influx_org,
-            batch_max_lines,
-            batch_max_bytes,
-            batch_max_sec,
-            max_queue,
-            max_in_flight,
-            gzip_min_bytes,
-            no_sync,
-            request_timeout,
-            max_backoff,
-            flush_timeout,
-            output,
-            cpu_unit,
-            memory_unit,
-            throughput_unit,
-            disk_ceiling,
-            net_ceiling,
-            history_minutes,
-            no_ui,
-        );
+        out.values.extend(l.values);
         out.tags.extend(l.tags);
     }
     out
@@ -107,42 +97,45 @@ pub fn merge(layers: impl IntoIterator<Item = Layer>) -> Layer {
 mod tests {
     use super::*;
 
+    fn value(l: &Layer, id: &str) -> Raw {
+        l.get(id).unwrap().value.clone()
+    }
+
     #[test]
     fn later_layers_win_and_tags_merge_by_key() {
-        let mut file = Layer {
-            poll_interval: Some(Sourced::new(5.0, "file")),
-            influx_db: Some(Sourced::new("filedb".to_string(), "file")),
-            ..Layer::default()
-        };
+        let mut file = Layer::default()
+            .with("collector.poll_interval", 5.0, "file")
+            .with("influx.db", "filedb", "file");
         file.tags
             .insert("dc".into(), Sourced::new("par1".into(), "file"));
         file.tags
             .insert("rack".into(), Sourced::new("r1".into(), "file"));
-        let env = Layer {
-            poll_interval: Some(Sourced::new(2.0, "POLL_INTERVAL")),
-            ..Layer::default()
-        };
-        let mut flags = Layer {
-            poll_interval: Some(Sourced::new(0.5, "--poll-interval")),
-            ..Layer::default()
-        };
+        let env = Layer::default().with("collector.poll_interval", 2.0, "POLL_INTERVAL");
+        let mut flags = Layer::default().with("collector.poll_interval", 0.5, "--poll-interval");
         flags
             .tags
             .insert("rack".into(), Sourced::new("r9".into(), "flag"));
         let m = merge([file, env, flags]);
-        assert_eq!(m.poll_interval.unwrap().value, 0.5);
-        assert_eq!(m.influx_db.unwrap().value, "filedb");
+        assert!(value(&m, "collector.poll_interval") == Raw::from(0.5));
+        assert!(value(&m, "influx.db") == Raw::from("filedb"));
         assert_eq!(m.tags["dc"].value, "par1");
         assert_eq!(m.tags["rack"].value, "r9");
     }
 
     #[test]
     fn absent_values_do_not_erase_earlier_ones() {
-        let file = Layer {
-            libvirt_uri: Some(Sourced::new("test:///default".to_string(), "file")),
-            ..Layer::default()
-        };
+        let file = Layer::default().with("libvirt.uri", "test:///default", "file");
         let m = merge([file, Layer::default(), Layer::default()]);
-        assert_eq!(m.libvirt_uri.unwrap().value, "test:///default");
+        assert!(value(&m, "libvirt.uri") == Raw::from("test:///default"));
+    }
+
+    #[test]
+    fn debug_masks_secrets() {
+        let l = Layer::default().with("influx.token", "hunter2", "INFLUX_TOKEN");
+        let shown = format!("{l:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("***"),
+            "{shown}"
+        );
     }
 }

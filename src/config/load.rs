@@ -1,135 +1,96 @@
 //! Reading the config file (TOML) and the environment into [`Layer`]s.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
+use super::kind::Raw;
 use super::layer::{Layer, Sourced};
+use super::settings;
 use super::validate::ConfigError;
-use super::Secret;
 
-/// The file's shape. Unknown keys are errors (serde reports key and line).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub host: Option<String>,
-    #[serde(default)]
-    pub libvirt: FileLibvirt,
-    #[serde(default)]
-    pub collector: FileCollector,
-    #[serde(default)]
-    pub influx: FileInflux,
-    #[serde(default)]
-    pub rates: FileRates,
-    #[serde(default)]
-    pub ui: FileUi,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+/// 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |t| t.matches('\n').count()) + 1
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileLibvirt {
-    pub uri: Option<String>,
-    pub timeout: Option<f64>,
-    pub device_cache_ttl: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileCollector {
-    pub poll_interval: Option<f64>,
-    pub status_interval: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileInflux {
-    pub url: Option<String>,
-    pub db: Option<String>,
-    pub token: Option<String>,
-    pub api: Option<String>,
-    pub org: Option<String>,
-    pub batch_max_lines: Option<i64>,
-    pub batch_max_bytes: Option<i64>,
-    pub batch_max_sec: Option<f64>,
-    pub max_queue: Option<i64>,
-    pub max_in_flight: Option<i64>,
-    pub gzip_min_bytes: Option<i64>,
-    pub no_sync: Option<bool>,
-    pub request_timeout: Option<f64>,
-    pub max_backoff: Option<f64>,
-    pub flush_timeout: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileRates {
-    pub cpu_unit: Option<f64>,
-    pub memory_unit: Option<f64>,
-    pub throughput_unit: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileUi {
-    pub disk_ceiling: Option<f64>,
-    pub net_ceiling: Option<f64>,
-    pub history_minutes: Option<i64>,
+/// The line where `key` (a path of table keys) is written, for messages.
+fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    for (i, part) in path.iter().enumerate() {
+        let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *part)?;
+        if i + 1 == path.len() {
+            return Some(line_at(text, k.span().start));
+        }
+        match v.get_ref() {
+            toml::de::DeValue::Table(t) => table = t,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Parses TOML text; `path` is only used to name the file in errors and origins.
+/// Unknown keys are errors naming the key and its line.
 pub fn parse_file(text: &str, path: &Path) -> Result<Layer, ConfigError> {
-    let f: FileConfig = toml::from_str(text).map_err(|e| ConfigError::File {
+    let file_error = |message: String| ConfigError::File {
         path: path.to_path_buf(),
-        message: e.to_string().trim_end().replace('\n', " "),
-    })?;
+        message,
+    };
+    let table: toml::Table = toml::from_str(text)
+        .map_err(|e| file_error(e.to_string().trim_end().replace('\n', " ")))?;
+    let known = settings::by_file_key();
     let p = path.display();
-    macro_rules! src {
-        ($v:expr, $key:literal) => {
-            $v.map(|v| Sourced::new(v, format!("{p}: {}", $key)))
-        };
+    let mut layer = Layer::default();
+    // Each value is checked here too, so a wrong type or range names its line.
+    let mut scratch = super::Config::default();
+    let mut take = |s: &settings::Setting, parts: &[&str], value: &toml::Value| {
+        let raw = Raw::Toml(value.clone());
+        let key = parts.join(".");
+        if let Err(message) = (s.apply)(&mut scratch, &raw) {
+            let at = line_of(text, parts).map_or(String::new(), |l| format!("line {l}: "));
+            return Err(file_error(format!("{at}{key}: {message}")));
+        }
+        layer.set(s.id, raw, format!("{p}: {key}"));
+        Ok(())
+    };
+    let mut tags = std::collections::BTreeMap::new();
+    let unknown = |key: &str, parts: &[&str]| {
+        let at = line_of(text, parts).map_or(String::new(), |l| format!("line {l}: "));
+        file_error(format!(
+            "{at}unknown key '{key}' (see config.example.toml for every key)"
+        ))
+    };
+    for (name, value) in &table {
+        match value {
+            toml::Value::Table(section) if name == "tags" => {
+                for (k, v) in section {
+                    let toml::Value::String(v) = v else {
+                        let at = line_of(text, &["tags", k]).unwrap_or(0);
+                        return Err(file_error(format!("line {at}: tags.{k} must be a string")));
+                    };
+                    let origin = format!("{p}: tags.{k}");
+                    tags.insert(k.clone(), Sourced::new(v.clone(), origin));
+                }
+            }
+            toml::Value::Table(section) if !known.contains_key(name.as_str()) => {
+                for (k, v) in section {
+                    let key = format!("{name}.{k}");
+                    let Some(s) = known.get(key.as_str()) else {
+                        return Err(unknown(&key, &[name, k]));
+                    };
+                    take(s, &[name, k], v)?;
+                }
+            }
+            _ => {
+                let Some(s) = known.get(name.as_str()) else {
+                    return Err(unknown(name, &[name]));
+                };
+                take(s, &[name], value)?;
+            }
+        }
     }
-    Ok(Layer {
-        host: src!(f.host, "host"),
-        libvirt_uri: src!(f.libvirt.uri, "libvirt.uri"),
-        libvirt_timeout: src!(f.libvirt.timeout, "libvirt.timeout"),
-        device_cache_ttl: src!(f.libvirt.device_cache_ttl, "libvirt.device_cache_ttl"),
-        poll_interval: src!(f.collector.poll_interval, "collector.poll_interval"),
-        status_interval: src!(f.collector.status_interval, "collector.status_interval"),
-        influx_url: src!(f.influx.url, "influx.url"),
-        influx_db: src!(f.influx.db, "influx.db"),
-        influx_token: src!(f.influx.token.map(Secret::new), "influx.token"),
-        influx_api: src!(f.influx.api, "influx.api"),
-        influx_org: src!(f.influx.org, "influx.org"),
-        batch_max_lines: src!(f.influx.batch_max_lines, "influx.batch_max_lines"),
-        batch_max_bytes: src!(f.influx.batch_max_bytes, "influx.batch_max_bytes"),
-        batch_max_sec: src!(f.influx.batch_max_sec, "influx.batch_max_sec"),
-        max_queue: src!(f.influx.max_queue, "influx.max_queue"),
-        max_in_flight: src!(f.influx.max_in_flight, "influx.max_in_flight"),
-        gzip_min_bytes: src!(f.influx.gzip_min_bytes, "influx.gzip_min_bytes"),
-        no_sync: src!(f.influx.no_sync, "influx.no_sync"),
-        request_timeout: src!(f.influx.request_timeout, "influx.request_timeout"),
-        max_backoff: src!(f.influx.max_backoff, "influx.max_backoff"),
-        flush_timeout: src!(f.influx.flush_timeout, "influx.flush_timeout"),
-        output: None,
-        cpu_unit: src!(f.rates.cpu_unit, "rates.cpu_unit"),
-        memory_unit: src!(f.rates.memory_unit, "rates.memory_unit"),
-        throughput_unit: src!(f.rates.throughput_unit, "rates.throughput_unit"),
-        disk_ceiling: src!(f.ui.disk_ceiling, "ui.disk_ceiling"),
-        net_ceiling: src!(f.ui.net_ceiling, "ui.net_ceiling"),
-        history_minutes: src!(f.ui.history_minutes, "ui.history_minutes"),
-        tags: f
-            .tags
-            .into_iter()
-            .map(|(k, v)| {
-                let origin = format!("{p}: tags.{k}");
-                (k, Sourced::new(v, origin))
-            })
-            .collect(),
-        no_ui: None,
-    })
+    layer.tags = tags;
+    Ok(layer)
 }
 
 /// A config file that was read, and warnings to log once logging is up.
@@ -147,7 +108,7 @@ pub fn read_file(path: &Path) -> Result<FileRead, ConfigError> {
     })?;
     let layer = parse_file(&text, path)?;
     let mut warnings = Vec::new();
-    if layer.influx_token.is_some() {
+    if layer.is_set("influx.token") {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
             let mode = meta.permissions().mode();
@@ -189,41 +150,17 @@ pub fn config_paths(
     out
 }
 
-/// The environment variables of the seeds (and a few more), same names and meanings.
-pub fn env_layer(env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
-    fn num<T: std::str::FromStr>(
-        env: &dyn Fn(&str) -> Option<String>,
-        name: &str,
-        what: &str,
-    ) -> Result<Option<Sourced<T>>, ConfigError> {
-        match env(name) {
-            None => Ok(None),
-            Some(raw) => raw
-                .trim()
-                .parse::<T>()
-                .map(|v| Some(Sourced::new(v, name)))
-                .map_err(|_| ConfigError::Invalid {
-                    origin: name.to_string(),
-                    message: format!("'{raw}' is not {what}"),
-                }),
+/// The environment variables each setting lists in `settings.rs` (the old system's
+/// names and meanings, and a few more). Values are checked later, by `validate`,
+/// so that a bad one is named with its variable.
+pub fn env_layer(env: &dyn Fn(&str) -> Option<String>) -> Layer {
+    let mut layer = Layer::default();
+    for s in settings::SETTINGS.iter() {
+        if let Some((name, value)) = s.meta.env.iter().find_map(|n| env(n).map(|v| (*n, v))) {
+            layer.set(s.id, value, name);
         }
     }
-    let s = |name: &str| env(name).map(|v| Sourced::new(v, name));
-    Ok(Layer {
-        libvirt_uri: s("LIBVIRT_URI"),
-        libvirt_timeout: num(env, "LIBVIRT_TIMEOUT", "a number of seconds")?,
-        device_cache_ttl: num(env, "DEVICE_CACHE_TTL", "a number of seconds")?,
-        poll_interval: num(env, "POLL_INTERVAL", "a number of seconds")?,
-        influx_url: s("INFLUX_URL"),
-        influx_db: s("INFLUX_DB"),
-        influx_token: env("INFLUX_TOKEN").map(|v| Sourced::new(Secret::new(v), "INFLUX_TOKEN")),
-        influx_api: s("INFLUX_API"),
-        influx_org: s("INFLUX_ORG"),
-        batch_max_lines: num(env, "BATCH_MAX_LINES", "a whole number of lines")?,
-        batch_max_sec: num(env, "BATCH_MAX_SEC", "a number of seconds")?,
-        max_queue: num(env, "MAX_QUEUE", "a whole number of lines")?,
-        ..Layer::default()
-    })
+    layer
 }
 
 #[cfg(test)]
@@ -281,8 +218,8 @@ mod tests {
             Path::new("c.toml"),
         )
         .unwrap();
-        let p = l.poll_interval.unwrap();
-        assert_eq!(p.value, 2.5);
+        let p = l.get("collector.poll_interval").unwrap();
+        assert!(p.value == Raw::from(2.5));
         assert_eq!(p.origin, "c.toml: collector.poll_interval");
         assert_eq!(l.tags["dc"].value, "par1");
     }
@@ -296,18 +233,22 @@ mod tests {
             ("INFLUX_TOKEN", "s3cret"),
             ("MAX_QUEUE", "100"),
         ]);
-        let l = env_layer(&env).unwrap();
-        assert_eq!(l.libvirt_uri.unwrap().value, "test:///default");
-        assert_eq!(l.poll_interval.unwrap().value, 2.5);
-        assert_eq!(l.batch_max_lines.unwrap().value, 500);
-        assert_eq!(l.max_queue.unwrap().value, 100);
-        assert_eq!(l.influx_token.unwrap().value.expose(), "s3cret");
+        let l = env_layer(&env);
+        let raw = |id: &str| l.get(id).unwrap().clone();
+        assert!(raw("libvirt.uri") == Sourced::new(Raw::from("test:///default"), "LIBVIRT_URI"));
+        assert!(raw("collector.poll_interval").value == Raw::from("2.5"));
+        assert!(raw("influx.batch_max_lines").value == Raw::from("500"));
+        assert!(raw("influx.max_queue").value == Raw::from("100"));
+        assert!(raw("influx.token").value == Raw::from("s3cret"));
     }
 
     #[test]
     fn non_numeric_env_names_the_variable() {
         let env = env_of(&[("POLL_INTERVAL", "soon")]);
-        let err = env_layer(&env).unwrap_err().to_string();
+        let l = env_layer(&env);
+        let err = super::super::validate::validate(l, super::super::Config::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("POLL_INTERVAL") && err.contains("soon"),
             "{err}"

@@ -240,7 +240,7 @@ impl WriterHandle {
     /// InfluxDB URL nor `--output` is configured.
     pub fn start(config: &Config) -> Result<Self, WriterError> {
         let ic = &config.influx;
-        let sink = match (&config.output, &ic.url) {
+        let sink = match (&config.run.output, &ic.url) {
             (Some(target), _) => Sink::Output(open_output(target)?),
             (None, Some(url)) => Sink::Http(Arc::new(HttpTarget::new(config, url)?)),
             (None, None) => return Ok(Self { inner: None }),
@@ -1086,7 +1086,10 @@ mod tests {
         let path = dir.path().join("out.lp");
         std::fs::write(&path, "existing\n").expect("seed file");
         let mut c = Config {
-            output: Some(OutputTarget::File(path.clone())),
+            run: crate::config::RunConfig {
+                output: Some(OutputTarget::File(path.clone())),
+                ..Default::default()
+            },
             ..Config::default()
         };
         c.influx.batch_max_lines = 3;
@@ -1109,7 +1112,10 @@ mod tests {
     #[tokio::test]
     async fn output_to_unwritable_path_is_a_clear_error() {
         let c = Config {
-            output: Some(OutputTarget::File("/nonexistent-dir/x.lp".into())),
+            run: crate::config::RunConfig {
+                output: Some(OutputTarget::File("/nonexistent-dir/x.lp".into())),
+                ..Default::default()
+            },
             ..Config::default()
         };
         match WriterHandle::start(&c) {

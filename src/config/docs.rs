@@ -1,0 +1,273 @@
+//! Text made from the settings table: `--print-config`, `config.example.toml` and
+//! the README's configuration table. Tests here fail when either file no longer
+//! matches the table; `VMPULSE_BLESS=1 cargo test --lib config::docs` rewrites them.
+
+use std::fmt::Write;
+
+use super::settings::{Setting, SETTINGS};
+use super::Config;
+
+/// Settings that have a file key, grouped by `[section]` in table order; the
+/// top-level keys (no dot) come first, as TOML requires.
+fn file_sections() -> Vec<(&'static str, Vec<&'static Setting>)> {
+    let mut out: Vec<(&'static str, Vec<&'static Setting>)> = vec![("", Vec::new())];
+    for s in SETTINGS.iter() {
+        let Some(key) = s.meta.key else { continue };
+        let section = key.rsplit_once('.').map_or("", |(sec, _)| sec);
+        match out.iter_mut().find(|(name, _)| *name == section) {
+            Some((_, list)) => list.push(s),
+            None => out.push((section, vec![s])),
+        }
+    }
+    out
+}
+
+/// The key's last part, as written inside its section.
+fn leaf(key: &str) -> &str {
+    key.rsplit_once('.').map_or(key, |(_, k)| k)
+}
+
+/// A TOML key, quoted when it is not a bare key.
+fn toml_key(k: &str) -> String {
+    let bare = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        k.to_string()
+    } else {
+        toml::Value::String(k.to_string()).to_string()
+    }
+}
+
+/// An example text as TOML: numbers bare, anything else quoted.
+fn example_literal(text: &str) -> String {
+    if text.parse::<f64>().is_ok() {
+        text.to_string()
+    } else {
+        toml::Value::String(text.to_string()).to_string()
+    }
+}
+
+/// `(POLL_INTERVAL, --poll-interval)`, or nothing for a file-only setting.
+fn other_names(s: &Setting) -> String {
+    let mut v: Vec<String> = s.meta.env.iter().map(|e| e.to_string()).collect();
+    if let Some(f) = s.meta.flag {
+        v.push(format!("--{f}"));
+    }
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", v.join(", "))
+    }
+}
+
+/// `config.example.toml`: every key with its description and default.
+pub fn example_toml() -> String {
+    let mut o = String::from(
+        "# vmpulse configuration. Every key is shown with its default.\n\
+         # Read from --config FILE, $VMPULSE_CONFIG, else /etc/vmpulse/config.toml and then\n\
+         # $XDG_CONFIG_HOME/vmpulse/config.toml (~/.config/vmpulse/config.toml).\n\
+         # Priority: defaults < this file < environment variables < command-line flags.\n\
+         # Unknown keys are an error. Check the result with `vmpulse --print-config`.\n\
+         # This file is generated from src/config/settings.rs (see its header).\n",
+    );
+    for (section, list) in file_sections() {
+        if !section.is_empty() {
+            let _ = writeln!(o, "\n[{section}]");
+        } else {
+            o.push('\n');
+        }
+        for s in list {
+            let mut lines: Vec<&str> = s.doc.lines().map(str::trim).collect();
+            lines.retain(|l| !l.is_empty());
+            let last = lines.len().saturating_sub(1);
+            for (i, l) in lines.iter().enumerate() {
+                let names = if i == last {
+                    other_names(s)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(o, "# {l}{names}");
+            }
+            let key = leaf(s.meta.key.unwrap_or_default());
+            let default = (s.default)().filter(|_| s.meta.computed_default.is_none());
+            match (default, s.meta.example) {
+                (Some(v), _) => {
+                    let _ = writeln!(o, "{key} = {v}");
+                }
+                (None, Some(ex)) => {
+                    let _ = writeln!(o, "# {key} = {}", example_literal(ex));
+                }
+                (None, None) => {
+                    let _ = writeln!(o, "# {key} is not set by default");
+                }
+            }
+        }
+    }
+    o.push_str(
+        "\n[tags]\n# Static tags added to every line, e.g.:\n# dc = \"par1\"\n# rack = \"r12\"\n",
+    );
+    o
+}
+
+/// The effective config in the example's layout, secrets as `***`. Its output is
+/// itself a valid config file.
+pub fn print_config(c: &Config) -> String {
+    let mut o = String::from("# effective configuration (secrets shown as ***)\n");
+    if let Some(f) = &c.config_file {
+        let _ = writeln!(
+            o,
+            "# read from {}",
+            toml::Value::String(f.display().to_string())
+        );
+    }
+    for (section, list) in file_sections() {
+        if !section.is_empty() {
+            let _ = writeln!(o, "\n[{section}]");
+        }
+        for s in list {
+            let key = leaf(s.meta.key.unwrap_or_default());
+            match (s.render)(c) {
+                Some(v) => {
+                    let _ = writeln!(o, "{key} = {v}");
+                }
+                None => {
+                    let _ = writeln!(o, "# {key} is not set");
+                }
+            }
+        }
+    }
+    let _ = writeln!(o, "\n[tags]");
+    for (k, v) in &c.tags {
+        let _ = writeln!(o, "{} = {}", toml_key(k), toml::Value::String(v.clone()));
+    }
+    // Command-line-only settings are shown as comments: they are not file keys.
+    for s in SETTINGS.iter().filter(|s| s.meta.key.is_none()) {
+        if let (Some(v), Some(flag)) = ((s.render)(c), s.meta.flag) {
+            if Some(&v) != (s.default)().as_ref() {
+                let shown = if s.switch {
+                    String::new()
+                } else {
+                    format!(" {v}")
+                };
+                let _ = writeln!(o, "\n# --{flag}{shown}");
+            }
+        }
+    }
+    o
+}
+
+/// A default for the table: the TOML value, or what happens without one.
+fn default_cell(s: &Setting) -> String {
+    if let Some(text) = s.meta.computed_default {
+        return text.into();
+    }
+    match (s.default)() {
+        Some(v) => format!("`{v}`"),
+        None => "not set".into(),
+    }
+}
+
+/// The README's configuration table (between its `settings-table` markers).
+pub fn readme_table() -> String {
+    let mut o = String::from(
+        "| flag | environment | file key | default | reload | description |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for s in SETTINGS.iter() {
+        let flag = match (s.meta.flag, s.meta.short) {
+            (Some(f), Some(c)) if s.switch => format!("`-{c}`, `--{f}`"),
+            (Some(f), Some(c)) => format!("`-{c}`, `--{f} {}`", s.value_name),
+            (Some(f), None) if s.switch => format!("`--{f}`"),
+            (Some(f), None) => format!("`--{f} {}`", s.value_name),
+            (None, _) => String::new(),
+        };
+        let env = s
+            .meta
+            .env
+            .iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let key = s.meta.key.map(|k| format!("`{k}`")).unwrap_or_default();
+        let reload = if s.meta.reload { "yes" } else { "" };
+        let desc = s.summary().replace('|', "\\|");
+        let _ = writeln!(
+            o,
+            "| {flag} | {env} | {key} | {} | {reload} | {desc} |",
+            default_cell(s).replace('|', "\\|")
+        );
+    }
+    o.push_str("| | | `[tags]` | none | yes | Static tags added to every line |\n");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const START: &str = "<!-- settings-table:start (generated from src/config/settings.rs) -->\n";
+    const END: &str = "<!-- settings-table:end -->";
+
+    fn bless() -> bool {
+        std::env::var_os("VMPULSE_BLESS").is_some()
+    }
+
+    fn repo(file: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
+    }
+
+    #[test]
+    fn example_config_is_generated_from_the_table() {
+        let path = repo("config.example.toml");
+        let want = example_toml();
+        if bless() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap();
+        pretty_assertions::assert_eq!(
+            have,
+            want,
+            "config.example.toml is out of date: run VMPULSE_BLESS=1 cargo test --lib config::docs"
+        );
+    }
+
+    #[test]
+    fn readme_table_is_generated_from_the_table() {
+        let path = repo("README.md");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
+            panic!("README.md lacks the settings-table markers");
+        };
+        let want = readme_table();
+        if bless() {
+            let new = format!("{}{START}{want}{}", &text[..a], &text[b..]);
+            std::fs::write(&path, new).unwrap();
+            return;
+        }
+        pretty_assertions::assert_eq!(
+            &text[a + START.len()..b],
+            want.as_str(),
+            "README.md's settings table is out of date: run VMPULSE_BLESS=1 cargo test --lib config::docs"
+        );
+    }
+
+    #[test]
+    fn every_setting_reaches_the_example_and_the_readme() {
+        let example = example_toml();
+        let table = readme_table();
+        for s in SETTINGS.iter() {
+            if let Some(k) = s.meta.key {
+                assert!(example.contains(leaf(k)), "{k} missing from the example");
+                assert!(
+                    table.contains(&format!("`{k}`")),
+                    "{k} missing from the table"
+                );
+            }
+            for e in s.meta.env {
+                assert!(table.contains(e), "{e} missing from the table");
+            }
+        }
+    }
+}
