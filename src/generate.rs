@@ -14,24 +14,41 @@ use clap_complete::Shell;
 use roff::{bold, italic, roman, Roff};
 
 use crate::cli::Cli;
+use crate::config::settings::SETTINGS;
 
-/// Environment variables, with what they set (flags override them).
-pub const ENVIRONMENT: &[(&str, &str)] = &[
-    ("LIBVIRT_URI", "libvirt URI (libvirt.uri); default qemu:///system."),
-    ("LIBVIRT_TIMEOUT", "Seconds one libvirt call may take (libvirt.timeout)."),
-    ("DEVICE_CACHE_TTL", "Seconds the per-domain device list is cached (libvirt.device_cache_ttl)."),
-    ("POLL_INTERVAL", "Seconds between samples (collector.poll_interval)."),
-    ("INFLUX_URL", "InfluxDB base URL; the writer is off until it is set (influx.url)."),
-    ("INFLUX_DB", "Database (v3, v1) or bucket (v2) (influx.db)."),
-    ("INFLUX_TOKEN", "API token, or user:password for v1 (influx.token). Keep it in /etc/default/vmpulse, mode 0600, not on the command line."),
-    ("INFLUX_API", "Write API: v3, v2 or v1 (influx.api)."),
-    ("INFLUX_ORG", "Organisation, v2 only (influx.org)."),
-    ("BATCH_MAX_LINES", "Lines per write request (influx.batch_max_lines)."),
-    ("BATCH_MAX_SEC", "Seconds a line may wait for its batch (influx.batch_max_sec)."),
-    ("MAX_QUEUE", "Lines held while InfluxDB is unreachable; the oldest are dropped beyond (influx.max_queue)."),
-    ("VMPULSE_CONFIG", "Config file to read instead of the default locations."),
-    ("VMPULSE_LOG", "Log filter in --no-ui mode, e.g. debug or vmpulse=trace; default info."),
+/// Variables that are not settings of the table (which has all the others).
+const OTHER_ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "VMPULSE_CONFIG",
+        "Config file to read instead of the default locations.",
+    ),
+    (
+        "VMPULSE_LOG",
+        "Log filter in --no-ui mode, e.g. debug or vmpulse=trace; default info.",
+    ),
+    (
+        "NOTIFY_SOCKET",
+        "Set by systemd for Type=notify: vmpulse reports ready once libvirt answered.",
+    ),
 ];
+
+/// Environment variables and what they set: every variable of the settings
+/// table (with its file key), then the others.
+pub fn environment() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for s in SETTINGS.iter() {
+        for var in s.meta.env {
+            let key = s.meta.key.map(|k| format!(" ({k})")).unwrap_or_default();
+            out.push((var.to_string(), format!("{}{key}", s.summary())));
+        }
+    }
+    out.extend(
+        OTHER_ENVIRONMENT
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    out
+}
 
 /// Files vmpulse reads, and the ones the Debian package installs.
 pub const FILES: &[(&str, &str)] = &[
@@ -45,7 +62,8 @@ pub const FILES: &[(&str, &str)] = &[
 pub const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "Success, including a clean stop on SIGINT or SIGTERM after the flush."),
     ("1", "Runtime failure, e.g. libvirt unreachable at start (the message names the URI and libvirt's answer)."),
-    ("2", "Bad input: an unknown flag, a malformed value, an unreadable or invalid config file (one line names the setting)."),
+    ("2", "Bad input: an unknown flag, a malformed value, an unreadable or invalid config file (one line names the setting); or no terminal for the live view."),
+    ("3", "Lines were still unsent when the flush timeout ran out (--no-ui): data was lost."),
 ];
 
 /// Signals and what they do.
@@ -93,7 +111,9 @@ pub fn man_page() -> String {
         let _ = man.render_subcommands_section(&mut out);
     }
     let mut roff = Roff::default();
-    section(&mut roff, "ENVIRONMENT", ENVIRONMENT, true);
+    let env = environment();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    section(&mut roff, "ENVIRONMENT", &env, true);
     section(&mut roff, "FILES", FILES, false);
     section(&mut roff, "EXIT STATUS", EXIT_STATUS, true);
     section(&mut roff, "SIGNALS", SIGNALS, true);
@@ -206,10 +226,13 @@ mod tests {
     }
 
     #[test]
-    fn env_vars_of_the_man_page_are_the_ones_documented_in_the_readme() {
-        let readme = include_str!("../README.md");
-        for (var, _) in ENVIRONMENT {
-            assert!(readme.contains(&format!("`{var}`")), "README lacks {var}");
+    fn every_variable_of_the_settings_table_is_in_the_man_page() {
+        let man = man_page();
+        for s in SETTINGS.iter() {
+            for var in s.meta.env {
+                assert!(man.contains(&var.replace('_', "_")), "man page lacks {var}");
+            }
         }
+        assert!(man.contains("LIBVIRT_DEFAULT_URI") && man.contains("VMPULSE_LOG"));
     }
 }

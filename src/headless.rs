@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::Config;
+use futures::future::Either;
+
+use crate::config::{Config, OutputTarget};
 use crate::engine::{EngineHandle, FinalReport};
 use crate::model::{Snapshot, SourceState, WriterState};
 
@@ -66,7 +68,13 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
         tokio::time::Instant::now() + config.collector.status_interval,
         config.collector.status_interval,
     );
-    let signal_name = loop {
+    let finished = engine.finished();
+    let reader_gone = match config.run.output {
+        Some(OutputTarget::Stdout) => Either::Left(crate::output::pipe::stdout_closed()),
+        _ => Either::Right(std::future::pending()),
+    };
+    tokio::pin!(finished, reader_gone);
+    let why = loop {
         tokio::select! {
             _ = status.tick() => {
                 let line = status_line(&engine.latest());
@@ -75,16 +83,36 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
             }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
+            _ = &mut finished => break "done",
+            _ = &mut reader_gone => break "stdout closed by its reader",
         }
     };
     notify_systemd(&[NotifyState::Stopping]);
     tracing::info!(
-        "{signal_name}: stopping collection, flushing (at most {:.0} s)",
+        "{why}: stopping collection, flushing (at most {:.0} s)",
         config.influx.flush_timeout.as_secs_f64()
     );
     let report = engine.shutdown().await;
     tracing::info!("{}", final_line(&report));
+    if report.unsent > 0 {
+        return Err(LinesUnsent {
+            unsent: report.unsent,
+        }
+        .into());
+    }
     Ok(())
+}
+
+/// Lines still unsent when the flush timeout ran out: the run lost data, and
+/// scripts and systemd must see it (exit status [`LinesUnsent::EXIT_CODE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{unsent} lines were still unsent when the flush timeout ran out (influx.flush_timeout)")]
+pub struct LinesUnsent {
+    pub unsent: usize,
+}
+
+impl LinesUnsent {
+    pub const EXIT_CODE: u8 = 3;
 }
 
 /// Tells systemd (`Type=notify`) about readiness and status; a no-op unless

@@ -1,8 +1,10 @@
 //! Sampling libvirt and deriving honest metrics from consecutive samples.
 
+pub mod access;
 pub mod bulk;
 pub mod derive;
 pub mod devices;
 pub mod fallback;
+pub mod filter;
 pub mod poll;
 pub mod source;

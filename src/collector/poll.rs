@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::filter::DomainFilter;
 use super::source::{CycleSample, LibvirtSource, SourceError};
 
 /// Why a cycle produced no sample.
@@ -34,6 +35,7 @@ pub struct Poller {
     uri: String,
     device_cache_ttl: Duration,
     timeout: Duration,
+    filter: DomainFilter,
     source: Arc<Mutex<Option<LibvirtSource>>>,
 }
 
@@ -43,14 +45,21 @@ impl Poller {
             uri: uri.to_string(),
             device_cache_ttl,
             timeout,
+            filter: DomainFilter::default(),
             source: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Collect only the domains `filter` matches.
+    pub fn with_filter(self, filter: DomainFilter) -> Self {
+        Self { filter, ..self }
     }
 
     /// Opens the connection if needed and samples every domain once.
     pub async fn cycle(&self) -> Result<CycleSample, CycleError> {
         let source = Arc::clone(&self.source);
         let (uri, ttl, timeout) = (self.uri.clone(), self.device_cache_ttl, self.timeout);
+        let filter = self.filter.clone();
         let busy_uri = uri.clone();
         let task = tokio::task::spawn_blocking(move || -> Result<CycleSample, CycleError> {
             let mut guard = match source.try_lock() {
@@ -69,7 +78,8 @@ impl Poller {
             if guard.is_none() {
                 *guard = Some(
                     LibvirtSource::open(&uri, ttl)
-                        .map_err(|e| CycleError::Source(e.to_string()))?,
+                        .map_err(|e| CycleError::Source(e.to_string()))?
+                        .with_filter(filter),
                 );
             }
             let Some(src) = guard.as_mut() else {

@@ -14,9 +14,11 @@ use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::error::{Error as VirtError, ErrorNumber};
 
+use super::access;
 use super::bulk::{self, BulkStats};
 use super::devices::DeviceCache;
 use super::fallback;
+use super::filter::DomainFilter;
 use crate::model::{BalloonStats, CpuTimes, DomainState, RawDomain};
 
 /// A domain or device left out of a cycle, and why.
@@ -101,6 +103,8 @@ pub struct LibvirtSource {
     /// `None` until the first bulk call; `Some(false)` once libvirt said the
     /// driver does not support it (decided once, then per-domain calls only).
     bulk_supported: Option<bool>,
+    /// `collector.domains` / `collector.exclude`.
+    filter: DomainFilter,
 }
 
 impl std::fmt::Debug for LibvirtSource {
@@ -130,16 +134,25 @@ impl LibvirtSource {
                 });
             }
         }
-        let conn = Connect::open(Some(uri)).map_err(|e| SourceError::Connect {
+        // Read-only: vmpulse never changes a domain, and a user in the libvirt
+        // group (or any local user, by libvirt's default policy) may then connect.
+        let conn = Connect::open_read_only(Some(uri)).map_err(|e| SourceError::Connect {
             uri: uri.to_string(),
-            message: e.message().to_string(),
+            message: access::explain(uri, e.message(), access::current_user().as_deref()),
         })?;
         Ok(Self {
             uri: uri.to_string(),
             conn,
             devices: DeviceCache::new(device_cache_ttl),
             bulk_supported: None,
+            filter: DomainFilter::default(),
         })
+    }
+
+    /// Collect only the domains `filter` matches (checked before any per-domain call).
+    pub fn with_filter(mut self, filter: DomainFilter) -> Self {
+        self.filter = filter;
+        self
     }
 
     pub fn uri(&self) -> &str {
@@ -161,7 +174,8 @@ impl LibvirtSource {
     /// `deadline` and reports the rest as skipped.
     pub fn sample(&mut self, deadline: Instant) -> Result<CycleSample, SourceError> {
         let mut skipped = Vec::new();
-        let (listed, bulk_ok) = self.list(&mut skipped)?;
+        let (mut listed, bulk_ok) = self.list(&mut skipped)?;
+        listed.retain(|l| self.filter.matches(&l.name));
 
         let mut domains = Vec::with_capacity(listed.len());
         let mut any_fallback = false;

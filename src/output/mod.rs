@@ -7,7 +7,9 @@
 //! line-protocol fields in the README, so the three formats cannot drift apart.
 
 pub mod csv;
+pub mod encoder;
 pub mod json;
+pub mod pipe;
 pub mod record;
 
 use std::fmt;
