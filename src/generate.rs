@@ -230,7 +230,7 @@ mod tests {
         let man = man_page();
         for s in SETTINGS.iter() {
             for var in s.meta.env {
-                assert!(man.contains(&var.replace('_', "_")), "man page lacks {var}");
+                assert!(man.contains(var), "man page lacks {var}");
             }
         }
         assert!(man.contains("LIBVIRT_DEFAULT_URI") && man.contains("VMPULSE_LOG"));
