@@ -140,8 +140,8 @@ pub fn status_line(s: &Snapshot) -> String {
     let w = &s.writer;
     let c = &s.collector;
     let mut line = format!(
-        "status: {} VMs, {} collections ({} errors), last took {}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
-        c.vms_monitored,
+        "status: {}, {} collections ({} errors), last took {}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
+        crate::ui::format::vm_count(c.vms_monitored),
         c.total_collections,
         c.total_errors,
         c.last_collection_ms

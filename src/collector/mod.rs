@@ -8,3 +8,4 @@ pub mod fallback;
 pub mod filter;
 pub mod poll;
 pub mod source;
+pub mod state_reason;

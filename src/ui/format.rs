@@ -5,6 +5,15 @@ use std::time::{Duration, SystemTime};
 
 const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
+/// `1 VM`, `3 VMs`, `0 VMs`.
+pub fn vm_count(n: usize) -> String {
+    if n == 1 {
+        "1 VM".into()
+    } else {
+        format!("{n} VMs")
+    }
+}
+
 /// `1536.0` → `"1.5 KiB"`: binary prefixes, three significant digits at most.
 pub fn bytes(value: f64) -> String {
     if !value.is_finite() || value < 0.0 {
@@ -206,6 +215,13 @@ pub fn truncate(s: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vm_counts_are_singular_for_one() {
+        assert_eq!(vm_count(1), "1 VM");
+        assert_eq!(vm_count(0), "0 VMs");
+        assert_eq!(vm_count(2), "2 VMs");
+    }
 
     #[test]
     fn bytes_use_binary_prefixes() {
