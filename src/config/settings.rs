@@ -329,6 +329,10 @@ settings! {
         /// Minutes of per-VM history kept for the detail view's sparklines.
         history_minutes: usize = Count::new(5, 1, "minutes"),
             Meta::key("ui.history_minutes");
+        /// Draw with ASCII only (borders, gauges, arrows, sparklines); also the
+        /// default when the locale is not UTF-8 (LANG=C).
+        ascii: bool = Switch(false),
+            Meta::key("ui.ascii").flag("ascii");
     }
 
     /// How this run behaves (command line only).
