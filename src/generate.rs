@@ -55,7 +55,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("/etc/vmpulse/config.toml", "System config file (TOML); every key with its default is in the example the package installs here."),
     ("$XDG_CONFIG_HOME/vmpulse/config.toml", "Per-user config file, layered over the system one (default ~/.config)."),
     ("/etc/default/vmpulse", "Environment of the systemd service (INFLUX_TOKEN and friends); mode 0600."),
-    ("/lib/systemd/system/vmpulse.service", "The systemd unit: vmpulse --no-ui."),
+    ("/usr/lib/systemd/system/vmpulse.service", "The systemd unit: vmpulse --no-ui."),
 ];
 
 /// Exit statuses.

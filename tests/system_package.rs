@@ -58,7 +58,7 @@ fn deb_has_the_files_installs_and_its_unit_verifies() {
         ("/usr/bin/vmpulse", "-rwxr-xr-x"),
         ("/etc/vmpulse/config.toml", "-rw-r--r--"),
         ("/etc/default/vmpulse", "-rw-------"),
-        ("/lib/systemd/system/vmpulse.service", "-rw-r--r--"),
+        ("/usr/lib/systemd/system/vmpulse.service", "-rw-r--r--"),
         (
             "/usr/share/bash-completion/completions/vmpulse",
             "-rw-r--r--",
@@ -123,7 +123,7 @@ fn deb_has_the_files_installs_and_its_unit_verifies() {
     );
     assert_eq!(mode & 0o777, 0o600, "installed /etc/default/vmpulse");
     let verify = Command::new("systemd-analyze")
-        .args(["verify", "/lib/systemd/system/vmpulse.service"])
+        .args(["verify", "/usr/lib/systemd/system/vmpulse.service"])
         .output()
         .expect("systemd-analyze");
     let said = String::from_utf8_lossy(&verify.stderr).into_owned() + &stdout(&verify);

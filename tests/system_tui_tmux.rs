@@ -39,11 +39,12 @@ impl Tmux {
         let home = tempfile::tempdir().unwrap();
         let uri = format!("test://{}", fixture().display());
         // A clean environment: no Influx settings or config file from the
-        // developer's shell may change what the UI shows.
+        // developer's shell may change what the UI shows; a UTF-8 locale (under
+        // LANG=C vmpulse draws ASCII only).
         let script = format!(
             "env -u INFLUX_URL -u INFLUX_TOKEN -u INFLUX_DB -u INFLUX_API -u INFLUX_ORG \
-             -u LIBVIRT_URI -u POLL_INTERVAL -u VMPULSE_CONFIG -u NO_COLOR \
-             HOME={home} XDG_CONFIG_HOME={home} {bin} --connect {uri}; \
+             -u LIBVIRT_URI -u POLL_INTERVAL -u VMPULSE_CONFIG -u NO_COLOR -u LC_ALL -u LC_CTYPE \
+             LANG=C.UTF-8 HOME={home} XDG_CONFIG_HOME={home} {bin} --connect {uri}; \
              echo \"vmpulse-exit=$?\"; \
              stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon | sed 's/^/tty-/'; \
              sleep 120",
