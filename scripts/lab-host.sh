@@ -10,7 +10,7 @@
 #                                this script started (by pid); keeps the cached boot files
 #   scripts/lab-host.sh status   daemons, network, guests and a few live stats
 #
-# Needs root. Facts behind every choice: ../shared/notes/lab-facts.md (TCG, not KVM;
+# Needs root. Facts behind every choice: docs/lab.md (TCG, not KVM;
 # no systemd; /dev/kvm permissions; dnsmasq pitfalls; balloon stats period).
 # Environment:
 #   VMPULSE_LAB_DIR          state dir (default /var/tmp/vmpulse-lab)

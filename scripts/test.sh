@@ -11,6 +11,7 @@ scripts/setup.sh test
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --all-targets --locked --features lab-tests -- -D warnings
+scripts/check-docs.sh
 # Benches are type-checked by clippy above; run them with `cargo bench`.
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT

@@ -15,10 +15,11 @@ use crate::collector::derive::Deriver;
 use crate::collector::filter::DomainFilter;
 use crate::collector::poll::Poller;
 use crate::config::Config;
-use crate::influx::line_protocol::EncodeCtx;
-use crate::influx::writer::WriterHandle;
+use crate::influx::line_protocol::{EncodeCtx, Escaping};
+use crate::influx::writer::{SpoolMode, WriterHandle};
 use crate::model::{CollectorStats, Snapshot, SourceState, WriterState, WriterStats};
 use crate::output::encoder::{Encoder, Limit, Step};
+use crate::spool::SpoolConfig;
 
 /// What a frontend can ask of the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +36,7 @@ pub enum Control {
 pub struct FinalReport {
     pub collector: CollectorStats,
     pub writer: WriterStats,
-    /// Lines still unsent when the flush timeout ran out.
+    /// Lines neither sent nor saved to the spool when the flush timeout ran out.
     pub unsent: usize,
 }
 
@@ -55,9 +56,23 @@ pub struct EngineHandle {
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl EngineHandle {
-    /// Starts collector and writer on the current tokio runtime.
+    /// Starts collector and writer on the current tokio runtime. Headless
+    /// needs its spool (an error otherwise); the TUI runs without one and says so.
     pub fn start(config: &Config) -> color_eyre::Result<Self> {
-        let writer = WriterHandle::start(config)?;
+        let env = |k: &str| std::env::var(k).ok();
+        let spool =
+            SpoolConfig::from_settings(&config.spool, crate::spool::running_as_root(), &env);
+        let mode = if config.run.no_ui {
+            SpoolMode::Required(spool)
+        } else {
+            SpoolMode::BestEffort(spool)
+        };
+        Self::start_with_spool(config, mode)
+    }
+
+    /// [`EngineHandle::start`] with an explicit spool.
+    pub fn start_with_spool(config: &Config, spool: SpoolMode) -> color_eyre::Result<Self> {
+        let writer = WriterHandle::start_with_spool(config, spool)?;
         let mut first = Snapshot::empty(
             &config.libvirt.uri,
             &config.collector.host,
@@ -81,7 +96,11 @@ impl EngineHandle {
             deriver: Deriver::new(config.rates.clone()),
             encoder: Encoder::new(
                 config.run.format,
-                EncodeCtx::new(&config.collector.host, &config.tags),
+                EncodeCtx::with_escaping(
+                    &config.collector.host,
+                    &config.tags,
+                    Escaping::for_api(config.influx.api),
+                ),
             ),
             limit: config.run.iterations.map(Limit::new),
             done: done_tx,
@@ -314,13 +333,13 @@ impl Engine {
         let flush = writer.flush(timeout);
         tokio::pin!(flush);
         let mut progress = interval(Duration::from_millis(200));
-        let unsent = loop {
+        loop {
             tokio::select! {
-                unsent = &mut flush => break unsent,
+                _ = &mut flush => break,
                 _ = progress.tick() => self.publish(),
             }
-        };
-        // Whatever is still queued after the flush timeout stays counted, not sent.
+        }
+        // Whatever is still queued goes to the spool (if any) or stays counted as unsent.
         let final_stats = self
             .writer
             .clone()
@@ -331,8 +350,8 @@ impl Engine {
         let _ = self.snap_tx.send(Arc::new(self.snap.clone()));
         FinalReport {
             collector: self.snap.collector.clone(),
+            unsent: final_stats.queue_depth,
             writer: final_stats,
-            unsent,
         }
     }
 }

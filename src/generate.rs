@@ -63,13 +63,13 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "Success, including a clean stop on SIGINT or SIGTERM after the flush."),
     ("1", "Runtime failure, e.g. libvirt unreachable at start (the message names the URI and libvirt's answer)."),
     ("2", "Bad input: an unknown flag, a malformed value, an unreadable or invalid config file (one line names the setting); or no terminal for the live view."),
-    ("3", "Lines were still unsent when the flush timeout ran out (--no-ui): data was lost."),
+    ("3", "Lines were neither sent nor kept in the spool when the flush timeout ran out (--no-ui): data was lost."),
 ];
 
 /// Signals and what they do.
 pub const SIGNALS: &[(&str, &str)] = &[
     ("SIGINT, SIGTERM", "Stop collecting, flush queued lines (bounded by influx.flush_timeout), print the final counters and exit."),
-    ("SIGHUP", "In the terminal UI: quit with a flush (the terminal is gone)."),
+    ("SIGHUP", "Like SIGTERM: stop, flush, exit (in the terminal UI too: the terminal is gone). The unit's ExecReload sends it."),
 ];
 
 /// Examples: command and what it does.

@@ -1,22 +1,62 @@
 //! The `--no-ui` frontend: a status line on stderr every `status_interval`,
-//! and on SIGINT/SIGTERM: stop polling, flush (bounded), print final counters, exit 0.
-//! Under systemd (`Type=notify`) it reports ready once libvirt answered.
+//! and on SIGINT/SIGTERM/SIGHUP: stop polling, flush (bounded), keep what
+//! cannot be sent in the spool, print final counters, exit 0 (3 when lines were
+//! still unsent at the flush timeout). `--once` / `-n` end by themselves, and
+//! `--output -` ends when its reader closes the pipe. Under systemd
+//! (`Type=notify`) it reports ready once libvirt answered.
 
 use std::time::{Duration, SystemTime};
 
 use sd_notify::NotifyState;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use futures::future::Either;
 
 use crate::config::{Config, OutputTarget};
 use crate::engine::{EngineHandle, FinalReport};
-use crate::model::{Snapshot, SourceState, WriterState};
+use crate::influx::writer::WriterError;
+use crate::model::{Snapshot, SourceState, SpoolState, WriterState};
+
+/// The signals that end headless mode, in one place (SIGHUP may later mean "reload").
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for the next one; returns its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
 
 pub async fn run(config: Config) -> color_eyre::Result<()> {
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let engine = EngineHandle::start(&config)?;
+    let mut stop = StopSignals::install()?;
+    let engine = match EngineHandle::start(&config) {
+        Ok(e) => e,
+        Err(e) => {
+            // An unusable or locked spool is a setup error: one line, exit 2,
+            // like any other bad setting.
+            if let Some(w @ WriterError::Spool(_)) = e.downcast_ref::<WriterError>() {
+                eprintln!("vmpulse: {w}");
+                std::process::exit(2);
+            }
+            return Err(e);
+        }
+    };
     // A URI that cannot be reached at start is a setup error: say so and exit,
     // so a service manager shows it. Later outages are retried.
     let mut snaps = engine.subscribe();
@@ -81,8 +121,7 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
                 notify_systemd(&[NotifyState::Status(&line)]);
                 tracing::info!("{line}");
             }
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sigint.recv() => break "SIGINT",
+            name = stop.recv() => break name,
             _ = &mut finished => break "done",
             _ = &mut reader_gone => break "stdout closed by its reader",
         }
@@ -103,7 +142,7 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
     Ok(())
 }
 
-/// Lines still unsent when the flush timeout ran out: the run lost data, and
+/// Lines neither sent nor spooled when the flush timeout ran out: the run lost data, and
 /// scripts and systemd must see it (exit status [`LinesUnsent::EXIT_CODE`]).
 #[derive(Debug, thiserror::Error)]
 #[error("{unsent} lines were still unsent when the flush timeout ran out (influx.flush_timeout)")]
@@ -141,7 +180,7 @@ pub fn status_line(s: &Snapshot) -> String {
     let c = &s.collector;
     let mut line = format!(
         "status: {}, {} collections ({} errors), last took {}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
-        crate::ui::format::vm_count(c.vms_monitored),
+        crate::model::vm_count(c.vms_monitored),
         c.total_collections,
         c.total_errors,
         c.last_collection_ms
@@ -154,6 +193,9 @@ pub fn status_line(s: &Snapshot) -> String {
         w.lines_rejected,
         w.write_retries,
     );
+    if let Some(sp) = &w.spool {
+        line.push_str(&spool_part(sp, SystemTime::now()));
+    }
     match &w.state {
         WriterState::AuthFailed => line.push_str("; writer: token rejected"),
         WriterState::Failing | WriterState::Retrying => {
@@ -175,9 +217,31 @@ pub fn status_line(s: &Snapshot) -> String {
     line
 }
 
+/// `; spool N lines (B bytes, oldest Xs), replayed R, segments dropped D`, plus the alert.
+fn spool_part(sp: &crate::model::SpoolStats, now: SystemTime) -> String {
+    let oldest = sp
+        .oldest
+        .and_then(|t| now.duration_since(t).ok())
+        .map(|d| format!(", oldest {} s", d.as_secs()))
+        .unwrap_or_default();
+    let mut s = format!(
+        "; spool {} lines ({} bytes{oldest}), replayed {}, segments dropped {}",
+        sp.lines, sp.bytes, sp.lines_replayed, sp.segments_dropped
+    );
+    match &sp.state {
+        SpoolState::Active => {}
+        SpoolState::Unavailable { reason } => {
+            s.push_str(&format!(" (spool unavailable, memory only: {reason})"))
+        }
+        SpoolState::Off { reason } => s.push_str(&format!(" (no spool, memory only: {reason})")),
+    }
+    s
+}
+
 pub fn final_line(r: &FinalReport) -> String {
+    let spooled = r.writer.spool.as_ref().map_or(0, |s| s.lines);
     format!(
-        "final: collections={} collection_errors={} vms={} lines_queued={} lines_written={} lines_dropped={} lines_rejected={} write_retries={} unsent={}",
+        "final: collections={} collection_errors={} vms={} lines_queued={} lines_written={} lines_dropped={} lines_rejected={} write_retries={} unsent={} spooled={spooled}",
         r.collector.total_collections,
         r.collector.total_errors,
         r.collector.vms_monitored,

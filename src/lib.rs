@@ -14,4 +14,5 @@ pub mod influx;
 pub mod logging;
 pub mod model;
 pub mod output;
+pub mod spool;
 pub mod ui;

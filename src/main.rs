@@ -1,4 +1,5 @@
-//! Entry point: install error hooks, then hand over to `vmpulse::cli::main`.
+//! The binary: all of it lives in the library; `vmpulse::cli::main` parses the flags,
+//! resolves the config and runs the chosen frontend.
 
 fn main() -> std::process::ExitCode {
     vmpulse::cli::main()

@@ -286,6 +286,15 @@ impl VmSnapshot {
     }
 }
 
+/// `1 VM`, `3 VMs`, `0 VMs`: for every frontend.
+pub fn vm_count(n: usize) -> String {
+    if n == 1 {
+        "1 VM".into()
+    } else {
+        format!("{n} VMs")
+    }
+}
+
 /// Health of the libvirt connection as the collector last saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceState {
@@ -296,7 +305,7 @@ pub enum SourceState {
     Failed(String),
 }
 
-/// Collector counters (seed names kept where the seed had them).
+/// Collector counters (the old collector's names kept where it had them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectorStats {
     pub started_at: SystemTime,
@@ -345,6 +354,38 @@ pub struct WriterStats {
     pub requests_in_flight: usize,
     pub last_write_ok: Option<SystemTime>,
     pub last_error: Option<String>,
+    /// The on-disk spool; `None` when the writer runs without one.
+    pub spool: Option<SpoolStats>,
+}
+
+/// Whether lines that cannot be delivered go to disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpoolState {
+    /// Undeliverable lines are appended to the spool.
+    Active,
+    /// Writing to the spool failed (disk full...): memory only until it works again.
+    Unavailable { reason: String },
+    /// No spool for this run (locked by another process, or unusable), memory only.
+    Off { reason: String },
+}
+
+/// Spool counters, published with every snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolStats {
+    pub dir: String,
+    pub state: SpoolState,
+    /// Bytes in segment files not yet delivered.
+    pub bytes: u64,
+    /// Lines in the spool not yet delivered.
+    pub lines: u64,
+    /// When the oldest line still in the spool was spooled.
+    pub oldest: Option<SystemTime>,
+    /// Lines read back from the spool and sent.
+    pub lines_replayed: u64,
+    /// Segments deleted unsent because the spool reached its size limit.
+    pub segments_dropped: u64,
+    /// Corrupt or torn records found (at start or on replay), skipped.
+    pub corrupt_skipped: u64,
 }
 
 impl WriterStats {
@@ -362,6 +403,7 @@ impl WriterStats {
             requests_in_flight: 0,
             last_write_ok: None,
             last_error: None,
+            spool: None,
         }
     }
 }

@@ -483,7 +483,8 @@ fn lines_unsent_at_the_flush_timeout_exit_3() {
     let config = dir.path().join("c.toml");
     std::fs::write(
         &config,
-        "[influx]\nflush_timeout = 0.5\nmax_backoff = 0.2\n",
+        // Without the spool, whatever InfluxDB has not taken at the flush timeout is lost.
+        "[influx]\nflush_timeout = 0.5\nmax_backoff = 0.2\n[spool]\nenabled = false\n",
     )
     .unwrap();
     // Nothing listens on port 9 (discard) here: every write fails and is retried.
@@ -515,4 +516,47 @@ fn lines_unsent_at_the_flush_timeout_exit_3() {
         err.lines().last().unwrap_or_default().contains("unsent"),
         "{err}"
     );
+}
+
+/// SIGHUP in `--no-ui` stops like SIGTERM: flush, final counters, exit 0,
+/// and every line counted as written is in the output file.
+#[test]
+fn sighup_flushes_and_exits_like_sigterm() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_file = dir.path().join("out.lp");
+    let uri = format!(
+        "test://{}/tests/fixtures/e2e-host.xml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+        .args([
+            "--no-ui",
+            "--poll-interval",
+            "0.2",
+            "--connect",
+            &uri,
+            "--output",
+        ])
+        .arg(&out_file)
+        .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vmpulse");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("SIGHUP: stopping collection"), "{err}");
+    let written: usize = err
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("lines_written="))
+        .and_then(|v| v.parse().ok())
+        .expect("final counters");
+    let text = std::fs::read_to_string(&out_file).expect("output file");
+    assert!(written > 0, "{err}");
+    assert_eq!(text.lines().count(), written, "{err}");
 }

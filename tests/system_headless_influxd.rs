@@ -52,6 +52,7 @@ fn tag_values(influx: &common::InfluxD, db: &str, measurement: &str, key: &str) 
 fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
     let influx = common::InfluxD::start();
     influx.create_db("e2e");
+    let spool = tempfile::tempdir().expect("spool dir");
     let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
         .args([
             "--no-ui",
@@ -69,6 +70,7 @@ fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
             "0.5",
         ])
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .env("SPOOL_DIR", spool.path())
         .env("VMPULSE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -134,7 +136,7 @@ fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
         vec!["disk", "nic"]
     );
 
-    // Field types as the seeds define them: state is a string in vm_metrics, an integer in vm_totals.
+    // Field types as the schema defines them: state is a string in vm_metrics, an integer in vm_totals.
     let keys = influx.query("e2e", "SHOW FIELD KEYS");
     let series = keys["results"][0]["series"].as_array().expect("field keys");
     let field_type = |m: &str, f: &str| -> String {

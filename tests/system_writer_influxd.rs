@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use vmpulse::config::{Config, InfluxApi};
-use vmpulse::influx::line_protocol::{encode_vm, EncodeCtx};
+use vmpulse::influx::line_protocol::{encode_vm, EncodeCtx, Escaping};
 use vmpulse::influx::writer::WriterHandle;
 use vmpulse::model::*;
 
@@ -92,15 +92,23 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
     }
 }
 
-/// Names as libvirt accepts them, and the tag value InfluxDB must hold.
-const NAMES: [(&str, &str); 7] = [
+/// Names as libvirt accepts them, and the tag value InfluxDB must hold
+/// (with the v1 encoding, `Escaping::Go`).
+const NAMES: [(&str, &str); 13] = [
     (r#"web 01,env=prod "x"\y"#, r#"web 01,env=prod "x"\y"#),
     ("日本語-vm ü", "日本語-vm ü"),
     ("a=b=c", "a=b=c"),
     (r"back\slash", r"back\slash"),
     ("plain", "plain"),
-    // Not representable in line protocol: the trailing backslash is removed.
-    ("trailing\\", "trailing"),
+    // Backslashes before each delimiter, doubled: all exact.
+    (r"a\ b", r"a\ b"),
+    (r"a\,b", r"a\,b"),
+    (r"a\=b", r"a\=b"),
+    (r"a\\b", r"a\\b"),
+    (r"a\\ b", r"a\\ b"),
+    (r"x\ ,=\y", r"x\ ,=\y"),
+    // No parser can hold a trailing backslash: the documented substitute `\_`.
+    ("trailing\\", "trailing\\_"),
     // Tabs end a tag in InfluxDB 3: replaced by a space.
     ("tab\there", "tab here"),
 ];
@@ -130,7 +138,7 @@ async fn v1_write_of_encoded_vms_reads_back_exactly() {
     influx.create_db("vmpulse");
     let mut tags = BTreeMap::new();
     tags.insert("rack".to_string(), "r 1,=".to_string());
-    let ctx = EncodeCtx::new("hv-test", &tags);
+    let ctx = EncodeCtx::with_escaping("hv-test", &tags, Escaping::Go);
     let mut lines = Vec::new();
     for (i, (name, _)) in NAMES.iter().enumerate() {
         encode_vm(&mut lines, &ctx, &vm(i, name, DomainState::Running));

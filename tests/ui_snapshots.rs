@@ -304,6 +304,7 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
         requests_in_flight: 1,
         last_write_ok: Some(taken_at - Duration::from_millis(700)),
         last_error: None,
+        spool: None,
     };
     s
 }

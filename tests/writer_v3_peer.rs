@@ -602,3 +602,137 @@ async fn flush_and_shutdown_are_bounded_when_the_peer_hangs() {
     assert_eq!(stats.queue_depth, 10, "unsent lines stay counted");
     assert_eq!(stats.requests_in_flight, 0);
 }
+
+/// `Retry-After: 0` (and a date in the past) is a floor of zero under the
+/// backoff, not an order to resend at once: no storm of requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_zero_or_past_date_causes_no_storm() {
+    for value in ["0", "Sun, 06 Nov 1994 08:49:37 GMT"] {
+        let peer = Peer::start(move |_, _| Reply {
+            headers: vec![("Retry-After", value.into())],
+            ..Reply::status(503)
+        });
+        let mut c = config(&peer.url());
+        c.influx.max_backoff = Duration::from_secs(2);
+        let w = WriterHandle::start(&c).expect("start");
+        w.enqueue(lines("z", 5));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let n = peer.requests().len();
+        let reqs = peer.requests();
+        // Backoff starts at 200 ms and grows: a handful of requests in 2 s, not hundreds.
+        assert!(
+            (2..=10).contains(&n),
+            "{n} requests in 2 s with Retry-After {value}"
+        );
+        for pair in reqs.windows(2) {
+            let gap = pair[1].at.duration_since(pair[0].at);
+            assert!(gap >= Duration::from_millis(150), "resent after {gap:?}");
+        }
+        let stats = w.shutdown(Duration::from_millis(200)).await;
+        assert_eq!(stats.lines_written, 0);
+        assert_eq!(stats.state, WriterState::Retrying);
+    }
+}
+
+/// InfluxDB 2.x refuses a whole batch with `{"code":"invalid"}` for one bad
+/// line and stores nothing: the batch is halved until the bad line stands
+/// alone, so every good line is written and only the bad one is rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_whole_batch_400_is_bisected_to_the_bad_line() {
+    let peer = Peer::start(|req, _| {
+        if req.lines.iter().any(|l| l.contains("BAD")) {
+            Reply {
+                body: r#"{"code":"invalid","message":"unable to parse 'BAD': missing fields"}"#
+                    .into(),
+                ..Reply::status(400)
+            }
+        } else {
+            Reply::status(204)
+        }
+    });
+    let mut c = config(&peer.url());
+    c.influx.api = vmpulse::config::InfluxApi::V2;
+    c.influx.org = Some("acme".into());
+    c.influx.batch_max_lines = 100;
+    let w = WriterHandle::start(&c).expect("start");
+    let mut sent = lines("g", 99);
+    sent.insert(37, "BAD".into());
+    w.enqueue(sent.clone());
+    assert_eq!(w.flush(Duration::from_secs(10)).await, 0);
+    let stats = w.shutdown(Duration::from_secs(2)).await;
+    let good: Vec<String> = sent.into_iter().filter(|l| l != "BAD").collect();
+    assert_eq!(sorted(peer.accepted_lines()), sorted(good));
+    assert_eq!((stats.lines_written, stats.lines_rejected), (99, 1));
+    assert!(peer
+        .requests()
+        .iter()
+        .all(|r| r.target.starts_with("/api/v2/write?")));
+}
+
+/// Every hostile name the writer sends to InfluxDB 3 is read back exactly by
+/// `influxdb-line-protocol`, the parser InfluxDB 3 runs (a trailing
+/// backslash, which no parser can hold, becomes the documented `\_`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_reach_influxdb3_exactly() {
+    use vmpulse::influx::line_protocol::{encode_vm, stored_tag, EncodeCtx};
+    let peer = Peer::start(|_, _| Reply::status(204));
+    let w = WriterHandle::start(&config(&peer.url())).expect("start");
+    let hostile = [
+        r#"web 01,env=prod "x"\y"#,
+        r"a\ b",
+        r"a\,b",
+        r"a\=b",
+        r"a\\b",
+        r"a\\ b",
+        r"ends\",
+        r"\ ,=\",
+        "tab\there",
+    ];
+    let ctx = EncodeCtx::new("hv", &BTreeMap::new());
+    let mut out = Vec::new();
+    for name in hostile {
+        encode_vm(&mut out, &ctx, &common_vm(name));
+    }
+    w.enqueue(out);
+    assert_eq!(w.flush(Duration::from_secs(5)).await, 0);
+    w.shutdown(Duration::from_secs(1)).await;
+    let mut names: Vec<String> = Vec::new();
+    for l in peer.accepted_lines() {
+        let parsed = influxdb_line_protocol::parse_lines(&l)
+            .next()
+            .expect("a line")
+            .unwrap_or_else(|e| panic!("InfluxDB 3 would refuse {l:?}: {e}"));
+        names.push(parsed.tag_value("name").expect("name tag").to_string());
+    }
+    names.dedup();
+    let want: Vec<String> = hostile.iter().map(|n| stored_tag(n)).collect();
+    assert_eq!(names, want);
+    assert_eq!(stored_tag(r"ends\"), r"ends\_");
+    assert_eq!(stored_tag("tab\there"), "tab here");
+}
+
+/// A running test-driver-like VM with the given name.
+fn common_vm(name: &str) -> vmpulse::model::VmSnapshot {
+    use vmpulse::model::*;
+    VmSnapshot {
+        raw: RawDomain {
+            uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
+            id: Some(1),
+            name: name.into(),
+            state: DomainState::Running,
+            state_reason: 1,
+            vcpus: Some(1),
+            max_mem_kib: Some(1024),
+            cur_mem_kib: Some(1024),
+            cpu: None,
+            balloon: BalloonStats::default(),
+            vcpu_times_ns: vec![],
+            nics: vec![],
+            disks: vec![],
+            mono: Instant::now(),
+            wall_ns: 1_700_000_000_000_000_000,
+        },
+        memory: None,
+        derived: None,
+    }
+}

@@ -335,6 +335,25 @@ settings! {
             Meta::key("ui.ascii").flag("ascii");
     }
 
+    /// The on-disk spool: lines InfluxDB cannot take yet wait there instead of being dropped.
+    [spool] SpoolSettings {
+        /// Keep undeliverable lines on disk; false keeps them in memory only
+        /// (the oldest dropped when influx.max_queue is full).
+        enabled: bool = Switch(true),
+            Meta::key("spool.enabled").env(&["SPOOL_ENABLED"]);
+        /// Spool directory; one vmpulse per directory (a lock file says which).
+        dir: Option<String> = OptText { value_name: "DIR" },
+            Meta::key("spool.dir").env(&["SPOOL_DIR"]).flag("spool-dir")
+                .example("/var/lib/vmpulse/spool")
+                .computed_default("/var/lib/vmpulse/spool as root, else $XDG_STATE_HOME/vmpulse/spool");
+        /// Largest spool in bytes; over it the oldest segment is deleted and its lines counted as dropped.
+        max_bytes: usize = Count::new(1 << 30, 4096, "bytes"),
+            Meta::key("spool.max_bytes").env(&["SPOOL_MAX_BYTES"]);
+        /// Seconds between fsyncs of the spool: at most this much is lost on power loss.
+        fsync_interval: Duration = Seconds::new(1.0),
+            Meta::key("spool.fsync_interval");
+    }
+
     /// How this run behaves (command line only).
     [run] RunConfig {
         /// Write to FILE (appending) or '-' for stdout instead of InfluxDB

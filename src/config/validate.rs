@@ -31,8 +31,7 @@ fn origin_of(l: &Layer, id: &str) -> String {
         .unwrap_or_else(|| settings::find(id).names())
 }
 
-/// Tag keys vmpulse writes itself.
-const RESERVED_TAGS: &[&str] = &["host", "VMID", "name", "uuid", "devtype", "device"];
+use crate::influx::line_protocol::{FIELD_KEYS, RESERVED_TAGS};
 
 /// Checks every value and fills the gaps with `defaults`: each setting by its kind
 /// (`settings.rs`), then the rules that span settings.
@@ -64,6 +63,12 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
             return Err(invalid(
                 &v,
                 format!("tag key '{k}' is empty or reserved for vmpulse's own tags"),
+            ));
+        }
+        if FIELD_KEYS.contains(&k.as_str()) {
+            return Err(invalid(
+                &v,
+                format!("tag key '{k}' is also a field name; InfluxDB 3 refuses every line where a column is both tag and field: rename the tag"),
             ));
         }
         c.tags.insert(k, v.value);
@@ -182,6 +187,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("tags.host"), "{err}");
+    }
+
+    #[test]
+    fn tag_keys_that_are_field_names_are_rejected() {
+        for key in ["state", "cpus", "rxbytes"] {
+            let err = with(|l| {
+                l.tags.insert(
+                    key.into(),
+                    Sourced::new("x".into(), format!("c.toml: tags.{key}")),
+                );
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(&format!("tags.{key}")) && err.contains("field"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -1,38 +1,138 @@
 //! Encoding snapshots as InfluxDB line protocol (pure).
 //!
-//! Four measurements per VM (seeds 001 and 004): `vm_metrics`, `vm_features`,
-//! `vm_devices` (one line per NIC and disk) and `vm_totals`. Every line carries
-//! the tags `host`, the operator's static tags, then `VMID` (left out for
-//! inactive domains), `name`, `uuid`; `vm_devices` adds `devtype` and `device`.
+//! Four measurements per VM, with the names and field types of the Python
+//! collector vmpulse replaces (so its dashboards keep working): `vm_metrics`,
+//! `vm_features`, `vm_devices` (one line per NIC and disk) and `vm_totals`. Every line carries the tags `host`,
+//! the operator's static tags, then `VMID` (left out for inactive domains),
+//! `name`, `uuid`; `vm_devices` adds `devtype` and `device`.
 //!
-//! Escaping follows the line-protocol rules exactly: measurement `,` and space;
-//! tag keys, tag values and field keys `,` `=` and space; string field values
-//! `"` and `\`. Backslashes in names are written unchanged: InfluxDB 1.x and 3
-//! both read a backslash that is not followed by a delimiter literally, so
-//! `web 01,env=prod "x"\y` arrives unchanged. Two inputs cannot be written
-//! faithfully and are altered instead of splitting or injecting a line:
-//! - `\n`, `\r` and `\t` (libvirt refuses newlines in names; InfluxDB 3 ends a
-//!   tag at a tab) are replaced by a space, which is then escaped;
-//! - a trailing backslash in a tag key or value is removed: both servers
-//!   refuse such a line (the backslash would escape the following delimiter).
+//! Escaping: measurement `,` and space; tag keys, tag values and field keys
+//! `,` `=` and space; string field values `"` and `\`. Backslashes in tag keys
+//! and values depend on the parser at the other end ([`Escaping`]):
+//! - InfluxDB 3 (Rust parser, `influxdb-line-protocol`) reads `\\` as one
+//!   backslash, so every backslash is doubled.
+//! - InfluxDB 1.x and 2.x (Go parser) take backslashes literally and treat any
+//!   delimiter preceded by a backslash as escaped, so backslashes are written
+//!   unchanged.
 //!
-//! An empty tag value is left out (InfluxDB rejects `k=`). Integers carry the
-//! `i` suffix; values above `i64::MAX` are left out rather than wrapped. Floats
-//! always contain a `.` so the server types them as floats; NaN and ±inf are
-//! left out. Line timestamps are the sample's wall clock (`raw.wall_ns`).
+//! Either way every name arrives exactly, except one that *ends* in a
+//! backslash: InfluxDB 3 refuses such a value and the Go parser would read
+//! the backslash as escaping the delimiter after it. Such a key or value gets
+//! a `_` appended (`a\` is stored as `a\_`), the one documented substitute.
+//!
+//! `\n`, `\r` and `\t` are replaced by a space (libvirt refuses newlines in
+//! names; InfluxDB 3 ends a tag at a tab), which is then escaped. An empty tag
+//! value is left out (InfluxDB rejects `k=`). Integers carry the `i` suffix;
+//! values above `i64::MAX` are left out rather than wrapped. Floats always
+//! contain a `.` so the server types them as floats; NaN and ±inf are left
+//! out. Line timestamps are the sample's wall clock (`raw.wall_ns`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::config::InfluxApi;
 use crate::model::{Derived, VmSnapshot};
+
+/// How backslashes in tag keys and values are written (see the module header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escaping {
+    /// InfluxDB 3's Rust parser: `\\` is an escaped backslash.
+    Rust,
+    /// InfluxDB 1.x/2.x's Go parser: backslashes are literal.
+    Go,
+}
+
+impl Escaping {
+    /// The parser behind each write API (and `--output` for that API).
+    pub fn for_api(api: InfluxApi) -> Self {
+        match api {
+            InfluxApi::V3 => Self::Rust,
+            InfluxApi::V2 | InfluxApi::V1 => Self::Go,
+        }
+    }
+}
+
+/// Appended to a tag key or value that ends in a backslash (no parser can hold one).
+pub const TRAILING_BACKSLASH_SUFFIX: char = '_';
+
+/// Every field key of the four measurements. A static tag with one of these
+/// keys is refused at validation: InfluxDB 3 rejects every line where a
+/// column is both a tag and a field.
+pub const FIELD_KEYS: [&str; 64] = [
+    "cpu_angle_deg",
+    "cpu_count",
+    "cpu_usage_percent",
+    "cpus",
+    "cputime",
+    "cputime_ns",
+    "disk_angle_deg",
+    "disk_errors",
+    "disk_rd_bytes",
+    "disk_rd_req",
+    "disk_read_angle_deg",
+    "disk_read_bytes_per_sec",
+    "disk_read_req_per_sec",
+    "disk_wr_bytes",
+    "disk_wr_reqs",
+    "disk_write_angle_deg",
+    "disk_write_bytes_per_sec",
+    "disk_write_req_per_sec",
+    "errors",
+    "memactual",
+    "memavailable",
+    "memdisk_cache",
+    "memmajor_fault",
+    "memminor_fault",
+    "memory_angle_deg",
+    "memory_max_kb",
+    "memory_percent_angle_deg",
+    "memory_rate_kb_per_sec",
+    "memory_source",
+    "memory_usage_percent",
+    "memory_used_kb",
+    "memrss",
+    "memswap_in",
+    "memswap_out",
+    "memusable",
+    "net_rx_angle_deg",
+    "net_rx_bytes_per_sec",
+    "net_rx_packets_per_sec",
+    "net_rxbytes",
+    "net_rxdrops",
+    "net_rxerrors",
+    "net_rxpackets",
+    "net_tx_angle_deg",
+    "net_tx_bytes_per_sec",
+    "net_tx_packets_per_sec",
+    "net_txbytes",
+    "net_txdrops",
+    "net_txerrors",
+    "net_txpackets",
+    "rd_bytes",
+    "rd_req",
+    "rxbytes",
+    "rxdrops",
+    "rxerrors",
+    "rxpackets",
+    "state",
+    "timesys",
+    "timeusr",
+    "txbytes",
+    "txdrops",
+    "txerrors",
+    "txpackets",
+    "wr_bytes",
+    "wr_reqs",
+];
 
 /// Tag keys vmpulse sets itself; a static tag with one of these keys is ignored
 /// (a duplicate tag key makes the whole line invalid).
-const RESERVED_TAGS: [&str; 6] = ["host", "VMID", "name", "uuid", "devtype", "device"];
+pub const RESERVED_TAGS: [&str; 6] = ["host", "VMID", "name", "uuid", "devtype", "device"];
 
 /// Tags every line carries besides the VM's own, escaped once.
 #[derive(Debug, Clone)]
 pub struct EncodeCtx {
+    escaping: Escaping,
     host: String,
     tags: Vec<(String, String)>,
     /// `,host=...,k=v` already escaped, shared by every line.
@@ -40,18 +140,24 @@ pub struct EncodeCtx {
 }
 
 impl EncodeCtx {
+    /// Encoding for InfluxDB 3 (the default API).
     pub fn new(host: &str, tags: &BTreeMap<String, String>) -> Self {
+        Self::with_escaping(host, tags, Escaping::Rust)
+    }
+
+    pub fn with_escaping(host: &str, tags: &BTreeMap<String, String>, escaping: Escaping) -> Self {
         let tags: Vec<(String, String)> = tags
             .iter()
             .filter(|(k, _)| !RESERVED_TAGS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let mut prefix = String::new();
-        push_tag(&mut prefix, "host", host);
+        push_tag(&mut prefix, "host", host, escaping);
         for (k, v) in &tags {
-            push_tag(&mut prefix, k, v);
+            push_tag(&mut prefix, k, v, escaping);
         }
         Self {
+            escaping,
             host: host.to_string(),
             tags,
             prefix,
@@ -87,8 +193,8 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
     if let Some(id) = raw.id {
         let _ = write!(tags, ",VMID={id}");
     }
-    push_tag(&mut tags, "name", &raw.name);
-    push_tag(&mut tags, "uuid", &raw.uuid);
+    push_tag(&mut tags, "name", &raw.name, ctx.escaping);
+    push_tag(&mut tags, "uuid", &raw.uuid, ctx.escaping);
     let ts = raw.wall_ns;
     let active = raw.state.has_guest_counters();
 
@@ -108,7 +214,7 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
             encode_features(buf, &tags, vm, d, ts);
         }
         for nic in &raw.nics {
-            let dt = device_tags(&tags, "nic", &nic.name);
+            let dt = device_tags(&tags, "nic", &nic.name, ctx.escaping);
             let mut f = Fields::start(buf, "vm_devices", &dt);
             f.int("rxbytes", nic.rx_bytes);
             f.int("rxpackets", nic.rx_packets);
@@ -121,7 +227,7 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
             f.finish(ts);
         }
         for disk in &raw.disks {
-            let dt = device_tags(&tags, "disk", &disk.name);
+            let dt = device_tags(&tags, "disk", &disk.name, ctx.escaping);
             let mut f = Fields::start(buf, "vm_devices", &dt);
             f.int("rd_req", disk.rd_reqs);
             f.int("rd_bytes", disk.rd_bytes);
@@ -136,12 +242,12 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
 }
 
 /// The VM's tag prefix plus `devtype` and `device` for one `vm_devices` line.
-fn device_tags(vm_tags: &str, devtype: &str, device: &str) -> String {
+fn device_tags(vm_tags: &str, devtype: &str, device: &str, escaping: Escaping) -> String {
     let mut t = String::with_capacity(vm_tags.len() + 32);
     t.push_str(vm_tags);
     t.push_str(",devtype=");
     t.push_str(devtype);
-    push_tag(&mut t, "device", device);
+    push_tag(&mut t, "device", device, escaping);
     t
 }
 
@@ -325,16 +431,57 @@ const MEASUREMENT: Escape = Escape::Measurement;
 const KEY: Escape = Escape::Key;
 
 /// `,key=value` with key and value escaped; nothing when the value is empty.
-fn push_tag(buf: &mut String, key: &str, value: &str) {
-    let key = key.trim_end_matches('\\');
-    let value = value.trim_end_matches('\\');
+fn push_tag(buf: &mut String, key: &str, value: &str, escaping: Escaping) {
     if key.is_empty() || value.is_empty() {
         return;
     }
     buf.push(',');
-    push_escaped(buf, key, KEY);
+    push_tag_part(buf, key, escaping);
     buf.push('=');
-    push_escaped(buf, value, KEY);
+    push_tag_part(buf, value, escaping);
+}
+
+/// One tag key or value for the given parser (see the module header).
+fn push_tag_part(buf: &mut String, s: &str, escaping: Escaping) {
+    match escaping {
+        Escaping::Go => push_escaped(buf, s, KEY),
+        Escaping::Rust if s.contains('\\') => {
+            for c in s.chars() {
+                match c {
+                    '\\' => buf.push_str("\\\\"),
+                    ',' | ' ' | '=' => {
+                        buf.push('\\');
+                        buf.push(c);
+                    }
+                    '\n' | '\r' | '\t' => buf.push_str("\\ "),
+                    c => buf.push(c),
+                }
+            }
+        }
+        Escaping::Rust => push_escaped(buf, s, KEY),
+    }
+    if s.ends_with('\\') {
+        buf.push(TRAILING_BACKSLASH_SUFFIX);
+    }
+}
+
+/// What the server stores for tag key or value `s` (the documented substitute
+/// for a trailing backslash; newlines and tabs become spaces).
+pub fn stored_tag(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    if s.ends_with('\\') {
+        out.push(TRAILING_BACKSLASH_SUFFIX);
+    }
+    out
 }
 
 fn push_escaped(buf: &mut String, s: &str, kind: Escape) {
@@ -498,17 +645,93 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// Names libvirt accepts that stress the escaping: backslashes before
+    /// every delimiter, doubled, and at the end.
+    pub(crate) const HOSTILE: [&str; 12] = [
+        r#"web 01,env=prod "x"\y"#,
+        r"a\ b",
+        r"a\,b",
+        r"a\=b",
+        r"a\\b",
+        r"a\\ b",
+        r"a\",
+        r"a\\",
+        r"\",
+        r"\ ,=\",
+        "x=1,y=2 z",
+        "日本\\語 vm",
+    ];
+
+    fn tag_of(line: &str, key: &str) -> Option<String> {
+        let parsed = influxdb_line_protocol::parse_lines(line)
+            .next()
+            .expect("one line")
+            .unwrap_or_else(|e| panic!("InfluxDB 3's parser refused {line:?}: {e}"));
+        parsed.tag_value(key).map(|v| v.to_string())
+    }
+
     #[test]
-    fn hostile_name_is_escaped_and_never_splits() {
-        let got = lines(&ctx(), &vm(r#"web 01,env=prod "x"\y"#));
-        assert_eq!(got.len(), 5);
-        for l in &got {
-            assert!(!l.contains('\n'));
-            assert!(
-                l.contains(r#",name=web\ 01\,env\=prod\ "x"\y,uuid="#),
-                "{l}"
-            );
+    fn hostile_names_parse_back_exactly_with_influxdb3s_parser() {
+        let mut tags = BTreeMap::new();
+        tags.insert(r"k\ ey\".to_string(), r"v\,a=l\".to_string());
+        let (key, value) = (stored_tag(r"k\ ey\"), stored_tag(r"v\,a=l\"));
+        let ctx = EncodeCtx::with_escaping("hv\\", &tags, Escaping::Rust);
+        for name in HOSTILE {
+            let mut v = vm(name);
+            v.raw.nics[0].name = name.to_string();
+            let got = lines(&ctx, &v);
+            assert_eq!(got.len(), 5);
+            for l in &got {
+                assert!(!l.contains('\n'));
+                let want = stored_tag(name);
+                assert_eq!(tag_of(l, "name"), Some(want.clone()), "{l}");
+                if !name.ends_with('\\') {
+                    assert_eq!(want, name, "exact wherever a parser can hold it");
+                }
+                assert_eq!(tag_of(l, "host").as_deref(), Some("hv\\_"), "{l}");
+                assert_eq!(tag_of(l, &key), Some(value.clone()), "{l}");
+            }
+            assert_eq!(tag_of(&got[2], "device"), Some(stored_tag(name)));
         }
+    }
+
+    #[test]
+    fn field_keys_lists_every_field_written() {
+        let mut v = vm("x");
+        v.raw.disks[0].errors = Some(1);
+        for l in lines(&ctx(), &v) {
+            let parsed = influxdb_line_protocol::parse_lines(&l)
+                .next()
+                .expect("a line")
+                .expect("parses");
+            for (k, _) in &parsed.field_set {
+                assert!(
+                    FIELD_KEYS.contains(&k.as_str()),
+                    "{k} missing from FIELD_KEYS"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn go_escaping_keeps_backslashes_and_marks_a_trailing_one() {
+        let ctx = EncodeCtx::with_escaping("hv1", &BTreeMap::new(), Escaping::Go);
+        let name_tag = |name: &str| {
+            let l = lines(&ctx, &vm(name)).remove(0);
+            let start = l.find(",name=").expect("name tag") + 6;
+            let end = l.find(",uuid=").expect("uuid tag");
+            l[start..end].to_string()
+        };
+        assert_eq!(
+            name_tag(r#"web 01,env=prod "x"\y"#),
+            r#"web\ 01\,env\=prod\ "x"\y"#
+        );
+        assert_eq!(name_tag(r"a\ b"), r"a\\ b");
+        assert_eq!(name_tag(r"a\"), r"a\_");
+        assert_eq!(name_tag(r"a\\"), r"a\\_");
+        assert_eq!(Escaping::for_api(InfluxApi::V1), Escaping::Go);
+        assert_eq!(Escaping::for_api(InfluxApi::V2), Escaping::Go);
+        assert_eq!(Escaping::for_api(InfluxApi::V3), Escaping::Rust);
     }
 
     #[test]
@@ -530,15 +753,13 @@ mod tests {
     }
 
     #[test]
-    fn trailing_backslash_and_control_chars_are_defused() {
-        let got = lines(&ctx(), &vm("a\\b\\"));
-        assert!(got[0].contains(",name=a\\b,uuid="), "{}", got[0]);
-        let got = lines(&ctx(), &vm("x\ny\rz\tw"));
-        assert!(got[0].contains(r",name=x\ y\ z\ w,uuid="), "{}", got[0]);
-        assert!(got.iter().all(|l| !l.contains('\n') && !l.contains('\r')));
-        // A name of only backslashes becomes empty and is left out.
-        let got = lines(&ctx(), &vm("\\\\"));
-        assert!(!got[0].contains("name="), "{}", got[0]);
+    fn control_chars_become_escaped_spaces() {
+        for esc in [Escaping::Rust, Escaping::Go] {
+            let ctx = EncodeCtx::with_escaping("hv1", &BTreeMap::new(), esc);
+            let got = lines(&ctx, &vm("x\ny\rz\tw"));
+            assert!(got[0].contains(r",name=x\ y\ z\ w,uuid="), "{}", got[0]);
+            assert!(got.iter().all(|l| !l.contains('\n') && !l.contains('\r')));
+        }
     }
 
     #[test]

@@ -4,15 +4,20 @@
 //! batch; [`decorrelated_jitter`] and [`full_jitter`] compute the wait before
 //! a retry from a caller-supplied random number, so everything here is pure.
 //!
-//! Server behaviours handled (see `lab-facts.md`): InfluxDB 3 answers 400 with
+//! Server behaviours handled (docs/influxdb-behaviour.md): InfluxDB 3 answers 400 with
 //! `{"error":..,"data":[{"error_message","line_number","original_line"}]}` for a
 //! partial write (good lines kept) and with `"data":{..}` (an object) when
 //! `accept_partial=false` (nothing kept); 500 `max request size ... exceeded`
 //! above 10 MiB; 401 on a bad token. InfluxDB 1.x answers 400
 //! `{"error":"partial write: unable to parse '..': ..\n.. dropped=N"}` and 404
-//! `database not found`.
+//! `database not found`. InfluxDB 2.x answers 400 `{"code":"invalid",
+//! "message":"unable to parse ..."}` when any line is bad and then stores
+//! *none* of the batch: [`classify_for`] turns that into [`Outcome::Bisect`],
+//! so the good lines are written and only the bad ones counted as rejected.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::InfluxApi;
 
 /// How many lines of a batch the server refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +60,9 @@ pub enum Outcome {
     },
     /// 413, or InfluxDB 3's 500 `max request size`: split the batch and resend.
     Split { message: String },
+    /// The whole batch was refused for some bad line (InfluxDB 2.x): split it
+    /// in halves until the bad lines stand alone; a single line is rejected.
+    Bisect { message: String },
     /// 429, 5xx, 408, network errors: retry after backoff (at least `after`).
     Retry {
         after: Option<Duration>,
@@ -117,6 +125,55 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8], now: System
             status,
             message: format!("unexpected answer {status}{}", suffix(&server_msg)),
         },
+    }
+}
+
+/// [`classify`], knowing which API answered: the same status and body mean
+/// different things to different servers.
+pub fn classify_for(
+    api: InfluxApi,
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    now: SystemTime,
+) -> Outcome {
+    if api == InfluxApi::V2 && status == 400 && is_v2_whole_batch_rejection(body) {
+        let text = String::from_utf8_lossy(body);
+        return Outcome::Bisect {
+            message: format!("400 rejected the whole batch{}", suffix(&error_text(&text))),
+        };
+    }
+    classify(status, retry_after, body, now)
+}
+
+/// InfluxDB 2.x's `{"code":"invalid","message":..}`: nothing of the batch was stored.
+fn is_v2_whole_batch_rejection(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("code")
+                .and_then(|c| c.as_str())
+                .map(|c| c == "invalid")
+        })
+        .unwrap_or(false)
+}
+
+/// The wait before a retry: `Retry-After` is a floor under the jittered
+/// backoff, never a replacement (0 or a past date cannot cause a storm);
+/// when it dominates it gets up to 10 % jitter so clients do not return in
+/// step. Capped at `cap` (`max_backoff`) or the backoff, whichever is larger.
+pub fn retry_wait(
+    backoff: Duration,
+    retry_after: Option<Duration>,
+    cap: Duration,
+    rand01: f64,
+) -> Duration {
+    match retry_after {
+        Some(after) if after > backoff => {
+            let after = after.min(cap.max(backoff));
+            after + after.mul_f64(0.1 * rand01.clamp(0.0, 1.0))
+        }
+        _ => backoff,
     }
 }
 
@@ -534,6 +591,55 @@ mod tests {
             Outcome::Retry { message, .. } => assert!(message.len() < 2 * MAX_MESSAGE),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn v2_whole_batch_400_bisects_only_for_v2() {
+        let body = br#"{"code":"invalid","message":"unable to parse 'bad': missing fields"}"#;
+        match classify_for(InfluxApi::V2, 400, None, body, now()) {
+            Outcome::Bisect { message } => assert!(message.contains("missing fields"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        // The same status from a 1.x or 3.x server keeps its meaning.
+        assert!(matches!(
+            classify_for(InfluxApi::V1, 400, None, body, now()),
+            Outcome::Rejected { .. }
+        ));
+        // 2.x partial writes (422 field type conflicts) are not whole-batch rejections.
+        let body = br#"{"code":"unprocessable entity","message":"partial write: field type conflict dropped=1"}"#;
+        match classify_for(InfluxApi::V2, 422, None, body, now()) {
+            Outcome::Rejected { count, .. } => assert_eq!(count, RejectedCount::Lines(1)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            classify_for(InfluxApi::V2, 204, None, b"", now()),
+            Outcome::Done
+        );
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_not_a_replacement() {
+        let cap = Duration::from_secs(30);
+        let backoff = Duration::from_millis(800);
+        // 0, a past date, or less than the backoff: the backoff stands.
+        assert_eq!(retry_wait(backoff, Some(Duration::ZERO), cap, 0.7), backoff);
+        assert_eq!(retry_wait(backoff, None, cap, 0.7), backoff);
+        assert_eq!(
+            retry_wait(backoff, Some(Duration::from_millis(500)), cap, 0.7),
+            backoff
+        );
+        // Larger: at least Retry-After, jittered up to 10 %.
+        let w = retry_wait(backoff, Some(Duration::from_secs(5)), cap, 0.5);
+        assert_eq!(w, Duration::from_millis(5250));
+        assert_eq!(
+            retry_wait(backoff, Some(Duration::from_secs(5)), cap, 0.0),
+            Duration::from_secs(5)
+        );
+        // Capped at max_backoff.
+        assert_eq!(
+            retry_wait(backoff, Some(Duration::from_secs(3600)), cap, 0.0),
+            cap
+        );
     }
 
     #[test]

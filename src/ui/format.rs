@@ -5,14 +5,7 @@ use std::time::{Duration, SystemTime};
 
 const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
-/// `1 VM`, `3 VMs`, `0 VMs`.
-pub fn vm_count(n: usize) -> String {
-    if n == 1 {
-        "1 VM".into()
-    } else {
-        format!("{n} VMs")
-    }
-}
+pub use crate::model::vm_count;
 
 /// `1536.0` → `"1.5 KiB"`: binary prefixes, three significant digits at most.
 pub fn bytes(value: f64) -> String {

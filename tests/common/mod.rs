@@ -17,10 +17,12 @@ pub fn free_port() -> u16 {
 }
 
 pub struct InfluxD {
-    child: Child,
+    /// `None` while stopped (`stop`), until `start_again`.
+    child: Option<Child>,
     pub port: u16,
     pub url: String,
-    _dir: tempfile::TempDir,
+    conf: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl InfluxD {
@@ -52,32 +54,56 @@ bind-address = "127.0.0.1:{rpc}"
         );
         let conf_path = d.join("influxd.conf");
         std::fs::write(&conf_path, conf).expect("write influxd.conf");
-        let log = std::fs::File::create(d.join("influxd.log")).expect("influxd log");
+        let mut server = InfluxD {
+            child: None,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            conf: conf_path,
+            dir,
+        };
+        server.start_again();
+        server
+    }
+
+    /// Stops the server (SIGKILL, like a crash or a pulled cable); its data stays.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data, waiting (bounded) for `/ping`.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "influxd is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("influxd.log"))
+            .expect("influxd log");
         let child = Command::new(influxd_bin())
             .arg("run")
             .arg("-config")
-            .arg(&conf_path)
+            .arg(&self.conf)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start influxd (install Debian's 'influxdb' package)");
-        let server = InfluxD {
-            child,
-            port,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok((status, _)) = http("GET", port, "/ping", &[], b"") {
+            if let Ok((status, _)) = http("GET", self.port, "/ping", &[], b"") {
                 if status == 204 {
-                    return server;
+                    return;
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("influxd did not answer /ping on port {port} within 30 s");
+        panic!(
+            "influxd did not answer /ping on port {} within 30 s",
+            self.port
+        );
     }
 
     pub fn create_db(&self, db: &str) {
@@ -120,8 +146,7 @@ bind-address = "127.0.0.1:{rpc}"
 
 impl Drop for InfluxD {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

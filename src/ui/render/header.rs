@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::model::{Snapshot, SourceState, WriterState};
+use crate::model::{Snapshot, SourceState, SpoolState, WriterState};
 use crate::ui::app::App;
 use crate::ui::format;
 use crate::ui::theme::Theme;
@@ -51,6 +51,13 @@ pub fn alerts(snap: &Snapshot) -> Vec<String> {
             "writer failing: {}",
             w.last_error.as_deref().unwrap_or("see status (i)")
         )),
+        _ => {}
+    }
+    match w.spool.as_ref().map(|s| &s.state) {
+        Some(SpoolState::Unavailable { reason }) => {
+            out.push(format!("spool unavailable, memory only: {reason}"))
+        }
+        Some(SpoolState::Off { reason }) => out.push(format!("no spool, memory only: {reason}")),
         _ => {}
     }
     if w.lines_dropped > 0 {

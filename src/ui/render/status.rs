@@ -66,10 +66,24 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
     } else {
         t.base()
     };
+    // The spool shares the queue's row: both are "lines waiting".
+    let spool = w.spool.as_ref().map_or(String::new(), |sp| {
+        let age = sp.oldest.map_or(String::new(), |t| {
+            format!(", oldest {}", format::age(t, now))
+        });
+        let down = match sp.state {
+            crate::model::SpoolState::Active => "",
+            _ => " (spool unavailable, memory only)",
+        };
+        format!(
+            "; spool {} ({} B{age}), replayed {}, segs dropped {}{down}",
+            sp.lines, sp.bytes, sp.lines_replayed, sp.segments_dropped
+        )
+    });
     wl.push(kv(
         t,
         "queue",
-        format!("{} / {} lines", w.queue_depth, w.queue_capacity),
+        format!("{} / {} lines{spool}", w.queue_depth, w.queue_capacity),
         queue_style,
     ));
     wl.push(kv(

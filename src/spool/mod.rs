@@ -1,0 +1,125 @@
+//! The on-disk spool: lines the writer could not deliver yet, kept in
+//! append-only segment files until InfluxDB accepts them.
+//!
+//! - [`record`]: one record = one batch of lines with length and CRC-32 (pure).
+//! - [`store`]: the directory: lock file, segments, append, replay, acks,
+//!   size budget, fsync.
+//!
+//! The writer task (`crate::influx::task`) decides when lines go to the spool
+//! and when they are read back; this module only keeps them safe.
+
+pub mod record;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use store::Spool;
+
+/// Default size budget: 1 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+/// Default fsync interval.
+pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where and how much to spool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolConfig {
+    /// `false` keeps the memory-only behaviour (lines dropped when the queue is full).
+    pub enabled: bool,
+    pub dir: PathBuf,
+    /// Over this, the oldest segment is deleted and its lines counted as dropped.
+    pub max_bytes: u64,
+    /// Appended records reach the disk at least this often.
+    pub fsync_interval: Duration,
+}
+
+impl SpoolConfig {
+    /// Defaults: enabled, 1 GiB, fsync every second, [`default_dir`].
+    pub fn with_dir(dir: PathBuf) -> Self {
+        Self {
+            enabled: true,
+            dir,
+            max_bytes: DEFAULT_MAX_BYTES,
+            fsync_interval: DEFAULT_FSYNC_INTERVAL,
+        }
+    }
+}
+
+impl SpoolConfig {
+    /// From the `[spool]` settings; an unset `dir` is [`default_dir`].
+    pub fn from_settings(
+        s: &crate::config::SpoolSettings,
+        is_root: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        Self {
+            enabled: s.enabled,
+            dir: s
+                .dir
+                .as_ref()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| default_dir(is_root, env)),
+            max_bytes: s.max_bytes as u64,
+            fsync_interval: s.fsync_interval,
+        }
+    }
+}
+
+/// Whether this process runs as root (the spool then lives under /var/lib).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `/var/lib/vmpulse/spool` for root, else `$XDG_STATE_HOME/vmpulse/spool`
+/// (`$HOME/.local/state/vmpulse/spool` when XDG_STATE_HOME is unset or relative).
+pub fn default_dir(is_root: bool, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if is_root {
+        return PathBuf::from("/var/lib/vmpulse/spool");
+    }
+    let state = env("XDG_STATE_HOME")
+        .filter(|s| Path::new(s).is_absolute())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from(".local/state"));
+    state.join("vmpulse/spool")
+}
+
+/// Why the spool cannot be used at start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool directory {dir} (spool.dir / --spool-dir / SPOOL_DIR) is unusable: {message}")]
+    Unusable { dir: String, message: String },
+    #[error("spool directory {dir} is in use by another vmpulse (pid {pid}); give each process its own spool.dir / --spool-dir / SPOOL_DIR")]
+    Locked { dir: String, pid: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_dir_follows_root_and_xdg() {
+        let env = |k: &str| match k {
+            "XDG_STATE_HOME" => Some("/xdg".to_string()),
+            "HOME" => Some("/home/u".to_string()),
+            _ => None,
+        };
+        assert_eq!(default_dir(true, &env), Path::new("/var/lib/vmpulse/spool"));
+        assert_eq!(default_dir(false, &env), Path::new("/xdg/vmpulse/spool"));
+        let home_only = |k: &str| (k == "HOME").then(|| "/home/u".to_string());
+        assert_eq!(
+            default_dir(false, &home_only),
+            Path::new("/home/u/.local/state/vmpulse/spool")
+        );
+        let relative = |k: &str| match k {
+            "XDG_STATE_HOME" => Some("rel".to_string()),
+            "HOME" => Some("/h".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            default_dir(false, &relative),
+            Path::new("/h/.local/state/vmpulse/spool")
+        );
+    }
+}
