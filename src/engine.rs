@@ -62,7 +62,8 @@ impl EngineHandle {
         let env = |k: &str| std::env::var(k).ok();
         let spool =
             SpoolConfig::from_settings(&config.spool, crate::spool::running_as_root(), &env);
-        let mode = if config.run.no_ui {
+        // A one-shot run next to the service must not fight it for the spool's lock.
+        let mode = if config.run.no_ui && config.run.iterations.is_none() {
             SpoolMode::Required(spool)
         } else {
             SpoolMode::BestEffort(spool)
