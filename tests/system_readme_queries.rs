@@ -49,6 +49,8 @@ fn collect_as(influx: &common::InfluxD, host: &str, dir: &std::path::Path) {
         .args(["--influx-api", "v1", "--poll-interval", "0.5", "--config"])
         .arg(&config)
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        // Its own spool: as root the default one is shared with every other run.
+        .env("SPOOL_DIR", dir.join(format!("spool-{host}")))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
