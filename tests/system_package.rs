@@ -133,6 +133,24 @@ fn deb_has_the_files_installs_and_its_unit_verifies() {
         "systemd-analyze verify complained: {said}"
     );
 
+    // The hardening, as systemd scores it (0 = locked down, 10 = fully exposed).
+    let security = Command::new("systemd-analyze")
+        .args([
+            "security",
+            "--offline=true",
+            "/usr/lib/systemd/system/vmpulse.service",
+        ])
+        .output()
+        .expect("systemd-analyze security");
+    let text = stdout(&security);
+    let exposure: f64 = text
+        .lines()
+        .find_map(|l| l.split("vmpulse.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {text}"));
+    assert!(exposure < 3.0, "exposure {exposure}: {text}");
+
     run(Command::new("dpkg").args(["--purge", "vmpulse"]));
     assert!(!Path::new("/usr/bin/vmpulse").exists());
 }
