@@ -88,6 +88,18 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "Line protocol on stdout instead of HTTP.",
     ),
     (
+        "vmpulse --once --format json",
+        "One collection (with rates) as JSON on stdout, then exit.",
+    ),
+    (
+        "vmpulse -n 10 -d 5 --format csv > vms.csv",
+        "Ten collections five seconds apart as CSV.",
+    ),
+    (
+        "vmpulse --domains 'web-*' --exclude '*-test'",
+        "Only some VMs, by name.",
+    ),
+    (
         "systemctl enable --now vmpulse; journalctl -u vmpulse",
         "Run it as the packaged service and read its log.",
     ),
