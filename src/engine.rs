@@ -259,6 +259,11 @@ impl Engine {
                     );
                 }
                 self.snap.source = SourceState::Connected;
+                self.snap.unreachable_since = None;
+                self.snap.collection += 1;
+                if sample.host.is_some() {
+                    self.snap.host = sample.host;
+                }
                 stats.total_collections += 1;
                 stats.last_collection_time = Some(SystemTime::now());
                 stats.last_collection_ms = Some(elapsed_ms);
@@ -277,6 +282,9 @@ impl Engine {
                 }
                 let vms = self.deriver.apply(sample.domains);
                 stats.vms_monitored = vms.len();
+                stats.monitor_stuck_vms =
+                    vms.iter().filter(|v| v.raw.monitor_stuck.is_some()).count();
+                stats.monitor_stuck_samples += stats.monitor_stuck_vms as u64;
                 let step = self.limit.as_mut().map_or(Step::Write, Limit::step);
                 if !self.writer_off && step != Step::Baseline {
                     self.writer.enqueue(self.encoder.encode(&vms));
@@ -305,9 +313,12 @@ impl Engine {
                 stats.last_error = Some(msg.clone());
                 if e.is_connection_failure() {
                     self.snap.source = SourceState::Failed(msg);
-                    // Stale numbers would lie: show no VMs rather than old ones.
-                    self.snap.vms.clear();
-                    stats.vms_monitored = 0;
+                    // Keep the last known VMs on screen, marked stale from this
+                    // instant on (frontends grey them and show their age); no
+                    // line is written for them and no history point is added.
+                    self.snap
+                        .unreachable_since
+                        .get_or_insert_with(SystemTime::now);
                     self.deriver.reset();
                     if let Some(l) = &mut self.limit {
                         l.rebaseline();

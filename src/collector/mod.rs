@@ -6,6 +6,8 @@ pub mod derive;
 pub mod devices;
 pub mod fallback;
 pub mod filter;
+pub mod host;
 pub mod poll;
+pub mod skip;
 pub mod source;
 pub mod state_reason;

@@ -29,7 +29,7 @@ impl Value {
 }
 
 /// Every column, in order. Static tags (`[tags]` in the config) follow `host`.
-pub const COLUMNS: [&str; 31] = [
+pub const COLUMNS: [&str; 34] = [
     "time",
     "timestamp_ns",
     "host",
@@ -43,6 +43,9 @@ pub const COLUMNS: [&str; 31] = [
     "cputime_ns",
     "memory_source",
     "cpu_usage_percent",
+    "cpu_guest_percent",
+    "cpu_overhead_percent",
+    "cpu_steal_percent",
     "memory_usage_percent",
     "cpu_angle_deg",
     "memory_percent_angle_deg",
@@ -78,6 +81,7 @@ pub fn cells(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<Value> {
     let d = vm.derived.as_ref().filter(|_| active);
     let mem = vm.memory.filter(|_| active);
     let f = |get: fn(&crate::model::Derived) -> f64| Value::float(d.map(get));
+    let o = |get: fn(&crate::model::Derived) -> Option<f64>| Value::float(d.and_then(get));
     let mut v = vec![
         Value::Str(rfc3339_utc(raw.wall_ns)),
         Value::Int(raw.wall_ns),
@@ -95,6 +99,9 @@ pub fn cells(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<Value> {
         Value::int(raw.cpu.filter(|_| active).map(|c| c.time_ns)),
         mem.map_or(Value::Null, |m| Value::Str(m.source.as_str().to_string())),
         Value::float(d.and_then(|d| d.cpu_percent)),
+        Value::float(d.and_then(|d| d.cpu_split.guest)),
+        Value::float(d.and_then(|d| d.cpu_split.overhead)),
+        Value::float(d.and_then(|d| d.cpu_split.steal)),
         Value::float(d.and(mem).and_then(|m| m.percent)),
         Value::float(d.and_then(|d| d.cpu_angle_deg)),
         Value::float(d.and_then(|d| d.memory_percent_angle_deg)),
@@ -102,12 +109,12 @@ pub fn cells(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<Value> {
         f(|d| d.memory_angle_deg),
         f(|d| d.disk_read.bytes_per_sec),
         f(|d| d.disk_write.bytes_per_sec),
-        f(|d| d.disk_read.ops_per_sec),
-        f(|d| d.disk_write.ops_per_sec),
+        o(|d| d.disk_read.ops_per_sec),
+        o(|d| d.disk_write.ops_per_sec),
         f(|d| d.net_rx.bytes_per_sec),
         f(|d| d.net_tx.bytes_per_sec),
-        f(|d| d.net_rx.ops_per_sec),
-        f(|d| d.net_tx.ops_per_sec),
+        o(|d| d.net_rx.ops_per_sec),
+        o(|d| d.net_tx.ops_per_sec),
         f(|d| d.disk_angle_deg),
         f(|d| d.disk_read_angle_deg),
         f(|d| d.disk_write_angle_deg),
@@ -166,6 +173,8 @@ pub(crate) mod tests {
             }),
             balloon: BalloonStats::default(),
             vcpu_times_ns: vec![],
+            vcpu_delays_ns: vec![],
+            monitor_stuck: None,
             nics: vec![],
             disks: vec![],
             mono: Instant::now(),
@@ -173,7 +182,7 @@ pub(crate) mod tests {
         };
         let t = |b: f64| Throughput {
             bytes_per_sec: b,
-            ops_per_sec: b / 1024.0,
+            ops_per_sec: Some(b / 1024.0),
         };
         VmSnapshot {
             raw,
@@ -181,10 +190,16 @@ pub(crate) mod tests {
                 used_kb: 500_000,
                 source: MemSource::AvailableMinusUsable,
                 percent: Some(25.0),
+                total_kb: Some(2_000_000),
             }),
             derived: derived.then(|| Derived {
                 dt_secs: 1.0,
                 cpu_percent: Some(12.5),
+                cpu_split: CpuSplit {
+                    guest: Some(11.0),
+                    overhead: Some(1.5),
+                    steal: None,
+                },
                 cpu_angle_deg: None,
                 memory_percent_angle_deg: Some(-45.0),
                 memory_rate_kb_per_sec: 1024.0,
@@ -201,6 +216,7 @@ pub(crate) mod tests {
                 disks: vec![],
                 nics: vec![],
                 vcpu_percent: vec![],
+                vcpu_steal_percent: vec![],
             }),
         }
     }
@@ -228,6 +244,8 @@ pub(crate) mod tests {
         assert_eq!(v.len(), h.len());
         assert_eq!(cell(&c, &v, "dc"), &Value::Str("fra1".into()));
         assert_eq!(cell(&c, &v, "cpu_usage_percent"), &Value::Float(12.5));
+        assert_eq!(cell(&c, &v, "cpu_guest_percent"), &Value::Float(11.0));
+        assert_eq!(cell(&c, &v, "cpu_steal_percent"), &Value::Null);
         assert_eq!(cell(&c, &v, "memory_used_kb"), &Value::Int(500_000));
         // Unknown (None) and non-finite values are null, never 0.
         assert_eq!(cell(&c, &v, "cpu_angle_deg"), &Value::Null);

@@ -12,6 +12,7 @@ pub mod format;
 pub mod help;
 pub mod history;
 pub mod keys;
+pub mod layout;
 pub mod palette;
 pub mod render;
 pub mod theme;
