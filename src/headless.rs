@@ -1,12 +1,18 @@
 //! The `--no-ui` frontend: a status line on stderr every `status_interval`,
 //! and on SIGINT/SIGTERM/SIGHUP: stop polling, flush (bounded), keep what
-//! cannot be sent in the spool, print final counters, exit 0.
+//! cannot be sent in the spool, print final counters, exit 0 (3 when lines were
+//! still unsent at the flush timeout). `--once` / `-n` end by themselves, and
+//! `--output -` ends when its reader closes the pipe. Under systemd
+//! (`Type=notify`) it reports ready once libvirt answered.
 
 use std::time::{Duration, SystemTime};
 
+use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::config::Config;
+use futures::future::Either;
+
+use crate::config::{Config, OutputTarget};
 use crate::engine::{EngineHandle, FinalReport};
 use crate::influx::writer::WriterError;
 use crate::model::{Snapshot, SourceState, SpoolState, WriterState};
@@ -75,15 +81,20 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
         })
         .await;
     match first_outcome {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => notify_systemd(&[NotifyState::Ready]),
         Ok(Err(msg)) => {
             engine.shutdown().await;
             return Err(color_eyre::eyre::eyre!(msg));
         }
-        Err(_) => tracing::warn!(
-            "libvirt at '{}' has not answered yet; still trying",
-            config.libvirt.uri
-        ),
+        Err(_) => {
+            let msg = format!(
+                "libvirt at '{}' has not answered yet; still trying",
+                config.libvirt.uri
+            );
+            tracing::warn!("{msg}");
+            // Up and retrying is running: a slow libvirtd must not fail the unit's start.
+            notify_systemd(&[NotifyState::Ready, NotifyState::Status(&msg)]);
+        }
     }
     let first = engine.latest();
     tracing::info!(
@@ -97,19 +108,58 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
         tokio::time::Instant::now() + config.collector.status_interval,
         config.collector.status_interval,
     );
-    let signal_name = loop {
+    let finished = engine.finished();
+    let reader_gone = match config.run.output {
+        Some(OutputTarget::Stdout) => Either::Left(crate::output::pipe::stdout_closed()),
+        _ => Either::Right(std::future::pending()),
+    };
+    tokio::pin!(finished, reader_gone);
+    let why = loop {
         tokio::select! {
-            _ = status.tick() => tracing::info!("{}", status_line(&engine.latest())),
+            _ = status.tick() => {
+                let line = status_line(&engine.latest());
+                notify_systemd(&[NotifyState::Status(&line)]);
+                tracing::info!("{line}");
+            }
             name = stop.recv() => break name,
+            _ = &mut finished => break "done",
+            _ = &mut reader_gone => break "stdout closed by its reader",
         }
     };
+    notify_systemd(&[NotifyState::Stopping]);
     tracing::info!(
-        "{signal_name}: stopping collection, flushing (at most {:.0} s)",
+        "{why}: stopping collection, flushing (at most {:.0} s)",
         config.influx.flush_timeout.as_secs_f64()
     );
     let report = engine.shutdown().await;
     tracing::info!("{}", final_line(&report));
+    if report.unsent > 0 {
+        return Err(LinesUnsent {
+            unsent: report.unsent,
+        }
+        .into());
+    }
     Ok(())
+}
+
+/// Lines neither sent nor spooled when the flush timeout ran out: the run lost data, and
+/// scripts and systemd must see it (exit status [`LinesUnsent::EXIT_CODE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{unsent} lines were still unsent when the flush timeout ran out (influx.flush_timeout)")]
+pub struct LinesUnsent {
+    pub unsent: usize,
+}
+
+impl LinesUnsent {
+    pub const EXIT_CODE: u8 = 3;
+}
+
+/// Tells systemd (`Type=notify`) about readiness and status; a no-op unless
+/// `NOTIFY_SOCKET` is set. Failing to notify is logged, never fatal.
+fn notify_systemd(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!("sd_notify: {e}");
+    }
 }
 
 fn writer_summary(s: &Snapshot) -> String {
@@ -129,8 +179,8 @@ pub fn status_line(s: &Snapshot) -> String {
     let w = &s.writer;
     let c = &s.collector;
     let mut line = format!(
-        "status: {} VMs, {} collections ({} errors), last took {}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
-        c.vms_monitored,
+        "status: {}, {} collections ({} errors), last took {}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
+        crate::model::vm_count(c.vms_monitored),
         c.total_collections,
         c.total_errors,
         c.last_collection_ms

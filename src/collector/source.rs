@@ -14,9 +14,11 @@ use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::error::{Error as VirtError, ErrorNumber};
 
+use super::access;
 use super::bulk::{self, BulkStats};
 use super::devices::DeviceCache;
 use super::fallback::{self, InfoReading};
+use super::filter::DomainFilter;
 use super::host;
 pub use super::skip::SkipNote;
 use crate::model::{BalloonStats, CpuTimes, DomainState, HostInfo, RawDomain};
@@ -98,6 +100,8 @@ pub struct LibvirtSource {
     /// `None` until the first bulk call; `Some(false)` once libvirt said the
     /// driver does not support it (decided once, then per-domain calls only).
     bulk_supported: Option<bool>,
+    /// `collector.domains` / `collector.exclude`.
+    filter: DomainFilter,
 }
 
 impl std::fmt::Debug for LibvirtSource {
@@ -127,9 +131,11 @@ impl LibvirtSource {
                 });
             }
         }
-        let conn = Connect::open(Some(uri)).map_err(|e| SourceError::Connect {
+        // Read-only: vmpulse never changes a domain, and a user in the libvirt
+        // group (or any local user, by libvirt's default policy) may then connect.
+        let conn = Connect::open_read_only(Some(uri)).map_err(|e| SourceError::Connect {
             uri: uri.to_string(),
-            message: e.message().to_string(),
+            message: access::explain(uri, e.message(), access::current_user().as_deref()),
         })?;
         Ok(Self {
             uri: uri.to_string(),
@@ -137,7 +143,14 @@ impl LibvirtSource {
             devices: DeviceCache::new(device_cache_ttl),
             host: host::HostReader::default(),
             bulk_supported: None,
+            filter: DomainFilter::default(),
         })
+    }
+
+    /// Collect only the domains `filter` matches (checked before any per-domain call).
+    pub fn with_filter(mut self, filter: DomainFilter) -> Self {
+        self.filter = filter;
+        self
     }
 
     pub fn uri(&self) -> &str {
@@ -159,7 +172,8 @@ impl LibvirtSource {
     /// `deadline` and reports the rest as skipped.
     pub fn sample(&mut self, deadline: Instant) -> Result<CycleSample, SourceError> {
         let mut skipped = Vec::new();
-        let (listed, bulk_ok) = self.list(&mut skipped)?;
+        let (mut listed, bulk_ok) = self.list(&mut skipped)?;
+        listed.retain(|l| self.filter.matches(&l.name));
 
         let mut domains = Vec::with_capacity(listed.len());
         let mut any_fallback = false;

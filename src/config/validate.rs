@@ -57,6 +57,7 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
             ),
         });
     }
+    super::run::settle(&l, &mut c)?;
     for (k, v) in l.tags {
         if k.is_empty() || RESERVED_TAGS.contains(&k.as_str()) {
             return Err(invalid(

@@ -147,8 +147,8 @@ fn identity_lines(app: &App, vm: &VmSnapshot) -> Vec<Line<'static>> {
     let mut out = vec![Line::from(vec![
         Span::styled(raw.state.as_str().to_uppercase(), state_style),
         Span::raw(format!(
-            " (reason {}) · id {} · uuid {}",
-            raw.state_reason,
+            " ({}) · id {} · uuid {}",
+            crate::collector::state_reason::name(raw.state, raw.state_reason),
             raw.id.map(|i| i.to_string()).unwrap_or_else(|| DASH.into()),
             raw.uuid
         )),
