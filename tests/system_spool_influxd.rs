@@ -345,7 +345,8 @@ fn small_spool_drops_exactly_the_oldest_segments() {
     vm.wait_status(Duration::from_secs(60), "segments dropped", |l| {
         l.contains("segments dropped ") && !l.contains("segments dropped 0")
     });
-    std::thread::sleep(Duration::from_secs(5));
+    // Keep dropping for a while: the hole in the data is then many seconds wide.
+    std::thread::sleep(Duration::from_secs(12));
     influx.start_again();
     vm.wait_status(Duration::from_secs(40), "the spool to drain", |l| {
         spool_lines(l) == 0
@@ -363,7 +364,8 @@ fn small_spool_drops_exactly_the_oldest_segments() {
     );
     assert_eq!(stored(&influx, "budget"), queued - dropped);
     // The dropped lines are the oldest of the outage: one domain's points
-    // show a single gap, then every second until the end.
+    // show a single hole, then every second until the end (a collection
+    // delayed by a busy machine leaves 2-3 s, never the hole's width).
     let v = influx.query(
         "budget",
         "SELECT \"state\" FROM \"vm_metrics\" WHERE \"name\" = 'vm-007'",
@@ -376,7 +378,7 @@ fn small_spool_drops_exactly_the_oldest_segments() {
         .collect();
     let gaps = times
         .windows(2)
-        .filter(|w| w[1] - w[0] > 1_500_000_000)
+        .filter(|w| w[1] - w[0] > 6_000_000_000)
         .count();
     assert_eq!(gaps, 1, "{times:?}");
 }
