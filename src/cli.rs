@@ -153,7 +153,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vmpulse: {e:#}");
-            ExitCode::FAILURE
+            // An unusable or locked spool directory is a bad setting, like any other.
+            match e.downcast_ref::<crate::influx::writer::WriterError>() {
+                Some(crate::influx::writer::WriterError::Spool(_)) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

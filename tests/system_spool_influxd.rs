@@ -384,7 +384,8 @@ fn small_spool_drops_exactly_the_oldest_segments() {
 }
 
 /// An unusable spool directory stops the start with one line naming it
-/// (exit 2); a torn segment is skipped and counted, and no broken line is sent.
+/// (exit 2); a torn segment is skipped and counted, and no broken line is
+/// sent; a second process on a spool in use is refused naming the holder's pid.
 #[test]
 #[cfg_attr(
     not(feature = "system-tests"),
@@ -439,6 +440,22 @@ fn unusable_spool_dir_exits_2_and_a_torn_segment_is_skipped() {
     vm.wait_status(Duration::from_secs(20), "the spool to drain", |l| {
         spool_lines(l) == 0 && status_num(l, "collections") >= 2
     });
+    // A second process on the same spool is refused, naming the holder.
+    let second = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+        .args([
+            "--no-ui",
+            "--connect",
+            &s.uri,
+            "--influx-url",
+            &influx.url,
+            "--spool-dir",
+        ])
+        .arg(&s.spool)
+        .output()
+        .expect("run a second vmpulse");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", vm.pid())), "{stderr}");
     let (code, log) = vm.stop();
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("torn or corrupt tail"), "{log}");
