@@ -95,6 +95,24 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// Runs the binary on `spool` expecting it to refuse to start.
+    fn run_until_exit(&self, influx: &common::InfluxD, spool: &Path) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+            .args([
+                "--no-ui",
+                "--connect",
+                &self.uri,
+                "--influx-url",
+                &influx.url,
+            ])
+            .arg("--spool-dir")
+            .arg(spool)
+            .output()
+            .expect("run vmpulse")
+    }
+}
+
 impl Vmpulse {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -399,18 +417,7 @@ fn unusable_spool_dir_exits_2_and_a_torn_segment_is_skipped() {
     let blocker = s.spool.with_file_name("not-a-dir");
     std::fs::write(&blocker, "x").expect("write");
     let bad = blocker.join("spool");
-    let out = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
-        .args([
-            "--no-ui",
-            "--connect",
-            &s.uri,
-            "--influx-url",
-            &influx.url,
-            "--spool-dir",
-        ])
-        .arg(&bad)
-        .output()
-        .expect("run vmpulse");
+    let out = s.run_until_exit(&influx, &bad);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("spool")).collect();
@@ -441,18 +448,7 @@ fn unusable_spool_dir_exits_2_and_a_torn_segment_is_skipped() {
         spool_lines(l) == 0 && status_num(l, "collections") >= 2
     });
     // A second process on the same spool is refused, naming the holder.
-    let second = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
-        .args([
-            "--no-ui",
-            "--connect",
-            &s.uri,
-            "--influx-url",
-            &influx.url,
-            "--spool-dir",
-        ])
-        .arg(&s.spool)
-        .output()
-        .expect("run a second vmpulse");
+    let second = s.run_until_exit(&influx, &s.spool);
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", vm.pid())), "{stderr}");
