@@ -65,6 +65,8 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
             cpu: None,
             balloon: BalloonStats::default(),
             vcpu_times_ns: vec![],
+            vcpu_delays_ns: vec![],
+            monitor_stuck: None,
             nics: vec![NicStats {
                 name: format!("tap-g{i}"),
                 rx_bytes: (t * rx) as u64,
@@ -82,30 +84,37 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
         memory: active.then(|| MemoryUse {
             used_kb: 1024 * (600 + (i as u64 * 50) % 1000),
             source: MemSource::AvailableMinusUsable,
+            total_kb: None,
             percent: Some(30.0 + (i as f64 * 5.0) % 60.0),
         }),
         derived: (active && step > 0).then(|| Derived {
             dt_secs: 1.0,
             cpu_percent: Some(cpu),
+            // A made-up split: a few percent of QEMU overhead, steal on every third VM.
+            cpu_split: CpuSplit {
+                guest: Some(cpu * 0.94),
+                overhead: Some(cpu * 0.06),
+                steal: Some(if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }),
+            },
             cpu_angle_deg: Some((cpu - prev).atan().to_degrees()),
             memory_percent_angle_deg: Some(0.0),
             memory_rate_kb_per_sec: 0.0,
             memory_angle_deg: 0.0,
             disk_read: Throughput {
                 bytes_per_sec: disk * 0.3,
-                ops_per_sec: 10.0,
+                ops_per_sec: Some(10.0),
             },
             disk_write: Throughput {
                 bytes_per_sec: disk * 0.7,
-                ops_per_sec: 20.0,
+                ops_per_sec: Some(20.0),
             },
             net_rx: Throughput {
                 bytes_per_sec: rx,
-                ops_per_sec: rx / 1500.0,
+                ops_per_sec: Some(rx / 1500.0),
             },
             net_tx: Throughput {
                 bytes_per_sec: tx,
-                ops_per_sec: tx / 1500.0,
+                ops_per_sec: Some(tx / 1500.0),
             },
             disk_angle_deg: deg(disk),
             disk_read_angle_deg: deg(disk * 0.3),
@@ -116,25 +125,26 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
                 name: "vda".into(),
                 read: Throughput {
                     bytes_per_sec: disk * 0.3,
-                    ops_per_sec: 10.0,
+                    ops_per_sec: Some(10.0),
                 },
                 write: Throughput {
                     bytes_per_sec: disk * 0.7,
-                    ops_per_sec: 20.0,
+                    ops_per_sec: Some(20.0),
                 },
             }],
             nics: vec![DeviceRates {
                 name: format!("tap-g{i}"),
                 read: Throughput {
                     bytes_per_sec: rx,
-                    ops_per_sec: rx / 1500.0,
+                    ops_per_sec: Some(rx / 1500.0),
                 },
                 write: Throughput {
                     bytes_per_sec: tx,
-                    ops_per_sec: tx / 1500.0,
+                    ops_per_sec: Some(tx / 1500.0),
                 },
             }],
             vcpu_percent: vec![cpu],
+            vcpu_steal_percent: vec![if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }],
         }),
     }
 }
@@ -177,6 +187,7 @@ impl Fake {
                     step += 1;
                     let lines = 4 * n as u64;
                     s.snap.collector.total_collections += 1;
+                    s.snap.collection += 1;
                     s.snap.collector.vms_monitored = n;
                     s.snap.collector.last_collection_time = Some(SystemTime::now());
                     s.snap.collector.last_collection_ms =

@@ -226,6 +226,11 @@ impl Engine {
                     );
                 }
                 self.snap.source = SourceState::Connected;
+                self.snap.unreachable_since = None;
+                self.snap.collection += 1;
+                if sample.host.is_some() {
+                    self.snap.host = sample.host;
+                }
                 stats.total_collections += 1;
                 stats.last_collection_time = Some(SystemTime::now());
                 stats.last_collection_ms = Some(elapsed_ms);
@@ -244,6 +249,9 @@ impl Engine {
                 }
                 let vms = self.deriver.apply(sample.domains);
                 stats.vms_monitored = vms.len();
+                stats.monitor_stuck_vms =
+                    vms.iter().filter(|v| v.raw.monitor_stuck.is_some()).count();
+                stats.monitor_stuck_samples += stats.monitor_stuck_vms as u64;
                 if !self.writer_off {
                     let mut lines = Vec::with_capacity(vms.len() * 8);
                     for vm in &vms {
@@ -266,9 +274,12 @@ impl Engine {
                 stats.last_error = Some(msg.clone());
                 if e.is_connection_failure() {
                     self.snap.source = SourceState::Failed(msg);
-                    // Stale numbers would lie: show no VMs rather than old ones.
-                    self.snap.vms.clear();
-                    stats.vms_monitored = 0;
+                    // Keep the last known VMs on screen, marked stale from this
+                    // instant on (frontends grey them and show their age); no
+                    // line is written for them and no history point is added.
+                    self.snap
+                        .unreachable_since
+                        .get_or_insert_with(SystemTime::now);
                     self.deriver.reset();
                 }
             }

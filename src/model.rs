@@ -118,18 +118,20 @@ pub struct BalloonStats {
 }
 
 /// One virtual NIC's cumulative counters (`net.N.*` / `virDomainInterfaceStats`).
+/// Byte counters are required (a NIC without them is left out); the others are
+/// `None` where libvirt does not report them (never written as 0).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NicStats {
     /// Host-side device name (tap name or MAC when no name is known).
     pub name: String,
     pub rx_bytes: u64,
-    pub rx_packets: u64,
-    pub rx_errors: u64,
-    pub rx_drops: u64,
+    pub rx_packets: Option<u64>,
+    pub rx_errors: Option<u64>,
+    pub rx_drops: Option<u64>,
     pub tx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_errors: u64,
-    pub tx_drops: u64,
+    pub tx_packets: Option<u64>,
+    pub tx_errors: Option<u64>,
+    pub tx_drops: Option<u64>,
 }
 
 /// One virtual disk's cumulative counters (`block.N.*` / `virDomainBlockStats`).
@@ -139,9 +141,10 @@ pub struct DiskStats {
     pub name: String,
     /// Backing file or device, when libvirt reports it.
     pub path: Option<String>,
-    pub rd_reqs: u64,
+    /// Request counters: `None` where libvirt does not report them.
+    pub rd_reqs: Option<u64>,
     pub rd_bytes: u64,
-    pub wr_reqs: u64,
+    pub wr_reqs: Option<u64>,
     pub wr_bytes: u64,
     pub fl_reqs: Option<u64>,
     /// Error count; only the per-domain call reports it (`None` from the bulk call).
@@ -171,7 +174,16 @@ pub struct RawDomain {
     pub cpu: Option<CpuTimes>,
     pub balloon: BalloonStats,
     /// Per-vCPU cumulative time, ns (`vcpu.N.time`), indexed by vCPU number.
+    /// Empty where libvirt does not report it (test driver, older libvirt).
     pub vcpu_times_ns: Vec<u64>,
+    /// Per-vCPU cumulative time runnable but waiting for a host CPU, ns
+    /// (`vcpu.N.delay`, libvirt 6.0 and later on Linux): steal as the guest sees it.
+    /// Empty where libvirt does not report it.
+    pub vcpu_delays_ns: Vec<u64>,
+    /// Whether libvirt could not query the QEMU monitor for this domain this
+    /// cycle (another call holds it: QEMU hung or very slow); the groups that
+    /// need the monitor (balloon details, block) are then missing.
+    pub monitor_stuck: Option<Duration>,
     pub nics: Vec<NicStats>,
     pub disks: Vec<DiskStats>,
     /// Monotonic instant the sample was taken; Δt is measured between these.
@@ -209,16 +221,29 @@ impl MemSource {
 pub struct MemoryUse {
     pub used_kb: u64,
     pub source: MemSource,
-    /// `100 × used / total`, where total is `balloon.available`, else `balloon.current`.
+    /// The total of the same source: `balloon.available` for
+    /// available-usable, the balloon's current size for current-unused and rss;
+    /// `None` for allocation (nothing was measured).
+    pub total_kb: Option<u64>,
+    /// `100 × used / total` of the same source. Only `rss` can exceed 100 %
+    /// (QEMU's own memory on top of the guest's RAM); [`MemoryUse::over_total`] says so.
     pub percent: Option<f64>,
+}
+
+impl MemoryUse {
+    /// Whether `percent` is above 100 % (only possible for `rss`).
+    pub fn over_total(&self) -> bool {
+        self.percent.is_some_and(|p| p > 100.0)
+    }
 }
 
 /// Throughput of one direction of a device class, per second.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Throughput {
     pub bytes_per_sec: f64,
-    /// Requests/s for disks, packets/s for NICs.
-    pub ops_per_sec: f64,
+    /// Requests/s for disks, packets/s for NICs; `None` when a device does
+    /// not report the counter.
+    pub ops_per_sec: Option<f64>,
 }
 
 /// Per-device rates over the last interval (keyed by device name).
@@ -236,8 +261,11 @@ pub struct DeviceRates {
 pub struct Derived {
     /// Measured between the two samples' monotonic instants, seconds.
     pub dt_secs: f64,
-    /// `100 × Δcpu.time_ns / (Δt_ns × vcpus)`, clamped to 0..100.
+    /// `100 × Δcpu.time_ns / (Δt_ns × vcpus)`, clamped to 0..100: everything
+    /// the VM cost the host (vCPUs plus QEMU's own threads).
     pub cpu_percent: Option<f64>,
+    /// Guest, overhead and steal split of the VM's CPU (see [`CpuSplit`]).
+    pub cpu_split: CpuSplit,
     /// Slope of CPU % in percentage points per second, as degrees.
     /// Needs the previous interval's CPU % too (from the third sample on).
     pub cpu_angle_deg: Option<f64>,
@@ -264,6 +292,22 @@ pub struct Derived {
     pub nics: Vec<DeviceRates>,
     /// Per-vCPU utilisation, percent of one vCPU, when `vcpu.N.time` is known.
     pub vcpu_percent: Vec<f64>,
+    /// Per-vCPU steal, percent of one vCPU, when `vcpu.N.delay` is known.
+    pub vcpu_steal_percent: Vec<f64>,
+}
+
+/// The VM's CPU as three numbers, each as percent of its vCPUs' capacity
+/// (`Δt × vcpus`). `None` where libvirt reports no per-vCPU counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuSplit {
+    /// `100 × ΣΔvcpu.N.time / (Δt × vcpus)`: what `top` inside the guest shows.
+    pub guest: Option<f64>,
+    /// `100 × max(0, Δcpu.time − ΣΔvcpu.N.time) / (Δt × vcpus)`: QEMU's own
+    /// threads (emulator, I/O), charged to the VM on the host.
+    pub overhead: Option<f64>,
+    /// `100 × ΣΔvcpu.N.delay / (Δt × vcpus)`: time the guest wanted a CPU and
+    /// did not get one.
+    pub steal: Option<f64>,
 }
 
 /// One VM as the frontends and the line-protocol encoder see it.
@@ -309,6 +353,10 @@ pub struct CollectorStats {
     pub vms_monitored: usize,
     /// Whether the last cycle used `virConnectGetAllDomainStats`.
     pub used_bulk: bool,
+    /// VMs whose QEMU monitor was held by another call in the last cycle.
+    pub monitor_stuck_vms: usize,
+    /// Sum over cycles of `monitor_stuck_vms` (VM-cycles without monitor data).
+    pub monitor_stuck_samples: u64,
     pub last_error: Option<String>,
 }
 
@@ -399,11 +447,31 @@ impl WriterStats {
     }
 }
 
+/// The hypervisor itself, read once per cycle (`virNodeGetInfo`,
+/// `virNodeGetMemoryStats`, `virConnectGetLibVersion`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    pub cpus: u32,
+    pub memory_total_kib: u64,
+    /// Total minus free, buffers and cache; `None` where the driver has no memory stats.
+    pub memory_used_kib: Option<u64>,
+    /// e.g. `9.0.0`.
+    pub libvirt_version: String,
+}
+
 /// Everything a frontend needs to draw one frame. Owned, cheap to share as `Arc`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// Increments with every published snapshot.
     pub seq: u64,
+    /// Increments with every successful collection: frontends that keep
+    /// history append one point per collection, not per published snapshot.
+    pub collection: u64,
+    /// Set while libvirt does not answer: `vms` then holds the last known VMs
+    /// (stale, shown greyed) from before this instant.
+    pub unreachable_since: Option<SystemTime>,
+    /// `None` until the first cycle, or when the driver does not say.
+    pub host: Option<HostInfo>,
     pub taken_at: SystemTime,
     pub libvirt_uri: String,
     pub hostname: String,
@@ -421,6 +489,9 @@ impl Snapshot {
     pub fn empty(libvirt_uri: &str, hostname: &str, poll_interval: Duration) -> Self {
         Self {
             seq: 0,
+            collection: 0,
+            unreachable_since: None,
+            host: None,
             taken_at: SystemTime::now(),
             libvirt_uri: libvirt_uri.to_string(),
             hostname: hostname.to_string(),
@@ -437,6 +508,8 @@ impl Snapshot {
                 last_collection_ms: None,
                 vms_monitored: 0,
                 used_bulk: false,
+                monitor_stuck_vms: 0,
+                monitor_stuck_samples: 0,
                 last_error: None,
             },
             writer: WriterStats::off("set INFLUX_URL or --influx-url (or --output FILE|-)"),

@@ -6,128 +6,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const URI: &str = "qemu:///system";
+use common::lab::{Lab, Vmpulse, URI};
+
 const RUN_FOR: Duration = Duration::from_secs(25);
-
-/// The lab is torn down when this guard drops, whether the test passed or panicked.
-struct Lab {
-    script: PathBuf,
-}
-
-impl Lab {
-    /// Runs `lab-host.sh up N` (bounded) and returns the guard and the guest names.
-    fn up(n: u32) -> (Lab, Vec<String>) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab-host.sh");
-        let lab = Lab {
-            script: script.clone(),
-        };
-        // stdout carries the result; the script's progress goes to our stderr. Its
-        // daemons never hold this pipe (the script redirects their stdio), so
-        // `output()` returns when the script does. `timeout` bounds the whole run.
-        let out = Command::new("timeout")
-            .arg("900")
-            .arg("bash")
-            .arg(&script)
-            .arg("up")
-            .arg(n.to_string())
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/lab-host.sh");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "lab-host.sh up {n} failed ({}); stdout:\n{stdout}",
-            out.status
-        );
-        let guests: Vec<String> = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("guest: "))
-            .map(str::to_owned)
-            .collect();
-        assert_eq!(guests.len(), n as usize, "guest lines in:\n{stdout}");
-        assert!(
-            stdout.lines().any(|l| l == format!("uri: {URI}")),
-            "uri line in:\n{stdout}"
-        );
-        (lab, guests)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let status = Command::new("timeout")
-            .arg("300")
-            .arg("bash")
-            .arg(&self.script)
-            .arg("down")
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .status();
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("lab-host.sh down failed: {status:?}");
-        }
-    }
-}
-
-/// The vmpulse process; killed if the test panics before it was stopped.
-struct Vmpulse {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Vmpulse {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Fails (with the log) if vmpulse exited on its own before `until`.
-    fn keep_running_until(&mut self, until: Instant) {
-        while Instant::now() < until {
-            if let Some(status) = self.child.try_wait().expect("try_wait vmpulse") {
-                panic!(
-                    "vmpulse exited on its own ({status}) before SIGTERM; its stderr:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// SIGTERM, then a bounded wait (the flush timeout is 10 s by default).
-    fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: plain kill(2) on our own child's pid, which has not been reaped yet.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill(SIGTERM) vmpulse");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait vmpulse") {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "vmpulse did not exit within 30 s of SIGTERM; its stderr:\n{}",
-            self.log_text()
-        );
-    }
-}
-
-impl Drop for Vmpulse {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// InfluxQL string literal: single quotes, with `\` and `'` escaped.
 fn lit(s: &str) -> String {
@@ -275,13 +159,8 @@ fn vmpulse_sees_cpu_memory_disk_and_network_move_in_real_guests() {
     let db = "realguests";
     influx.create_db(db);
 
-    let logdir = tempfile::tempdir().expect("temp dir");
-    let log = logdir.path().join("vmpulse.stderr");
-    let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
-        .args([
-            "--no-ui",
-            "--connect",
-            URI,
+    let args = |_: &str| {
+        [
             "--influx-url",
             &influx.url,
             "--influx-api",
@@ -290,13 +169,11 @@ fn vmpulse_sees_cpu_memory_disk_and_network_move_in_real_guests() {
             db,
             "--poll-interval",
             "1",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(&log).expect("vmpulse log file"))
-        .spawn()
-        .expect("start vmpulse");
-    let mut vmpulse = Vmpulse { child, log };
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let mut vmpulse = Vmpulse::spawn(args, &[]);
     vmpulse.keep_running_until(Instant::now() + RUN_FOR);
     let status = vmpulse.terminate();
     let log_text = vmpulse.log_text();

@@ -220,3 +220,57 @@ fn bad_uri_names_the_uri() {
         Ok(_) => panic!("opening {uri} must fail"),
     }
 }
+
+/// The test driver reports no per-vCPU counters: the CPU split and the
+/// per-vCPU totals are left out, never written as 0, while the host's CPU %
+/// and the host summary are there.
+#[test]
+fn cpu_split_is_left_out_without_per_vcpu_counters() {
+    let mut src = LibvirtSource::open(&fixture_uri(), TTL).expect("open fixture");
+    let mut deriver = vmpulse::collector::derive::Deriver::new(vmpulse::config::RatesConfig {
+        cpu_unit: 1.0,
+        memory_unit: 1.0,
+        throughput_unit: 1_048_576.0,
+    });
+    let first = src
+        .sample(Instant::now() + Duration::from_secs(30))
+        .expect("sample");
+    deriver.apply(first.domains);
+    std::thread::sleep(Duration::from_millis(50));
+    let second = src
+        .sample(Instant::now() + Duration::from_secs(30))
+        .expect("sample");
+    let host = second.host.clone().expect("the test driver has node info");
+    assert!(host.cpus > 0 && host.memory_total_kib > 0, "{host:?}");
+    let vms = deriver.apply(second.domains);
+    let ctx = vmpulse::influx::line_protocol::EncodeCtx::new("h", &Default::default());
+    let mut lines = Vec::new();
+    let mut derived = 0;
+    for vm in &vms {
+        if let Some(d) = &vm.derived {
+            derived += 1;
+            assert!(
+                d.cpu_percent.is_some(),
+                "{}: host CPU % from cpu.time",
+                vm.name()
+            );
+            assert_eq!(d.cpu_split, Default::default(), "{}", vm.name());
+        }
+        vmpulse::influx::line_protocol::encode_vm(&mut lines, &ctx, vm);
+    }
+    assert!(derived > 0, "running fixture domains get derived values");
+    let text = lines.join("\n");
+    for absent in [
+        "cpu_guest_percent",
+        "cpu_overhead_percent",
+        "cpu_steal_percent",
+        "vcpu_time",
+        "vcpu_delay",
+    ] {
+        assert!(
+            !text.contains(absent),
+            "{absent} written for the test driver:\n{text}"
+        );
+    }
+    assert!(text.contains("cpu_usage_percent="), "{text}");
+}

@@ -47,6 +47,8 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
                 ..BalloonStats::default()
             },
             vcpu_times_ns: vec![],
+            vcpu_delays_ns: vec![],
+            monitor_stuck: None,
             nics: vec![NicStats {
                 name: format!("tap-{i}"),
                 rx_bytes: 1000 + i as u64,
@@ -64,11 +66,13 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
         memory: active.then_some(MemoryUse {
             used_kb: 300_000 + i as u64,
             source: MemSource::Rss,
+            total_kb: None,
             percent: Some(28.5),
         }),
         derived: active.then(|| Derived {
             dt_secs: 1.0,
             cpu_percent: Some(12.5),
+            cpu_split: CpuSplit::default(),
             cpu_angle_deg: Some(-3.25),
             memory_percent_angle_deg: None,
             memory_rate_kb_per_sec: 1.0,
@@ -77,7 +81,7 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
             disk_write: Throughput::default(),
             net_rx: Throughput {
                 bytes_per_sec: 1048576.0,
-                ops_per_sec: 3.0,
+                ops_per_sec: Some(3.0),
             },
             net_tx: Throughput::default(),
             disk_angle_deg: 0.0,
@@ -88,6 +92,7 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
             disks: vec![],
             nics: vec![],
             vcpu_percent: vec![],
+            vcpu_steal_percent: vec![],
         }),
     }
 }

@@ -17,7 +17,7 @@ use ratatui::Terminal;
 
 use vmpulse::engine::Control;
 use vmpulse::model::*;
-use vmpulse::ui::app::{App, Command, Msg, Options};
+use vmpulse::ui::app::{App, Command, Msg, Options, QuitReason};
 use vmpulse::ui::keys::BINDINGS;
 use vmpulse::ui::render::view;
 use vmpulse::ui::theme::Theme;
@@ -54,6 +54,8 @@ fn raw(name: &str, uuid: &str, state: DomainState, vcpus: u32, mem_mib: u64) -> 
         }),
         balloon: BalloonStats::default(),
         vcpu_times_ns: vec![],
+        vcpu_delays_ns: vec![],
+        monitor_stuck: None,
         nics: vec![],
         disks: vec![],
         mono: Instant::now(),
@@ -76,25 +78,30 @@ fn derived(l: &Load) -> Derived {
     Derived {
         dt_secs: 1.0,
         cpu_percent: Some(l.cpu),
+        cpu_split: CpuSplit {
+            guest: Some(l.cpu * 0.9),
+            overhead: Some(l.cpu * 0.1),
+            steal: Some(l.cpu / 12.0),
+        },
         cpu_angle_deg: Some(l.cpu_deg),
         memory_percent_angle_deg: Some(l.mem_deg),
         memory_rate_kb_per_sec: 0.0,
         memory_angle_deg: 0.0,
         disk_read: Throughput {
             bytes_per_sec: l.disk_r,
-            ops_per_sec: l.disk_r / 4096.0,
+            ops_per_sec: Some(l.disk_r / 4096.0),
         },
         disk_write: Throughput {
             bytes_per_sec: l.disk_w,
-            ops_per_sec: l.disk_w / 4096.0,
+            ops_per_sec: Some(l.disk_w / 4096.0),
         },
         net_rx: Throughput {
             bytes_per_sec: l.rx,
-            ops_per_sec: l.rx / 1500.0,
+            ops_per_sec: Some(l.rx / 1500.0),
         },
         net_tx: Throughput {
             bytes_per_sec: l.tx,
-            ops_per_sec: l.tx / 1500.0,
+            ops_per_sec: Some(l.tx / 1500.0),
         },
         disk_angle_deg: deg(l.disk_r + l.disk_w),
         disk_read_angle_deg: deg(l.disk_r),
@@ -106,11 +113,11 @@ fn derived(l: &Load) -> Derived {
                 name: "vda".into(),
                 read: Throughput {
                     bytes_per_sec: l.disk_r,
-                    ops_per_sec: l.disk_r / 4096.0,
+                    ops_per_sec: Some(l.disk_r / 4096.0),
                 },
                 write: Throughput {
                     bytes_per_sec: l.disk_w * 0.75,
-                    ops_per_sec: l.disk_w / 8192.0,
+                    ops_per_sec: Some(l.disk_w / 8192.0),
                 },
             },
             DeviceRates {
@@ -118,7 +125,7 @@ fn derived(l: &Load) -> Derived {
                 read: Throughput::default(),
                 write: Throughput {
                     bytes_per_sec: l.disk_w * 0.25,
-                    ops_per_sec: 3.0,
+                    ops_per_sec: Some(3.0),
                 },
             },
         ],
@@ -126,14 +133,15 @@ fn derived(l: &Load) -> Derived {
             name: "tap-web0".into(),
             read: Throughput {
                 bytes_per_sec: l.rx,
-                ops_per_sec: l.rx / 1500.0,
+                ops_per_sec: Some(l.rx / 1500.0),
             },
             write: Throughput {
                 bytes_per_sec: l.tx,
-                ops_per_sec: l.tx / 1500.0,
+                ops_per_sec: Some(l.tx / 1500.0),
             },
         }],
         vcpu_percent: vec![l.cpu * 1.2, l.cpu * 0.8],
+        vcpu_steal_percent: vec![l.cpu / 3.0, l.cpu / 6.0],
     }
 }
 
@@ -141,6 +149,7 @@ fn mem(used_mib: u64, total_mib: u64) -> Option<MemoryUse> {
     Some(MemoryUse {
         used_kb: used_mib * 1024,
         source: MemSource::AvailableMinusUsable,
+        total_kb: Some(total_mib * 1024),
         percent: Some(100.0 * used_mib as f64 / total_mib as f64),
     })
 }
@@ -149,21 +158,21 @@ fn with_devices(mut r: RawDomain) -> RawDomain {
     r.nics = vec![NicStats {
         name: "tap-web0".into(),
         rx_bytes: 9_876_543_210,
-        rx_packets: 7_654_321,
-        rx_errors: 0,
-        rx_drops: 2,
+        rx_packets: Some(7_654_321),
+        rx_errors: Some(0),
+        rx_drops: Some(2),
         tx_bytes: 1_234_567_890,
-        tx_packets: 987_654,
-        tx_errors: 0,
-        tx_drops: 0,
+        tx_packets: Some(987_654),
+        tx_errors: Some(0),
+        tx_drops: Some(0),
     }];
     r.disks = vec![
         DiskStats {
             name: "vda".into(),
             path: Some("/var/lib/libvirt/images/web-01.qcow2".into()),
-            rd_reqs: 123_456,
+            rd_reqs: Some(123_456),
             rd_bytes: 5_000_000_000,
-            wr_reqs: 654_321,
+            wr_reqs: Some(654_321),
             wr_bytes: 12_000_000_000,
             fl_reqs: Some(1000),
             errors: Some(0),
@@ -174,9 +183,9 @@ fn with_devices(mut r: RawDomain) -> RawDomain {
         DiskStats {
             name: "vdb".into(),
             path: None,
-            rd_reqs: 10,
+            rd_reqs: Some(10),
             rd_bytes: 40_960,
-            wr_reqs: 20_000,
+            wr_reqs: Some(20_000),
             wr_bytes: 800_000_000,
             fl_reqs: None,
             errors: None,
@@ -277,8 +286,15 @@ fn vms(step: u64) -> Vec<VmSnapshot> {
 fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapshot {
     let mut s = Snapshot::empty("qemu:///system", "hv-lab-01", Duration::from_secs(1));
     s.seq = seq;
+    s.collection = seq;
     s.taken_at = taken_at;
     s.source = SourceState::Connected;
+    s.host = Some(HostInfo {
+        cpus: 16,
+        memory_total_kib: 64 * 1024 * 1024,
+        memory_used_kib: Some(23 * 1024 * 1024),
+        libvirt_version: "9.0.0".into(),
+    });
     s.collector = CollectorStats {
         started_at: taken_at - Duration::from_secs(3600),
         total_collections: 3600,
@@ -288,6 +304,8 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
         last_collection_ms: Some(12.3),
         vms_monitored: vms.len(),
         used_bulk: true,
+        monitor_stuck_vms: 0,
+        monitor_stuck_samples: 0,
         last_error: None,
     };
     s.vms = vms;
@@ -690,6 +708,7 @@ fn vm_that_disappears_goes_away() {
     let (mut app, snap) = fixture(true, (100, 30));
     let mut s = (*snap).clone();
     s.seq += 1;
+    s.collection += 1;
     s.vms.retain(|vm| vm.name() != "db-primary");
     let s = Arc::new(s);
     app.update(Msg::Snapshot(s.clone()), now());
@@ -804,4 +823,97 @@ fn screenshot_assets_are_current() {
         on_disk, txt,
         "assets/screenshot.txt is stale: VMPULSE_UPDATE_ASSETS=1 cargo test --test ui_snapshots screenshot"
     );
+}
+
+// ---- history: one point per collection ----
+
+/// A fake engine that publishes like the real one: one snapshot per
+/// collection plus writer-counter refreshes in between, and refreshes only
+/// while stopped.
+struct FakeEngine {
+    snap: Snapshot,
+}
+
+impl FakeEngine {
+    fn publish(&mut self) -> Arc<Snapshot> {
+        self.snap.seq += 1;
+        self.snap.taken_at += Duration::from_millis(250);
+        Arc::new(self.snap.clone())
+    }
+    fn collect(&mut self) -> Arc<Snapshot> {
+        self.snap.collection += 1;
+        self.publish()
+    }
+}
+
+#[test]
+fn history_gets_one_point_per_collection_and_none_while_stopped() {
+    let start = now() - Duration::from_secs(100);
+    let mut engine = FakeEngine {
+        snap: base_snapshot(1, start, vms(1)),
+    };
+    let mut app = App::new(opts(false), Arc::new(engine.snap.clone()), (100, 30));
+    let points = |app: &App| app.history.samples("uuid-web01").map_or(0, |q| q.len());
+    let before = points(&app);
+    for _ in 0..5 {
+        let s = engine.collect();
+        app.update(Msg::Snapshot(s), now());
+        for _ in 0..3 {
+            let s = engine.publish();
+            app.update(Msg::Snapshot(s), now());
+        }
+    }
+    assert_eq!(points(&app), before + 5, "one point per collection");
+    engine.snap.collecting = false;
+    for _ in 0..10 {
+        let s = engine.publish();
+        app.update(Msg::Snapshot(s), now());
+    }
+    assert_eq!(points(&app), before + 5, "no points while stopped");
+}
+
+#[test]
+fn libvirt_down_keeps_last_known_vms_greyed_with_their_age() {
+    let (mut app, snap) = fixture(false, (120, 30));
+    let mut s = (*snap).clone();
+    s.seq += 5;
+    s.taken_at += Duration::from_secs(12);
+    s.source = SourceState::Failed("cannot connect to qemu:///system: Connection refused".into());
+    s.unreachable_since = Some(snap.taken_at + Duration::from_secs(2));
+    let s = Arc::new(s);
+    app.update(Msg::Snapshot(s.clone()), now());
+    let t = text(draw(&app, &s).backend().buffer());
+    assert!(t.contains("db-primary"), "last known VMs stay:\n{t}");
+    assert!(t.contains("unreachable since"), "{t}");
+    assert!(t.contains("old ·"), "each card shows its age:\n{t}");
+}
+
+#[test]
+fn only_a_second_ctrl_c_abandons_the_flush() {
+    let (mut app, _) = fixture(false, (100, 30));
+    assert_eq!(ch(&mut app, 'q'), Some(Command::Quit));
+    assert_eq!(ch(&mut app, 'q'), None, "q again keeps flushing");
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(
+        app.update(Msg::Key(ctrl_c), now()),
+        Some(Command::ForceQuit)
+    );
+    assert_eq!(
+        app.quitting.as_ref().map(|q| q.reason),
+        Some(QuitReason::Key)
+    );
+}
+
+#[test]
+fn footer_hints_come_from_the_binding_table() {
+    let (mut app, snap) = fixture(false, (100, 30));
+    ch(&mut app, '/');
+    let t = text(draw(&app, &snap).backend().buffer());
+    let footer = t.lines().last().unwrap_or_default().to_string();
+    for (keys, hint) in vmpulse::ui::keys::hints(&[vmpulse::ui::keys::Context::Filter]) {
+        assert!(
+            footer.contains(&format!("{keys} {hint}")),
+            "{keys} {hint} in '{footer}'"
+        );
+    }
 }

@@ -727,6 +727,8 @@ fn common_vm(name: &str) -> vmpulse::model::VmSnapshot {
             cpu: None,
             balloon: BalloonStats::default(),
             vcpu_times_ns: vec![],
+            vcpu_delays_ns: vec![],
+            monitor_stuck: None,
             nics: vec![],
             disks: vec![],
             mono: Instant::now(),

@@ -84,6 +84,32 @@ for d in /sys/block/vd*; do [ -e "$d" ] && disks="$disks ${d##*/}"; done
 mount -t tmpfs -o size=80m tmpfs /mnt/fill
 log "up: name=$name host=$host nics=[$nics ] disks=[$disks ]"
 
+# The guest's own view, about once a second, for the accuracy tests
+# (tests/lab_cpu_accuracy.rs) to compare with what vmpulse derives on the host:
+#   lab-stat up=UPTIME_S cpu=USER NICE SYSTEM IDLE IOWAIT IRQ SOFTIRQ STEAL (jiffies)
+#            mem=MEMTOTAL_KB:MEMAVAILABLE_KB disk= vda:RD_SECTORS:WR_SECTORS ...
+#            net= eth0:RX_BYTES:TX_BYTES ...
+# One awk process prints the whole line in one write, so lines never interleave.
+report_stats() {
+    while true; do
+        awk 'FILENAME == "/proc/uptime" { up = $1 }
+            FILENAME == "/proc/stat" && $1 == "cpu" { cpu = $2 " " $3 " " $4 " " $5 " " $6 " " $7 " " $8 " " $9 }
+            FILENAME == "/proc/meminfo" && $1 == "MemTotal:" { mt = $2 }
+            FILENAME == "/proc/meminfo" && $1 == "MemAvailable:" { ma = $2 }
+            FILENAME == "/proc/diskstats" && $3 ~ /^vd[a-z]$/ { disk = disk " " $3 ":" $6 ":" $10 }
+            FILENAME == "/proc/net/dev" && $0 ~ /eth[0-9]+:/ {
+                line = $0; sub(/:/, " ", line); split(line, f, " ")
+                net = net " " f[1] ":" f[2] ":" f[10]
+            }
+            END { print "lab-stat up=" up " cpu=" cpu " mem=" mt ":" ma " disk=" disk " net=" net }' \
+            /proc/uptime /proc/stat /proc/meminfo /proc/diskstats /proc/net/dev > /dev/console 2>/dev/null
+        sleep 1
+    done
+}
+# In a subshell, so the workload loop's `wait` (for its pings) does not wait
+# for this endless loop too.
+(report_stats &)
+
 n=0
 while true; do
     n=$((n + 1))

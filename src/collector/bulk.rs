@@ -32,6 +32,9 @@ pub const STATS_STATE_ONLY: u32 = virt_sys::VIR_DOMAIN_STATS_STATE;
 pub const FILTER_ACTIVE: u32 = virt_sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE;
 /// Filter: inactive domains only.
 pub const FILTER_INACTIVE: u32 = virt_sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE;
+/// Skip (report without monitor data) domains whose job another call holds,
+/// instead of waiting for it (libvirt 4.5 and later).
+pub const NOWAIT: u32 = virt_sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
 
 /// One typed parameter's value, owned.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,7 +194,7 @@ unsafe fn own_domain(dom: virt_sys::virDomainPtr) -> Option<(Domain, String, Str
 }
 
 /// Reads a fixed-size C char buffer up to its first NUL (or its end).
-fn c_field_to_string(buf: &[c_char]) -> String {
+pub(crate) fn c_field_to_string(buf: &[c_char]) -> String {
     let bytes: Vec<u8> = buf
         .iter()
         .take_while(|&&c| c != 0)
@@ -248,6 +251,8 @@ pub struct BulkStats {
     pub vcpus: Option<u32>,
     /// `vcpu.N.time` for N = 0.. up to the first vCPU without a time.
     pub vcpu_times_ns: Vec<u64>,
+    /// `vcpu.N.delay`, same indexing; empty unless every listed vCPU has one.
+    pub vcpu_delays_ns: Vec<u64>,
     /// interface group (`net.count` present).
     pub nics: Option<Vec<NicStats>>,
     /// block group (`block.count` present); one entry per disk (top of chain).
@@ -283,6 +288,7 @@ pub fn parse_record(params: &[Param]) -> BulkStats {
     let mut balloon = BalloonStats::default();
     let mut any_balloon = false;
     let mut vcpu_times: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut vcpu_delays: BTreeMap<usize, u64> = BTreeMap::new();
     let mut net_count: Option<usize> = None;
     let mut nics: BTreeMap<usize, NicAcc> = BTreeMap::new();
     let mut block_count: Option<usize> = None;
@@ -319,10 +325,13 @@ pub fn parse_record(params: &[Param]) -> BulkStats {
                         _ => {}
                     }
                 } else if let Some((i, rest)) = indexed(key, "vcpu.") {
-                    if rest == "time" {
-                        if let Some(v) = value.as_u64() {
-                            vcpu_times.insert(i, v);
-                        }
+                    let map = match rest {
+                        "time" => Some(&mut vcpu_times),
+                        "delay" => Some(&mut vcpu_delays),
+                        _ => None,
+                    };
+                    if let (Some(map), Some(v)) = (map, value.as_u64()) {
+                        map.insert(i, v);
                     }
                 } else if let Some((i, rest)) = indexed(key, "net.") {
                     let acc = nics.entry(i).or_default();
@@ -358,12 +367,12 @@ pub fn parse_record(params: &[Param]) -> BulkStats {
         st.balloon = Some(balloon);
     }
     // Contiguous from vCPU 0: offline vCPUs report a state but no time.
-    st.vcpu_times_ns = vcpu_times
-        .into_iter()
-        .enumerate()
-        .take_while(|(expected, (i, _))| i == expected)
-        .map(|(_, (_, t))| t)
-        .collect();
+    st.vcpu_times_ns = contiguous(vcpu_times);
+    // Delays count only when every vCPU with a time has one (same divisor).
+    st.vcpu_delays_ns = contiguous(vcpu_delays);
+    if st.vcpu_delays_ns.len() != st.vcpu_times_ns.len() {
+        st.vcpu_delays_ns.clear();
+    }
 
     if let Some(count) = net_count {
         st.nics = Some(
@@ -391,10 +400,20 @@ pub fn parse_record(params: &[Param]) -> BulkStats {
     st
 }
 
-/// A NIC needs a name and both byte counters; the rest default to 0.
+/// Values of `map` for keys 0, 1, 2... up to the first gap.
+fn contiguous(map: BTreeMap<usize, u64>) -> Vec<u64> {
+    map.into_iter()
+        .enumerate()
+        .take_while(|(expected, (i, _))| i == expected)
+        .map(|(_, (_, t))| t)
+        .collect()
+}
+
+/// A NIC needs a name and both byte counters; the others stay `None` when
+/// libvirt leaves them out (unknown is not 0).
 fn nic_from(acc: NicAcc) -> Option<NicStats> {
     let f = &acc.fields;
-    let get = |k: &str| f.get(k).copied().unwrap_or(0);
+    let get = |k: &str| f.get(k).copied();
     Some(NicStats {
         rx_bytes: *f.get("rx.bytes")?,
         tx_bytes: *f.get("tx.bytes")?,
@@ -411,7 +430,7 @@ fn nic_from(acc: NicAcc) -> Option<NicStats> {
 /// A disk needs a name and both byte counters (an empty CD-ROM has neither).
 fn disk_from(acc: DiskAcc) -> Option<DiskStats> {
     let f = &acc.fields;
-    let get = |k: &str| f.get(k).copied().unwrap_or(0);
+    let get = |k: &str| f.get(k).copied();
     Some(DiskStats {
         rd_bytes: *f.get("rd.bytes")?,
         wr_bytes: *f.get("wr.bytes")?,
@@ -542,6 +561,7 @@ mod tests {
         assert_eq!(b.last_update, Some(1_718_000_000));
         assert_eq!(st.vcpus, Some(2));
         assert_eq!(st.vcpu_times_ns, vec![9_020_000_000, 4_110_000_000]);
+        assert_eq!(st.vcpu_delays_ns, vec![42, 17]);
 
         let nics = st.nics.expect("interface group");
         assert_eq!(
@@ -549,13 +569,13 @@ mod tests {
             vec![NicStats {
                 name: "vnet3".into(),
                 rx_bytes: 5_400,
-                rx_packets: 60,
-                rx_errors: 0,
-                rx_drops: 1,
+                rx_packets: Some(60),
+                rx_errors: Some(0),
+                rx_drops: Some(1),
                 tx_bytes: 8_820,
-                tx_packets: 90,
-                tx_errors: 0,
-                tx_drops: 0,
+                tx_packets: Some(90),
+                tx_errors: Some(0),
+                tx_drops: Some(0),
             }]
         );
         let disks = st.disks.expect("block group");
@@ -565,9 +585,9 @@ mod tests {
             DiskStats {
                 name: "vda".into(),
                 path: Some("/var/lib/libvirt/images/g1-a.qcow2".into()),
-                rd_reqs: 120,
+                rd_reqs: Some(120),
                 rd_bytes: 491_520,
-                wr_reqs: 300,
+                wr_reqs: Some(300),
                 wr_bytes: 1_228_800,
                 fl_reqs: Some(4),
                 errors: None,
@@ -683,6 +703,42 @@ mod tests {
         let st = parse_record(&params);
         assert_eq!(st.vcpus, Some(2));
         assert_eq!(st.vcpu_times_ns, vec![5, 6]);
+        assert!(st.vcpu_delays_ns.is_empty(), "no vcpu.N.delay reported");
+    }
+
+    #[test]
+    fn vcpu_delays_need_one_per_timed_vcpu() {
+        let params = vec![
+            ull("vcpu.0.time", 5),
+            ull("vcpu.0.delay", 1),
+            ull("vcpu.1.time", 6),
+        ];
+        let st = parse_record(&params);
+        assert_eq!(st.vcpu_times_ns, vec![5, 6]);
+        assert!(st.vcpu_delays_ns.is_empty());
+    }
+
+    #[test]
+    fn missing_packet_and_request_counters_stay_unknown() {
+        let params = vec![
+            ui("net.count", 1),
+            s("net.0.name", "tap0"),
+            ull("net.0.rx.bytes", 10),
+            ull("net.0.tx.bytes", 20),
+            ui("block.count", 1),
+            s("block.0.name", "vda"),
+            ull("block.0.rd.bytes", 1),
+            ull("block.0.wr.bytes", 2),
+        ];
+        let st = parse_record(&params);
+        let nic = &st.nics.expect("interface group")[0];
+        assert_eq!((nic.rx_bytes, nic.tx_bytes), (10, 20));
+        assert_eq!(
+            (nic.rx_packets, nic.tx_drops, nic.rx_errors),
+            (None, None, None)
+        );
+        let disk = &st.disks.expect("block group")[0];
+        assert_eq!((disk.rd_reqs, disk.wr_reqs), (None, None));
     }
 
     #[test]

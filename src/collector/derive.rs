@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use crate::config::RatesConfig;
 use crate::model::{
-    Derived, DeviceRates, DiskStats, MemSource, MemoryUse, NicStats, RawDomain, Throughput,
-    VmSnapshot,
+    CpuSplit, Derived, DeviceRates, DiskStats, MemSource, MemoryUse, NicStats, RawDomain,
+    Throughput, VmSnapshot,
 };
 
 /// Shorter intervals than this carry more clock noise than signal.
@@ -24,32 +24,39 @@ pub fn angle_deg(slope: f64, unit: f64) -> f64 {
     (slope / unit).atan().to_degrees()
 }
 
-/// Memory used by the guest, best source first (see the README's metric definitions).
-/// `None` for domains whose counters are not the guest's (shut off, crashed).
+/// Memory used by the guest, best source first (see the README's metric
+/// definitions). Each source's used value is divided by that source's own
+/// total. `None` for domains whose counters are not the guest's (shut off, crashed).
 pub fn memory_use(raw: &RawDomain) -> Option<MemoryUse> {
     if !raw.state.has_guest_counters() {
         return None;
     }
     let b = &raw.balloon;
     let current = b.current_kib.or(raw.cur_mem_kib);
-    let (used_kb, source) = match (b.available_kib, b.usable_kib, current, b.unused_kib) {
+    let (used_kb, source, total_kb) = match (b.available_kib, b.usable_kib, current, b.unused_kib) {
         (Some(avail), Some(usable), _, _) if avail >= usable => {
-            (avail - usable, MemSource::AvailableMinusUsable)
+            (avail - usable, MemSource::AvailableMinusUsable, Some(avail))
         }
-        (_, _, Some(cur), Some(unused)) => {
-            (cur.saturating_sub(unused), MemSource::CurrentMinusUnused)
-        }
+        (_, _, Some(cur), Some(unused)) => (
+            cur.saturating_sub(unused),
+            MemSource::CurrentMinusUnused,
+            Some(cur),
+        ),
+        // RSS is the QEMU process: the guest's RAM plus QEMU's own memory,
+        // measured against what the guest was given (may exceed 100 %).
         _ => match (b.rss_kib, current) {
-            (Some(rss), _) => (rss, MemSource::Rss),
-            (None, Some(cur)) => (cur, MemSource::Allocation),
+            (Some(rss), cur) => (rss, MemSource::Rss, cur),
+            // The allocation is not a measurement of use: no percentage.
+            (None, Some(cur)) => (cur, MemSource::Allocation, None),
             (None, None) => return None,
         },
     };
-    let total = b.available_kib.or(current).filter(|t| *t > 0);
-    let percent = total.map(|t| 100.0 * used_kb as f64 / t as f64);
+    let total_kb = total_kb.filter(|t| *t > 0);
+    let percent = total_kb.map(|t| 100.0 * used_kb as f64 / t as f64);
     Some(MemoryUse {
         used_kb,
         source,
+        total_kb,
         percent,
     })
 }
@@ -129,9 +136,11 @@ pub fn derive(
     let (net_rx, net_tx) = sum_rates(&nics);
     let tu = units.throughput_unit;
 
+    let cpu_split = cpu_split(&CpuCounters::of(prev), &CpuCounters::of(cur), dt_secs);
     Ok(Derived {
         dt_secs,
         cpu_percent: cpu_pct,
+        cpu_split,
         cpu_angle_deg,
         memory_percent_angle_deg,
         memory_rate_kb_per_sec,
@@ -147,21 +156,94 @@ pub fn derive(
         net_tx_angle_deg: angle_deg(net_tx.bytes_per_sec, tu),
         disks,
         nics,
-        vcpu_percent: vcpu_percent(&prev.vcpu_times_ns, &cur.vcpu_times_ns, dt_secs),
+        vcpu_percent: per_vcpu_percent(&prev.vcpu_times_ns, &cur.vcpu_times_ns, dt_secs),
+        vcpu_steal_percent: per_vcpu_percent(&prev.vcpu_delays_ns, &cur.vcpu_delays_ns, dt_secs),
     })
 }
 
-/// (read bytes, read ops, write bytes, write ops) of one device.
-type Counters = [u64; 4];
+/// The counters behind the CPU split, from one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuCounters<'a> {
+    /// `cpu.time`: everything the VM's QEMU process used.
+    pub cpu_time_ns: Option<u64>,
+    /// `vcpu.N.time`, one per vCPU (empty when unknown).
+    pub vcpu_times_ns: &'a [u64],
+    /// `vcpu.N.delay`, one per vCPU (empty when unknown).
+    pub vcpu_delays_ns: &'a [u64],
+}
+
+impl<'a> CpuCounters<'a> {
+    pub fn of(raw: &'a RawDomain) -> Self {
+        Self {
+            cpu_time_ns: raw.cpu.map(|c| c.time_ns),
+            vcpu_times_ns: &raw.vcpu_times_ns,
+            vcpu_delays_ns: &raw.vcpu_delays_ns,
+        }
+    }
+}
+
+/// `ΣΔ` of per-vCPU counters over vCPUs present in both samples, or `None`
+/// when the set is unknown, changed (hot-plug) or any counter went backwards.
+fn vcpu_delta_sum(prev: &[u64], cur: &[u64]) -> Option<u64> {
+    if cur.is_empty() || prev.len() != cur.len() {
+        return None;
+    }
+    cur.iter().zip(prev).try_fold(0u64, |acc, (c, p)| {
+        c.checked_sub(*p).map(|d| acc.saturating_add(d))
+    })
+}
+
+/// Guest, overhead and steal percentages between two samples (see
+/// [`CpuSplit`] for the formulas). Each is over `Δt × vcpus`, with `vcpus`
+/// the number of vCPUs reporting counters; left out (`None`) where libvirt
+/// reports no per-vCPU counters, where the vCPU count changed between the
+/// samples, or after a counter reset. Pure.
+pub fn cpu_split(prev: &CpuCounters, cur: &CpuCounters, dt_secs: f64) -> CpuSplit {
+    let n = cur.vcpu_times_ns.len();
+    if dt_secs <= 0.0 || !dt_secs.is_finite() || n == 0 {
+        return CpuSplit::default();
+    }
+    let capacity_ns = dt_secs * 1e9 * n as f64;
+    let pct = |ns: u64| (100.0 * ns as f64 / capacity_ns).clamp(0.0, 100.0);
+    let guest_ns = vcpu_delta_sum(prev.vcpu_times_ns, cur.vcpu_times_ns);
+    let total_ns = match (prev.cpu_time_ns, cur.cpu_time_ns) {
+        (Some(p), Some(c)) => c.checked_sub(p),
+        _ => None,
+    };
+    let steal_ns = if cur.vcpu_delays_ns.len() == n {
+        vcpu_delta_sum(prev.vcpu_delays_ns, cur.vcpu_delays_ns)
+    } else {
+        None
+    };
+    CpuSplit {
+        guest: guest_ns.map(pct),
+        overhead: guest_ns
+            .zip(total_ns)
+            .map(|(g, t)| pct(t.saturating_sub(g))),
+        steal: guest_ns.and(steal_ns).map(pct),
+    }
+}
+
+/// (read bytes, read ops, write bytes, write ops) of one device; ops are
+/// `None` where libvirt does not report them.
+type Counters = [Option<u64>; 4];
 
 fn disk_counters(d: &DiskStats) -> (&str, Counters) {
-    (&d.name, [d.rd_bytes, d.rd_reqs, d.wr_bytes, d.wr_reqs])
+    (
+        &d.name,
+        [Some(d.rd_bytes), d.rd_reqs, Some(d.wr_bytes), d.wr_reqs],
+    )
 }
 
 fn nic_counters(n: &NicStats) -> (&str, Counters) {
     (
         &n.name,
-        [n.rx_bytes, n.rx_packets, n.tx_bytes, n.tx_packets],
+        [
+            Some(n.rx_bytes),
+            n.rx_packets,
+            Some(n.tx_bytes),
+            n.tx_packets,
+        ],
     )
 }
 
@@ -178,18 +260,24 @@ fn device_rates<D>(
         .filter_map(|c| {
             let (name, now) = counters(c);
             let (_, before) = prev.iter().map(counters).find(|(n, _)| *n == name)?;
-            if now.iter().zip(before.iter()).any(|(n, b)| n < b) {
+            if now.iter().zip(before.iter()).any(|(n, b)| match (n, b) {
+                (Some(n), Some(b)) => n < b,
+                _ => false,
+            }) {
                 return None;
             }
-            let per_sec = |i: usize| (now[i] - before[i]) as f64 / dt_secs;
+            let per_sec = |i: usize| match (now[i], before[i]) {
+                (Some(n), Some(b)) => Some((n - b) as f64 / dt_secs),
+                _ => None,
+            };
             Some(DeviceRates {
                 name: name.to_string(),
                 read: Throughput {
-                    bytes_per_sec: per_sec(0),
+                    bytes_per_sec: per_sec(0)?,
                     ops_per_sec: per_sec(1),
                 },
                 write: Throughput {
-                    bytes_per_sec: per_sec(2),
+                    bytes_per_sec: per_sec(2)?,
                     ops_per_sec: per_sec(3),
                 },
             })
@@ -197,25 +285,23 @@ fn device_rates<D>(
         .collect()
 }
 
+/// Totals over all devices. An ops total is known only when every device
+/// reports that counter (a partial sum would read as a drop).
 fn sum_rates(devs: &[DeviceRates]) -> (Throughput, Throughput) {
-    devs.iter().fold(
-        (Throughput::default(), Throughput::default()),
-        |(r, w), d| {
-            (
-                Throughput {
-                    bytes_per_sec: r.bytes_per_sec + d.read.bytes_per_sec,
-                    ops_per_sec: r.ops_per_sec + d.read.ops_per_sec,
-                },
-                Throughput {
-                    bytes_per_sec: w.bytes_per_sec + d.write.bytes_per_sec,
-                    ops_per_sec: w.ops_per_sec + d.write.ops_per_sec,
-                },
-            )
-        },
-    )
+    let zero = Throughput {
+        bytes_per_sec: 0.0,
+        ops_per_sec: Some(0.0),
+    };
+    let add = |a: Throughput, b: Throughput| Throughput {
+        bytes_per_sec: a.bytes_per_sec + b.bytes_per_sec,
+        ops_per_sec: a.ops_per_sec.zip(b.ops_per_sec).map(|(x, y)| x + y),
+    };
+    devs.iter()
+        .fold((zero, zero), |(r, w), d| (add(r, d.read), add(w, d.write)))
 }
 
-fn vcpu_percent(prev: &[u64], cur: &[u64], dt_secs: f64) -> Vec<f64> {
+/// Per-vCPU `100 × Δcounter / Δt`, empty when the vCPU set changed or a counter reset.
+fn per_vcpu_percent(prev: &[u64], cur: &[u64], dt_secs: f64) -> Vec<f64> {
     if prev.len() != cur.len() || cur.iter().zip(prev).any(|(c, p)| c < p) {
         return Vec::new();
     }
@@ -313,6 +399,8 @@ mod tests {
             }),
             balloon: BalloonStats::default(),
             vcpu_times_ns: vec![],
+            vcpu_delays_ns: vec![],
+            monitor_stuck: None,
             nics: vec![],
             disks: vec![],
             mono: at,
@@ -324,9 +412,9 @@ mod tests {
         DiskStats {
             name: name.into(),
             rd_bytes,
-            rd_reqs: rd_bytes / 4096,
+            rd_reqs: Some(rd_bytes / 4096),
             wr_bytes,
-            wr_reqs: wr_bytes / 4096,
+            wr_reqs: Some(wr_bytes / 4096),
             ..DiskStats::default()
         }
     }
@@ -454,24 +542,25 @@ mod tests {
         a.nics = vec![NicStats {
             name: "tap0".into(),
             rx_bytes: 100,
-            rx_packets: 1,
+            rx_packets: Some(1),
+            tx_packets: Some(0),
             ..NicStats::default()
         }];
         b.nics = vec![NicStats {
             name: "tap0".into(),
             rx_bytes: 1100,
-            rx_packets: 11,
+            rx_packets: Some(11),
             tx_bytes: 50,
-            tx_packets: 1,
+            tx_packets: Some(1),
             ..NicStats::default()
         }];
         let d = derive(&a, &b, None, &units()).unwrap();
         assert!(close(d.disk_read.bytes_per_sec, 524_288.0));
         assert!(close(d.disk_write.bytes_per_sec, 524_288.0));
-        assert!(close(d.disk_read.ops_per_sec, 128.0));
+        assert!(close(d.disk_read.ops_per_sec.unwrap(), 128.0));
         assert!(close(d.disk_angle_deg, 45.0));
         assert!(close(d.net_rx.bytes_per_sec, 2000.0));
-        assert!(close(d.net_rx.ops_per_sec, 20.0));
+        assert!(close(d.net_rx.ops_per_sec.unwrap(), 20.0));
         assert!(close(d.net_tx.bytes_per_sec, 100.0));
         assert_eq!(d.disks.len(), 2);
     }
@@ -511,18 +600,37 @@ mod tests {
             (m.used_kb, m.source),
             (91_072, MemSource::CurrentMinusUnused)
         );
-        // Measured against the guest's total (available) when known.
-        assert!(close(m.percent.unwrap(), 100.0 * 91_072.0 / 112_000.0));
+        // Measured against its own total (the balloon's current size).
+        assert_eq!(m.total_kb, Some(131_072));
+        assert!(close(m.percent.unwrap(), 100.0 * 91_072.0 / 131_072.0));
 
         r.balloon.unused_kib = None;
         r.balloon.available_kib = None;
         let m = memory_use(&r).unwrap();
         assert_eq!((m.used_kb, m.source), (200_000, MemSource::Rss));
+        // RSS includes QEMU's own memory: over 100 %, and flagged as such.
         assert!(close(m.percent.unwrap(), 100.0 * 200_000.0 / 131_072.0));
+        assert!(m.over_total());
 
         r.balloon = BalloonStats::default();
         let m = memory_use(&r).unwrap();
         assert_eq!((m.used_kb, m.source), (1_048_576, MemSource::Allocation));
+        assert_eq!(m.percent, None, "an allocation is not a measured use");
+    }
+
+    #[test]
+    fn memory_percent_of_a_guest_source_never_exceeds_100() {
+        let mut r = raw(Instant::now(), 0);
+        // current − unused over available used to exceed 100 %: now over current.
+        r.balloon = BalloonStats {
+            current_kib: Some(131_072),
+            available_kib: Some(100_000),
+            unused_kib: Some(1_000),
+            ..BalloonStats::default()
+        };
+        let m = memory_use(&r).unwrap();
+        assert_eq!(m.source, MemSource::CurrentMinusUnused);
+        assert!(m.percent.unwrap() <= 100.0 && !m.over_total());
     }
 
     #[test]
@@ -587,5 +695,96 @@ mod tests {
         b.vcpu_times_ns = vec![2_000_000_000, 500_000_000];
         let d = derive(&a, &b, None, &units()).unwrap();
         assert_eq!(d.vcpu_percent, vec![100.0, 25.0]);
+    }
+
+    fn counters<'a>(cpu: u64, times: &'a [u64], delays: &'a [u64]) -> CpuCounters<'a> {
+        CpuCounters {
+            cpu_time_ns: Some(cpu),
+            vcpu_times_ns: times,
+            vcpu_delays_ns: delays,
+        }
+    }
+
+    #[test]
+    fn cpu_split_over_a_2_5_second_interval() {
+        // 2 vCPUs over 2.5 s = 5 s of capacity. The vCPUs ran 2 s (40 %), the
+        // process 2.25 s (0.25 s of QEMU threads = 5 %), they waited 0.5 s (10 %).
+        let a = counters(10_000_000_000, &[4_000_000_000, 4_000_000_000], &[100, 200]);
+        let b = counters(
+            12_250_000_000,
+            &[5_500_000_000, 4_500_000_000],
+            &[400_000_100, 100_000_200],
+        );
+        let s = cpu_split(&a, &b, 2.5);
+        assert!(close(s.guest.unwrap(), 40.0));
+        assert!(close(s.overhead.unwrap(), 5.0));
+        assert!(close(s.steal.unwrap(), 10.0));
+    }
+
+    #[test]
+    fn cpu_split_overhead_never_negative() {
+        // vCPU times read a little after cpu.time can exceed its delta.
+        let a = counters(0, &[0], &[0]);
+        let b = counters(900_000_000, &[1_000_000_000], &[0]);
+        let s = cpu_split(&a, &b, 2.0);
+        assert!(close(s.guest.unwrap(), 50.0));
+        assert_eq!(s.overhead, Some(0.0));
+        assert_eq!(s.steal, Some(0.0));
+    }
+
+    #[test]
+    fn cpu_split_counter_reset_gives_nothing() {
+        let a = counters(5_000, &[4_000, 1_000], &[10, 10]);
+        let b = counters(6_000, &[10, 1_500], &[20, 20]);
+        assert_eq!(cpu_split(&a, &b, 1.0).guest, None);
+        assert_eq!(cpu_split(&a, &b, 1.0).overhead, None);
+        assert_eq!(cpu_split(&a, &b, 1.0).steal, None);
+        // A reset of cpu.time alone loses only the overhead.
+        let c = counters(10, &[5_000, 2_000], &[30, 30]);
+        let s = cpu_split(&a, &c, 1.0);
+        assert!(s.guest.is_some() && s.steal.is_some());
+        assert_eq!(s.overhead, None);
+    }
+
+    #[test]
+    fn cpu_split_vcpu_hot_plug_skips_one_interval() {
+        let a = counters(0, &[1_000_000_000], &[0]);
+        let b = counters(2_000_000_000, &[1_500_000_000, 0], &[0, 0]);
+        assert_eq!(cpu_split(&a, &b, 1.0), CpuSplit::default());
+        // The next interval has two vCPUs on both sides: 100 % of 2 s.
+        let c = counters(4_000_000_000, &[2_500_000_000, 1_000_000_000], &[0, 0]);
+        assert!(close(cpu_split(&b, &c, 1.0).guest.unwrap(), 100.0));
+    }
+
+    #[test]
+    fn cpu_split_missing_per_vcpu_stats_are_left_out() {
+        // Test driver / older libvirt: cpu.time only.
+        let a = counters(0, &[], &[]);
+        let b = counters(1_000_000_000, &[], &[]);
+        assert_eq!(cpu_split(&a, &b, 1.0), CpuSplit::default());
+        // Times without delays (libvirt before 6.0): guest and overhead only.
+        let a = counters(0, &[0], &[]);
+        let b = counters(1_000_000_000, &[800_000_000], &[]);
+        let s = cpu_split(&a, &b, 1.0);
+        assert!(close(s.guest.unwrap(), 80.0));
+        assert!(close(s.overhead.unwrap(), 20.0));
+        assert_eq!(s.steal, None);
+    }
+
+    #[test]
+    fn derive_carries_the_split_and_per_vcpu_steal() {
+        let t0 = Instant::now();
+        let mut a = raw(t0, 0);
+        let mut b = raw(t0 + Duration::from_secs(2), 2_000_000_000);
+        a.vcpu_times_ns = vec![0, 0];
+        b.vcpu_times_ns = vec![1_000_000_000, 600_000_000];
+        a.vcpu_delays_ns = vec![0, 0];
+        b.vcpu_delays_ns = vec![200_000_000, 0];
+        let d = derive(&a, &b, None, &units()).unwrap();
+        assert!(close(d.cpu_split.guest.unwrap(), 40.0));
+        assert!(close(d.cpu_split.overhead.unwrap(), 10.0));
+        assert!(close(d.cpu_split.steal.unwrap(), 5.0));
+        assert_eq!(d.vcpu_steal_percent, vec![10.0, 0.0]);
+        assert!(close(d.cpu_percent.unwrap(), 50.0));
     }
 }

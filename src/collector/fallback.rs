@@ -11,7 +11,7 @@ use virt::domain::{BlockStats, Domain, InterfaceStats, MemoryStat};
 use virt::error::Error;
 
 use super::devices::{DiskDevice, NicDevice};
-use super::source::SkipNote;
+use super::skip::SkipNote;
 use crate::model::{BalloonStats, DiskStats, DomainState, NicStats};
 
 /// `virDomainGetInfo`, in model units.
@@ -35,6 +35,24 @@ pub fn domain_state(dom: &Domain) -> Result<(DomainState, i32), Error> {
         return Err(Error::last_error());
     }
     Ok((DomainState::from_code(state), reason))
+}
+
+/// How long the QEMU monitor has been busy with another call
+/// (`virDomainGetControlInfo`, answered without the monitor), or `None` when it
+/// is free. A busy monitor makes per-domain stats calls wait for it.
+pub fn monitor_busy(dom: &Domain) -> Result<Option<std::time::Duration>, Error> {
+    let mut info = virt_sys::virDomainControlInfo {
+        state: 0,
+        details: 0,
+        stateTime: 0,
+    };
+    // SAFETY: dom holds a live domain reference; `info` is a valid out-pointer.
+    let rc = unsafe { virt_sys::virDomainGetControlInfo(dom.as_ptr(), &mut info, 0) };
+    if rc < 0 {
+        return Err(Error::last_error());
+    }
+    Ok((info.state != virt_sys::VIR_DOMAIN_CONTROL_OK)
+        .then(|| std::time::Duration::from_millis(info.stateTime)))
 }
 
 pub fn info(dom: &Domain) -> Result<InfoReading, Error> {
@@ -79,42 +97,46 @@ pub fn balloon_from_memory_stats(stats: &[MemoryStat]) -> BalloonStats {
     b
 }
 
-/// libvirt reports -1 for a counter the driver does not supply.
-fn counter(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
+/// libvirt reports -1 for a counter the driver does not supply: unknown, not 0.
+fn counter(v: i64) -> Option<u64> {
+    u64::try_from(v).ok()
 }
 
-/// `virDomainInterfaceStats` result as a model NIC. Pure.
-pub fn nic_from_interface_stats(name: &str, s: &InterfaceStats) -> NicStats {
-    NicStats {
+/// `virDomainInterfaceStats` result as a model NIC, `None` when libvirt does
+/// not report both byte counters (nothing to derive from). Pure.
+pub fn nic_from_interface_stats(name: &str, s: &InterfaceStats) -> Option<NicStats> {
+    Some(NicStats {
         name: name.to_string(),
-        rx_bytes: counter(s.rx_bytes),
+        rx_bytes: counter(s.rx_bytes)?,
         rx_packets: counter(s.rx_packets),
         rx_errors: counter(s.rx_errs),
         rx_drops: counter(s.rx_drop),
-        tx_bytes: counter(s.tx_bytes),
+        tx_bytes: counter(s.tx_bytes)?,
         tx_packets: counter(s.tx_packets),
         tx_errors: counter(s.tx_errs),
         tx_drops: counter(s.tx_drop),
-    }
+    })
 }
 
-/// `virDomainBlockStats` result as a model disk. Pure.
-pub fn disk_from_block_stats(dev: &DiskDevice, s: &BlockStats) -> DiskStats {
-    DiskStats {
+/// `virDomainBlockStats` result as a model disk, `None` when libvirt does not
+/// report both byte counters. Pure.
+pub fn disk_from_block_stats(dev: &DiskDevice, s: &BlockStats) -> Option<DiskStats> {
+    Some(DiskStats {
         name: dev.name.clone(),
         path: dev.path.clone(),
         rd_reqs: counter(s.rd_req),
-        rd_bytes: counter(s.rd_bytes),
+        rd_bytes: counter(s.rd_bytes)?,
         wr_reqs: counter(s.wr_req),
-        wr_bytes: counter(s.wr_bytes),
+        wr_bytes: counter(s.wr_bytes)?,
         fl_reqs: None,
-        errors: u64::try_from(s.errs).ok(),
+        errors: counter(s.errs),
         allocation: None,
         capacity: None,
         physical: None,
-    }
+    })
 }
+
+const NO_BYTE_COUNTERS: &str = "libvirt reports no byte counters for it";
 
 /// Counters of every NIC; a failing one is noted in `skipped` and left out.
 /// Returns whether any call failed (the caller may then re-read the XML).
@@ -127,16 +149,23 @@ pub fn nic_stats(
     let mut out = Vec::with_capacity(devs.len());
     let mut failed = false;
     for d in devs {
-        match dom.interface_stats(&d.name) {
-            Ok(s) => out.push(nic_from_interface_stats(&d.name, &s)),
+        let why = match dom.interface_stats(&d.name) {
+            Ok(s) => match nic_from_interface_stats(&d.name, &s) {
+                Some(n) => {
+                    out.push(n);
+                    continue;
+                }
+                None => NO_BYTE_COUNTERS.to_string(),
+            },
             Err(e) => {
                 failed = true;
-                skipped.push(SkipNote {
-                    what: format!("nic {} of '{}'", d.name, domain_name),
-                    why: e.message().to_string(),
-                });
+                e.message().to_string()
             }
-        }
+        };
+        skipped.push(SkipNote {
+            what: format!("nic {} of '{}'", d.name, domain_name),
+            why,
+        });
     }
     (out, failed)
 }
@@ -151,16 +180,23 @@ pub fn disk_stats(
     let mut out = Vec::with_capacity(devs.len());
     let mut failed = false;
     for d in devs {
-        match dom.block_stats(&d.name) {
-            Ok(s) => out.push(disk_from_block_stats(d, &s)),
+        let why = match dom.block_stats(&d.name) {
+            Ok(s) => match disk_from_block_stats(d, &s) {
+                Some(disk) => {
+                    out.push(disk);
+                    continue;
+                }
+                None => NO_BYTE_COUNTERS.to_string(),
+            },
             Err(e) => {
                 failed = true;
-                skipped.push(SkipNote {
-                    what: format!("disk {} of '{}'", d.name, domain_name),
-                    why: e.message().to_string(),
-                });
+                e.message().to_string()
             }
-        }
+        };
+        skipped.push(SkipNote {
+            what: format!("disk {} of '{}'", d.name, domain_name),
+            why,
+        });
     }
     (out, failed)
 }
@@ -209,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_counters_become_zero_or_none() {
+    fn unsupported_counters_stay_unknown() {
         let s = InterfaceStats {
             rx_bytes: 10,
             rx_packets: 2,
@@ -220,11 +256,14 @@ mod tests {
             tx_errs: 0,
             tx_drop: -1,
         };
-        let n = nic_from_interface_stats("tap-web0", &s);
+        let n = nic_from_interface_stats("tap-web0", &s).expect("byte counters known");
         assert_eq!(
             (n.name.as_str(), n.rx_bytes, n.rx_errors, n.tx_drops),
-            ("tap-web0", 10, 0, 0)
+            ("tap-web0", 10, None, None)
         );
+        assert_eq!(n.tx_errors, Some(0));
+        let no_bytes = InterfaceStats { rx_bytes: -1, ..s };
+        assert_eq!(nic_from_interface_stats("tap-web0", &no_bytes), None);
         let b = BlockStats {
             rd_req: 1,
             rd_bytes: 512,
@@ -236,9 +275,12 @@ mod tests {
             name: "vda".into(),
             path: Some("/img/a".into()),
         };
-        let d = disk_from_block_stats(&dev, &b);
+        let d = disk_from_block_stats(&dev, &b).expect("byte counters known");
         assert_eq!(d.errors, None);
-        assert_eq!((d.rd_bytes, d.wr_reqs), (512, 2));
+        assert_eq!((d.rd_bytes, d.wr_reqs), (512, Some(2)));
+        let no_reqs = BlockStats { rd_req: -1, ..b };
+        let d2 = disk_from_block_stats(&dev, &no_reqs).expect("byte counters known");
+        assert_eq!(d2.rd_reqs, None);
         assert_eq!(d.path.as_deref(), Some("/img/a"));
     }
 }

@@ -16,16 +16,10 @@ use virt::error::{Error as VirtError, ErrorNumber};
 
 use super::bulk::{self, BulkStats};
 use super::devices::DeviceCache;
-use super::fallback;
-use crate::model::{BalloonStats, CpuTimes, DomainState, RawDomain};
-
-/// A domain or device left out of a cycle, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkipNote {
-    /// e.g. `domain 'web01'` or `disk vdb of 'web01'`.
-    pub what: String,
-    pub why: String,
-}
+use super::fallback::{self, InfoReading};
+use super::host;
+pub use super::skip::SkipNote;
+use crate::model::{BalloonStats, CpuTimes, DomainState, HostInfo, RawDomain};
 
 /// One cycle's raw readings.
 #[derive(Debug, Clone)]
@@ -36,6 +30,8 @@ pub struct CycleSample {
     /// Whether `virConnectGetAllDomainStats` supplied the groups: the bulk call
     /// worked and no active domain needed a per-domain call.
     pub used_bulk: bool,
+    /// The hypervisor's CPUs, memory and libvirt version.
+    pub host: Option<HostInfo>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +94,7 @@ pub struct LibvirtSource {
     uri: String,
     conn: Connect,
     devices: DeviceCache,
+    host: host::HostReader,
     /// `None` until the first bulk call; `Some(false)` once libvirt said the
     /// driver does not support it (decided once, then per-domain calls only).
     bulk_supported: Option<bool>,
@@ -138,6 +135,7 @@ impl LibvirtSource {
             uri: uri.to_string(),
             conn,
             devices: DeviceCache::new(device_cache_ttl),
+            host: host::HostReader::default(),
             bulk_supported: None,
         })
     }
@@ -178,6 +176,7 @@ impl LibvirtSource {
             domains,
             skipped,
             used_bulk: bulk_ok && !any_fallback,
+            host: self.host.read(&self.conn),
         })
     }
 
@@ -228,8 +227,13 @@ impl LibvirtSource {
 
     fn list_bulk(&self, skipped: &mut Vec<SkipNote>) -> Result<Vec<Listed>, VirtError> {
         let t0 = Stamp::now();
-        let (active, bad_a) =
-            bulk::all_domain_stats(&self.conn, bulk::STATS_GROUPS, bulk::FILTER_ACTIVE)?;
+        // NOWAIT: a domain whose monitor another call holds (hung QEMU) comes
+        // back with the groups that need no monitor instead of blocking us.
+        let (active, bad_a) = bulk::all_domain_stats(
+            &self.conn,
+            bulk::STATS_GROUPS,
+            bulk::FILTER_ACTIVE | bulk::NOWAIT,
+        )?;
         let stamp = t0.mid(Stamp::now());
         let (inactive, bad_i) =
             bulk::all_domain_stats(&self.conn, bulk::STATS_STATE_ONLY, bulk::FILTER_INACTIVE)?;
@@ -278,82 +282,40 @@ impl LibvirtSource {
         };
         let empty = BulkStats::default();
         let b = l.bulk.as_ref().unwrap_or(&empty);
+        let mut raw = identity(l);
 
-        let mut raw = RawDomain {
-            uuid: l.uuid.clone(),
-            id: l.id,
-            name: l.name.clone(),
-            state: DomainState::NoState,
-            state_reason: 0,
-            vcpus: None,
-            max_mem_kib: None,
-            cur_mem_kib: None,
-            cpu: None,
-            balloon: BalloonStats::default(),
-            vcpu_times_ns: Vec::new(),
-            nics: Vec::new(),
-            disks: Vec::new(),
-            mono: l.stamp.mono,
-            wall_ns: l.stamp.wall_ns,
+        let (state, reason, stamp) = match state_of(l, b, deadline) {
+            Ok(s) => s,
+            Err(why) => {
+                skip(skipped, why);
+                return None;
+            }
         };
-
-        match (b.state, b.state_reason) {
-            (Some(state), reason) => {
-                raw.state = state;
-                raw.state_reason = reason.unwrap_or(0);
-            }
-            (None, _) => {
-                if Instant::now() >= deadline {
-                    skip(skipped, "cycle deadline passed".into());
-                    return None;
-                }
-                match fallback::domain_state(&l.domain) {
-                    Ok((state, reason)) => {
-                        raw.state = state;
-                        raw.state_reason = reason;
-                        let s = Stamp::now();
-                        raw.mono = s.mono;
-                        raw.wall_ns = s.wall_ns;
-                    }
-                    Err(e) => {
-                        skip(skipped, e.message().to_string());
-                        return None;
-                    }
-                }
-            }
-        }
+        (raw.state, raw.state_reason) = (state, reason);
+        raw.set_stamp(stamp);
         if !raw.state.has_guest_counters() {
             // Identity and state only: any counter libvirt has here is its own.
             return Some((raw, false));
         }
-
-        let from_balloon = |f: fn(&BalloonStats) -> Option<u64>| b.balloon.as_ref().and_then(f);
-        let bulk_max = from_balloon(|x| x.maximum_kib);
-        let bulk_cur = from_balloon(|x| x.current_kib);
-        let need_info =
-            b.cpu.is_none() || b.vcpus.is_none() || bulk_max.is_none() || bulk_cur.is_none();
-        let need_balloon = b.balloon.is_none();
-        let need_devices = b.nics.is_none() || b.disks.is_none();
-        if !(need_info || need_balloon || need_devices) {
-            raw.cpu = b.cpu;
-            raw.vcpus = b.vcpus;
-            raw.max_mem_kib = bulk_max;
-            raw.cur_mem_kib = bulk_cur;
-            raw.balloon = b.balloon.unwrap_or_default();
-            raw.vcpu_times_ns = b.vcpu_times_ns.clone();
-            raw.nics = b.nics.clone().unwrap_or_default();
-            raw.disks = b.disks.clone().unwrap_or_default();
+        if let Some(busy) = monitor_stuck(&l.domain, b) {
+            // Per-domain calls would wait for the same monitor: report what
+            // the bulk call had and mark the VM.
+            raw.monitor_stuck = Some(busy);
+            fill_from_bulk(&mut raw, b);
             return Some((raw, false));
         }
-
+        let need = Needs::of(b);
+        if !need.any() {
+            fill_from_bulk(&mut raw, b);
+            return Some((raw, false));
+        }
         if Instant::now() >= deadline {
             skip(skipped, "cycle deadline passed".into());
             return None;
         }
-        let t0 = Stamp::now();
-        let info = if need_info {
-            match fallback::info(&l.domain) {
-                Ok(i) => Some(i),
+        let info = if need.info {
+            match read_info(&l.domain) {
+                Ok((i, at)) => Some((i, at)),
                 Err(e) => {
                     skip(skipped, e.message().to_string());
                     return None;
@@ -362,87 +324,189 @@ impl LibvirtSource {
         } else {
             None
         };
-        if let Some(i) = &info {
+        if let Some((i, at)) = &info {
             if !i.state.has_guest_counters() {
                 // It stopped since the bulk call: report it as it is now.
                 raw.state = i.state;
                 raw.state_reason = 0; // unknown: info() carries no reason
-                let s = Stamp::now();
-                raw.mono = s.mono;
-                raw.wall_ns = s.wall_ns;
+                raw.set_stamp(*at);
                 return Some((raw, true));
             }
         }
-
-        raw.cpu = b.cpu.or_else(|| {
-            info.map(|i| CpuTimes {
-                time_ns: i.cpu_time_ns,
-                user_ns: None,
-                system_ns: None,
-            })
-        });
-        raw.vcpus = b.vcpus.or(info.map(|i| i.vcpus));
-        raw.max_mem_kib = bulk_max.or(info.map(|i| i.max_mem_kib));
-        raw.cur_mem_kib = bulk_cur.or(info.map(|i| i.cur_mem_kib));
-        raw.vcpu_times_ns = b.vcpu_times_ns.clone();
-        raw.balloon = match b.balloon {
-            Some(bal) => bal,
-            None => fallback::balloon(&l.domain).unwrap_or_default(),
-        };
-
-        if need_devices {
-            let now = Instant::now();
-            let dom = &l.domain;
-            match self
-                .devices
-                .get_or_load(&l.uuid, l.id, now, || dom.xml_desc(0))
-            {
-                Ok(devs) => {
-                    let devs = devs.clone();
-                    let mut failed = false;
-                    raw.nics = match &b.nics {
-                        Some(n) => n.clone(),
-                        None => {
-                            let (n, f) = fallback::nic_stats(dom, &devs.nics, &l.name, skipped);
-                            failed |= f;
-                            n
-                        }
-                    };
-                    raw.disks = match &b.disks {
-                        Some(d) => d.clone(),
-                        None => {
-                            let (d, f) = fallback::disk_stats(dom, &devs.disks, &l.name, skipped);
-                            failed |= f;
-                            d
-                        }
-                    };
-                    if failed {
-                        // Names may be stale (hot-unplug): re-read XML next cycle.
-                        self.devices.invalidate(&l.uuid);
-                    }
-                }
-                Err(e) => {
-                    skipped.push(SkipNote {
-                        what: format!("devices of '{}'", l.name),
-                        why: e.to_string(),
-                    });
-                    raw.nics = b.nics.clone().unwrap_or_default();
-                    raw.disks = b.disks.clone().unwrap_or_default();
-                }
+        fill_from_bulk(&mut raw, b);
+        if let Some((i, at)) = info {
+            fill_from_info(&mut raw, b, &i);
+            // Δt must match the CPU counter's reading: the bulk stamp when
+            // cpu.time came from the bulk call, else the info call's own.
+            if b.cpu.is_none() {
+                raw.set_stamp(at);
             }
-        } else {
-            raw.nics = b.nics.clone().unwrap_or_default();
-            raw.disks = b.disks.clone().unwrap_or_default();
         }
-
-        // Δt must match the CPU counter's reading: keep the bulk stamp when
-        // cpu.time came from the bulk call, else this domain's own reads.
-        if b.cpu.is_none() {
-            let s = t0.mid(Stamp::now());
-            raw.mono = s.mono;
-            raw.wall_ns = s.wall_ns;
+        if need.balloon {
+            raw.balloon = fallback::balloon(&l.domain).unwrap_or_default();
+        }
+        if need.devices {
+            self.read_devices(l, b, &mut raw, skipped);
         }
         Some((raw, true))
+    }
+
+    /// NICs and disks the bulk call did not supply, one call per device,
+    /// with device names from the (cached) domain XML.
+    fn read_devices(
+        &mut self,
+        l: &Listed,
+        b: &BulkStats,
+        raw: &mut RawDomain,
+        skipped: &mut Vec<SkipNote>,
+    ) {
+        let dom = &l.domain;
+        let devs = match self
+            .devices
+            .get_or_load(&l.uuid, l.id, Instant::now(), || dom.xml_desc(0))
+        {
+            Ok(devs) => devs.clone(),
+            Err(e) => {
+                skipped.push(SkipNote {
+                    what: format!("devices of '{}'", l.name),
+                    why: e.to_string(),
+                });
+                return;
+            }
+        };
+        let mut failed = false;
+        if b.nics.is_none() {
+            let (n, f) = fallback::nic_stats(dom, &devs.nics, &l.name, skipped);
+            raw.nics = n;
+            failed |= f;
+        }
+        if b.disks.is_none() {
+            let (d, f) = fallback::disk_stats(dom, &devs.disks, &l.name, skipped);
+            raw.disks = d;
+            failed |= f;
+        }
+        if failed {
+            // Names may be stale (hot-unplug): re-read XML next cycle.
+            self.devices.invalidate(&l.uuid);
+        }
+    }
+}
+
+/// What a domain's bulk record lacks and per-domain calls must supply.
+struct Needs {
+    info: bool,
+    balloon: bool,
+    devices: bool,
+}
+
+impl Needs {
+    fn of(b: &BulkStats) -> Self {
+        let bal = b.balloon.as_ref();
+        Self {
+            info: b.cpu.is_none()
+                || b.vcpus.is_none()
+                || bal.and_then(|x| x.maximum_kib).is_none()
+                || bal.and_then(|x| x.current_kib).is_none(),
+            balloon: bal.is_none(),
+            devices: b.nics.is_none() || b.disks.is_none(),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.info || self.balloon || self.devices
+    }
+}
+
+/// The domain before any reading: identity only.
+fn identity(l: &Listed) -> RawDomain {
+    RawDomain {
+        uuid: l.uuid.clone(),
+        id: l.id,
+        name: l.name.clone(),
+        state: DomainState::NoState,
+        state_reason: 0,
+        vcpus: None,
+        max_mem_kib: None,
+        cur_mem_kib: None,
+        cpu: None,
+        balloon: BalloonStats::default(),
+        vcpu_times_ns: Vec::new(),
+        vcpu_delays_ns: Vec::new(),
+        monitor_stuck: None,
+        nics: Vec::new(),
+        disks: Vec::new(),
+        mono: l.stamp.mono,
+        wall_ns: l.stamp.wall_ns,
+    }
+}
+
+/// State, reason and when they were read: from the bulk record, else one call.
+fn state_of(
+    l: &Listed,
+    b: &BulkStats,
+    deadline: Instant,
+) -> Result<(DomainState, i32, Stamp), String> {
+    if let Some(state) = b.state {
+        return Ok((state, b.state_reason.unwrap_or(0), l.stamp));
+    }
+    if Instant::now() >= deadline {
+        return Err("cycle deadline passed".into());
+    }
+    let t0 = Stamp::now();
+    let (state, reason) = fallback::domain_state(&l.domain).map_err(|e| e.message().to_string())?;
+    Ok((state, reason, t0.mid(Stamp::now())))
+}
+
+/// `virDomainGetInfo` and the instant of its CPU counter reading (the
+/// midpoint of that one call, not of the domain's other calls).
+fn read_info(dom: &Domain) -> Result<(InfoReading, Stamp), VirtError> {
+    let t0 = Stamp::now();
+    let info = fallback::info(dom)?;
+    Ok((info, t0.mid(Stamp::now())))
+}
+
+/// How long the domain's monitor has been held by another call, when the
+/// bulk record shows it could not be queried: with a working monitor, qemu
+/// always reports `balloon.rss`; without the job only `balloon.current` and
+/// `balloon.maximum` come back.
+fn monitor_stuck(dom: &Domain, b: &BulkStats) -> Option<Duration> {
+    let bal = b.balloon.as_ref()?;
+    if b.cpu.is_none() || bal.rss_kib.is_some() {
+        return None;
+    }
+    fallback::monitor_busy(dom).ok().flatten()
+}
+
+/// Everything the bulk record supplied.
+fn fill_from_bulk(raw: &mut RawDomain, b: &BulkStats) {
+    let bal = b.balloon.unwrap_or_default();
+    raw.cpu = b.cpu;
+    raw.vcpus = b.vcpus;
+    raw.max_mem_kib = bal.maximum_kib;
+    raw.cur_mem_kib = bal.current_kib;
+    raw.balloon = bal;
+    raw.vcpu_times_ns = b.vcpu_times_ns.clone();
+    raw.vcpu_delays_ns = b.vcpu_delays_ns.clone();
+    raw.nics = b.nics.clone().unwrap_or_default();
+    raw.disks = b.disks.clone().unwrap_or_default();
+}
+
+/// What `virDomainGetInfo` adds where the bulk record was silent.
+fn fill_from_info(raw: &mut RawDomain, b: &BulkStats, i: &InfoReading) {
+    raw.cpu = b.cpu.or(Some(CpuTimes {
+        time_ns: i.cpu_time_ns,
+        user_ns: None,
+        system_ns: None,
+    }));
+    raw.vcpus = raw.vcpus.or(Some(i.vcpus));
+    raw.max_mem_kib = raw.max_mem_kib.or(Some(i.max_mem_kib));
+    raw.cur_mem_kib = raw.cur_mem_kib.or(Some(i.cur_mem_kib));
+}
+
+impl RawDomain {
+    fn set_stamp(&mut self, s: Stamp) {
+        self.mono = s.mono;
+        self.wall_ns = s.wall_ns;
     }
 }
 

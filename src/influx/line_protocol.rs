@@ -58,9 +58,12 @@ pub const TRAILING_BACKSLASH_SUFFIX: char = '_';
 /// Every field key of the four measurements. A static tag with one of these
 /// keys is refused at validation: InfluxDB 3 rejects every line where a
 /// column is both a tag and a field.
-pub const FIELD_KEYS: [&str; 64] = [
+pub const FIELD_KEYS: [&str; 69] = [
     "cpu_angle_deg",
     "cpu_count",
+    "cpu_guest_percent",
+    "cpu_overhead_percent",
+    "cpu_steal_percent",
     "cpu_usage_percent",
     "cpus",
     "cputime",
@@ -121,6 +124,8 @@ pub const FIELD_KEYS: [&str; 64] = [
     "txdrops",
     "txerrors",
     "txpackets",
+    "vcpu_delay",
+    "vcpu_time",
     "wr_bytes",
     "wr_reqs",
 ];
@@ -217,21 +222,21 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
             let dt = device_tags(&tags, "nic", &nic.name, ctx.escaping);
             let mut f = Fields::start(buf, "vm_devices", &dt);
             f.int("rxbytes", nic.rx_bytes);
-            f.int("rxpackets", nic.rx_packets);
-            f.int("rxerrors", nic.rx_errors);
-            f.int("rxdrops", nic.rx_drops);
+            f.opt_int("rxpackets", nic.rx_packets);
+            f.opt_int("rxerrors", nic.rx_errors);
+            f.opt_int("rxdrops", nic.rx_drops);
             f.int("txbytes", nic.tx_bytes);
-            f.int("txpackets", nic.tx_packets);
-            f.int("txerrors", nic.tx_errors);
-            f.int("txdrops", nic.tx_drops);
+            f.opt_int("txpackets", nic.tx_packets);
+            f.opt_int("txerrors", nic.tx_errors);
+            f.opt_int("txdrops", nic.tx_drops);
             f.finish(ts);
         }
         for disk in &raw.disks {
             let dt = device_tags(&tags, "disk", &disk.name, ctx.escaping);
             let mut f = Fields::start(buf, "vm_devices", &dt);
-            f.int("rd_req", disk.rd_reqs);
+            f.opt_int("rd_req", disk.rd_reqs);
             f.int("rd_bytes", disk.rd_bytes);
-            f.int("wr_reqs", disk.wr_reqs);
+            f.opt_int("wr_reqs", disk.wr_reqs);
             f.int("wr_bytes", disk.wr_bytes);
             f.opt_int("errors", disk.errors);
             f.finish(ts);
@@ -256,17 +261,20 @@ fn encode_features(buf: &mut String, tags: &str, vm: &VmSnapshot, d: &Derived, t
     f.float("memory_rate_kb_per_sec", d.memory_rate_kb_per_sec);
     f.float("memory_angle_deg", d.memory_angle_deg);
     f.opt_float("cpu_usage_percent", d.cpu_percent);
+    f.opt_float("cpu_guest_percent", d.cpu_split.guest);
+    f.opt_float("cpu_overhead_percent", d.cpu_split.overhead);
+    f.opt_float("cpu_steal_percent", d.cpu_split.steal);
     f.opt_float("memory_usage_percent", vm.memory.and_then(|m| m.percent));
     f.opt_float("cpu_angle_deg", d.cpu_angle_deg);
     f.opt_float("memory_percent_angle_deg", d.memory_percent_angle_deg);
     f.float("disk_read_bytes_per_sec", d.disk_read.bytes_per_sec);
     f.float("disk_write_bytes_per_sec", d.disk_write.bytes_per_sec);
-    f.float("disk_read_req_per_sec", d.disk_read.ops_per_sec);
-    f.float("disk_write_req_per_sec", d.disk_write.ops_per_sec);
+    f.opt_float("disk_read_req_per_sec", d.disk_read.ops_per_sec);
+    f.opt_float("disk_write_req_per_sec", d.disk_write.ops_per_sec);
     f.float("net_rx_bytes_per_sec", d.net_rx.bytes_per_sec);
     f.float("net_tx_bytes_per_sec", d.net_tx.bytes_per_sec);
-    f.float("net_rx_packets_per_sec", d.net_rx.ops_per_sec);
-    f.float("net_tx_packets_per_sec", d.net_tx.ops_per_sec);
+    f.opt_float("net_rx_packets_per_sec", d.net_rx.ops_per_sec);
+    f.opt_float("net_tx_packets_per_sec", d.net_tx.ops_per_sec);
     f.float("disk_angle_deg", d.disk_angle_deg);
     f.float("disk_read_angle_deg", d.disk_read_angle_deg);
     f.float("disk_write_angle_deg", d.disk_write_angle_deg);
@@ -282,24 +290,23 @@ fn encode_totals(buf: &mut String, tags: &str, vm: &VmSnapshot, active: bool, ts
     let raw = &vm.raw;
     let mut f = Fields::start(buf, "vm_totals", tags);
     if active {
-        let nic_sum = |get: fn(&crate::model::NicStats) -> u64| {
-            raw.nics.iter().fold(0u64, |a, n| a.saturating_add(get(n)))
-        };
-        f.int("net_rxbytes", nic_sum(|n| n.rx_bytes));
-        f.int("net_rxpackets", nic_sum(|n| n.rx_packets));
-        f.int("net_rxerrors", nic_sum(|n| n.rx_errors));
-        f.int("net_rxdrops", nic_sum(|n| n.rx_drops));
-        f.int("net_txbytes", nic_sum(|n| n.tx_bytes));
-        f.int("net_txpackets", nic_sum(|n| n.tx_packets));
-        f.int("net_txerrors", nic_sum(|n| n.tx_errors));
-        f.int("net_txdrops", nic_sum(|n| n.tx_drops));
-        let disk_sum = |get: fn(&crate::model::DiskStats) -> u64| {
-            raw.disks.iter().fold(0u64, |a, d| a.saturating_add(get(d)))
-        };
-        f.int("disk_rd_req", disk_sum(|d| d.rd_reqs));
-        f.int("disk_rd_bytes", disk_sum(|d| d.rd_bytes));
-        f.int("disk_wr_reqs", disk_sum(|d| d.wr_reqs));
-        f.int("disk_wr_bytes", disk_sum(|d| d.wr_bytes));
+        // A total of a counter some device does not report is unknown: left out.
+        let nic_sum =
+            |get: fn(&crate::model::NicStats) -> Option<u64>| known_sum(raw.nics.iter().map(get));
+        f.opt_int("net_rxbytes", nic_sum(|n| Some(n.rx_bytes)));
+        f.opt_int("net_rxpackets", nic_sum(|n| n.rx_packets));
+        f.opt_int("net_rxerrors", nic_sum(|n| n.rx_errors));
+        f.opt_int("net_rxdrops", nic_sum(|n| n.rx_drops));
+        f.opt_int("net_txbytes", nic_sum(|n| Some(n.tx_bytes)));
+        f.opt_int("net_txpackets", nic_sum(|n| n.tx_packets));
+        f.opt_int("net_txerrors", nic_sum(|n| n.tx_errors));
+        f.opt_int("net_txdrops", nic_sum(|n| n.tx_drops));
+        let disk_sum =
+            |get: fn(&crate::model::DiskStats) -> Option<u64>| known_sum(raw.disks.iter().map(get));
+        f.opt_int("disk_rd_req", disk_sum(|d| d.rd_reqs));
+        f.opt_int("disk_rd_bytes", disk_sum(|d| Some(d.rd_bytes)));
+        f.opt_int("disk_wr_reqs", disk_sum(|d| d.wr_reqs));
+        f.opt_int("disk_wr_bytes", disk_sum(|d| Some(d.wr_bytes)));
         // Only the per-domain call reports errors: sum what is known, omit when none is.
         let errors = raw
             .disks
@@ -321,9 +328,19 @@ fn encode_totals(buf: &mut String, tags: &str, vm: &VmSnapshot, active: bool, ts
         f.opt_int("timesys", raw.cpu.and_then(|c| c.system_ns));
         f.opt_int("cpus", raw.vcpus.map(u64::from));
         f.opt_int("cputime", raw.cpu.map(|c| c.time_ns));
+        // Per-vCPU counters summed; left out where libvirt does not report them.
+        let vcpu_sum =
+            |v: &[u64]| (!v.is_empty()).then(|| v.iter().fold(0u64, |a, x| a.saturating_add(*x)));
+        f.opt_int("vcpu_time", vcpu_sum(&raw.vcpu_times_ns));
+        f.opt_int("vcpu_delay", vcpu_sum(&raw.vcpu_delays_ns));
     }
     f.signed("state", i64::from(raw.state.code()));
     f.finish(ts);
+}
+
+/// The sum when every item is known (0 for no devices), else `None`.
+fn known_sum(mut items: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    items.try_fold(0u64, |acc, v| v.map(|v| acc.saturating_add(v)))
 }
 
 /// Builds one line's field set; the line is dropped if no field was written.
@@ -549,23 +566,25 @@ mod tests {
                 last_update: Some(1),
             },
             vcpu_times_ns: vec![],
+            vcpu_delays_ns: vec![],
+            monitor_stuck: None,
             nics: vec![NicStats {
                 name: "tap-web0".into(),
                 rx_bytes: 1000,
-                rx_packets: 10,
-                rx_errors: 0,
-                rx_drops: 1,
+                rx_packets: Some(10),
+                rx_errors: Some(0),
+                rx_drops: Some(1),
                 tx_bytes: 2000,
-                tx_packets: 20,
-                tx_errors: 0,
-                tx_drops: 0,
+                tx_packets: Some(20),
+                tx_errors: Some(0),
+                tx_drops: Some(0),
             }],
             disks: vec![DiskStats {
                 name: "vda".into(),
                 path: Some("/var/lib/x.qcow2".into()),
-                rd_reqs: 5,
+                rd_reqs: Some(5),
                 rd_bytes: 4096,
-                wr_reqs: 6,
+                wr_reqs: Some(6),
                 wr_bytes: 8192,
                 fl_reqs: None,
                 errors: None,
@@ -582,25 +601,26 @@ mod tests {
         Derived {
             dt_secs: 2.0,
             cpu_percent: Some(12.5),
+            cpu_split: CpuSplit::default(),
             cpu_angle_deg: None,
             memory_percent_angle_deg: Some(-45.0),
             memory_rate_kb_per_sec: 1024.0,
             memory_angle_deg: 89.944,
             disk_read: Throughput {
                 bytes_per_sec: 2048.0,
-                ops_per_sec: 0.5,
+                ops_per_sec: Some(0.5),
             },
             disk_write: Throughput {
                 bytes_per_sec: 0.0,
-                ops_per_sec: 0.0,
+                ops_per_sec: Some(0.0),
             },
             net_rx: Throughput {
                 bytes_per_sec: 100.25,
-                ops_per_sec: 1.0,
+                ops_per_sec: Some(1.0),
             },
             net_tx: Throughput {
                 bytes_per_sec: f64::NAN,
-                ops_per_sec: f64::INFINITY,
+                ops_per_sec: Some(f64::INFINITY),
             },
             disk_angle_deg: 0.1,
             disk_read_angle_deg: 0.1,
@@ -610,6 +630,7 @@ mod tests {
             disks: vec![],
             nics: vec![],
             vcpu_percent: vec![],
+            vcpu_steal_percent: vec![],
         }
     }
 
@@ -619,6 +640,7 @@ mod tests {
             memory: Some(MemoryUse {
                 used_kb: 500_000,
                 source: MemSource::AvailableMinusUsable,
+                total_kb: None,
                 percent: Some(25.0),
             }),
             derived: Some(derived()),
@@ -671,6 +693,56 @@ mod tests {
     }
 
     #[test]
+    fn cpu_split_and_vcpu_totals_are_written_only_when_known() {
+        let mut v = vm("web-1");
+        // No per-vCPU counters (test driver): none of the new fields.
+        let got = lines(&ctx(), &v).join("\n");
+        for absent in [
+            "cpu_guest_percent",
+            "cpu_steal_percent",
+            "cpu_overhead_percent",
+            "vcpu_time",
+            "vcpu_delay",
+        ] {
+            assert!(
+                !got.contains(absent),
+                "{absent} written without counters:\n{got}"
+            );
+        }
+        v.raw.vcpu_times_ns = vec![3_000, 4_000];
+        v.raw.vcpu_delays_ns = vec![10, 20];
+        if let Some(d) = v.derived.as_mut() {
+            d.cpu_split = CpuSplit {
+                guest: Some(11.0),
+                overhead: Some(1.5),
+                steal: Some(2.25),
+            };
+        }
+        let got = lines(&ctx(), &v).join("\n");
+        for present in [
+            "cpu_guest_percent=11.0",
+            "cpu_overhead_percent=1.5",
+            "cpu_steal_percent=2.25",
+            "vcpu_time=7000i",
+            "vcpu_delay=30i",
+        ] {
+            assert!(got.contains(present), "{present} missing:\n{got}");
+        }
+    }
+
+    #[test]
+    fn unknown_device_counters_are_left_out_not_zero() {
+        let mut v = vm("web-1");
+        v.raw.nics[0].rx_packets = None;
+        v.raw.disks[0].wr_reqs = None;
+        let got = lines(&ctx(), &v).join("\n");
+        assert!(!got.contains("rxpackets="), "{got}");
+        assert!(!got.contains("net_rxpackets="), "{got}");
+        assert!(!got.contains("wr_reqs="), "{got}");
+        assert!(got.contains("rxbytes=1000i"), "{got}");
+    }
+
+    #[test]
     fn hostile_names_parse_back_exactly_with_influxdb3s_parser() {
         let mut tags = BTreeMap::new();
         tags.insert(r"k\ ey\".to_string(), r"v\,a=l\".to_string());
@@ -699,6 +771,15 @@ mod tests {
     fn field_keys_lists_every_field_written() {
         let mut v = vm("x");
         v.raw.disks[0].errors = Some(1);
+        v.raw.vcpu_times_ns = vec![1];
+        v.raw.vcpu_delays_ns = vec![1];
+        if let Some(d) = v.derived.as_mut() {
+            d.cpu_split = CpuSplit {
+                guest: Some(1.0),
+                overhead: Some(1.0),
+                steal: Some(1.0),
+            };
+        }
         for l in lines(&ctx(), &v) {
             let parsed = influxdb_line_protocol::parse_lines(&l)
                 .next()

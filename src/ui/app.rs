@@ -11,7 +11,7 @@ use tui_logger::{LevelFilter, TuiWidgetState};
 
 use super::history::History;
 use super::keys::{self, Action, Context, SortKey};
-use super::render;
+use super::layout;
 use super::theme::Theme;
 use crate::config::Config;
 use crate::engine::Control;
@@ -51,13 +51,34 @@ pub enum Screen {
     Detail { uuid: String, scroll: u16 },
 }
 
+/// What asked to quit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuitReason {
+    /// The `q` key.
+    Key,
+    /// Ctrl-C; a second one during the flush abandons it.
+    CtrlC,
+    /// SIGTERM / SIGHUP (the name).
+    Signal(&'static str),
+}
+
+impl QuitReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Key => "q",
+            Self::CtrlC => "Ctrl-C",
+            Self::Signal(name) => name,
+        }
+    }
+}
+
 /// A quit in progress: the engine is flushing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quitting {
     pub started: SystemTime,
     /// Queue depth when the quit began, for the progress display.
     pub initial_depth: usize,
-    pub reason: &'static str,
+    pub reason: QuitReason,
 }
 
 /// Where a gauge's 100 % comes from.
@@ -202,7 +223,7 @@ impl App {
                 self.ingest(snap);
                 None
             }
-            Msg::Signal(name) => self.quit(now, name),
+            Msg::Signal(name) => self.quit(now, QuitReason::Signal(name)),
             Msg::Key(ev) => self.key(ev, now),
         }
     }
@@ -247,9 +268,9 @@ impl App {
         self.follow_selection();
     }
 
-    fn quit(&mut self, now: SystemTime, reason: &'static str) -> Option<Command> {
+    fn quit(&mut self, now: SystemTime, reason: QuitReason) -> Option<Command> {
         if self.quitting.is_some() {
-            return if reason == "Ctrl-C" {
+            return if reason == QuitReason::CtrlC {
                 Some(Command::ForceQuit)
             } else {
                 None
@@ -272,7 +293,7 @@ impl App {
         if self.quitting.is_some() {
             // While flushing only quitting again means anything.
             return match action {
-                Some(Action::Quit) => self.quit(now, "Ctrl-C"),
+                Some(Action::Quit) => self.quit(now, quit_reason(&ev)),
                 _ => None,
             };
         }
@@ -295,9 +316,8 @@ impl App {
     }
 
     fn act(&mut self, action: Action, ev: KeyEvent, now: SystemTime) -> Option<Command> {
-        let ctrl_c = ev.modifiers.contains(KeyModifiers::CONTROL);
         match action {
-            Action::Quit => return self.quit(now, if ctrl_c { "Ctrl-C" } else { "q" }),
+            Action::Quit => return self.quit(now, quit_reason(&ev)),
             Action::ToggleCollection => {
                 let collecting = self.pending_collecting.unwrap_or(self.live.collecting);
                 self.pending_collecting = Some(!collecting);
@@ -409,7 +429,7 @@ impl App {
             };
             return;
         }
-        let page_body = self.size.1.saturating_sub(4).max(1);
+        let page_body = layout::detail_page(self.area(), self, &self.live);
         if let Screen::Detail { scroll, .. } = &mut self.screen {
             *scroll = match action {
                 Action::Up => scroll.saturating_sub(1),
@@ -448,9 +468,13 @@ impl App {
     }
 
     /// Layout of the list for the current terminal size.
-    pub fn geometry(&self) -> render::ListGeometry {
-        let area = Rect::new(0, 0, self.size.0, self.size.1);
-        render::list_geometry(area, self, &self.live)
+    pub fn geometry(&self) -> layout::ListGeometry {
+        layout::list_geometry(self.area(), self, &self.live)
+    }
+
+    /// The whole terminal.
+    fn area(&self) -> Rect {
+        Rect::new(0, 0, self.size.0, self.size.1)
     }
 
     /// After the list changed (snapshot, sort, filter, resize): keep the same
@@ -492,6 +516,15 @@ impl App {
     }
 }
 
+/// Ctrl-C or the `q` key.
+fn quit_reason(ev: &KeyEvent) -> QuitReason {
+    if ev.modifiers.contains(KeyModifiers::CONTROL) {
+        QuitReason::CtrlC
+    } else {
+        QuitReason::Key
+    }
+}
+
 fn total_disk(vm: &VmSnapshot) -> Option<f64> {
     vm.derived
         .as_ref()
@@ -513,6 +546,7 @@ fn sort_value(vm: &VmSnapshot, key: SortKey) -> Option<f64> {
             .and_then(|m| m.percent.or(Some(m.used_kb as f64 / 1e12))),
         SortKey::Disk => total_disk(vm),
         SortKey::Network => total_net(vm),
+        SortKey::Steal => vm.derived.as_ref().and_then(|d| d.cpu_split.steal),
     }
 }
 

@@ -107,6 +107,21 @@ pub fn age(then: SystemTime, now: SystemTime) -> String {
     duration(now.duration_since(then).unwrap_or_default())
 }
 
+/// Wall-clock time of day, UTC, `HH:MM:SS` (for "unreachable since ...").
+pub fn clock(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
 /// A duration compactly: `"0.4s"`, `"12s"`, `"3m05s"`, `"2h10m"`, `"3d04h"`.
 pub fn duration(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -161,6 +176,27 @@ pub fn bar(fraction: f64, width: usize) -> (String, String) {
     }
     let empty = "·".repeat(width.saturating_sub(used));
     (filled, empty)
+}
+
+/// A bar with a second segment after the first: `fraction` filled as in
+/// [`bar`], then `extra` in whole `▒` cells (so it reads without colour),
+/// then `·`. Returns (filled, extra, empty). The total is clamped to 0..1.
+pub fn bar_with_extra(fraction: f64, extra: f64, width: usize) -> (String, String, String) {
+    let (filled, _) = bar(fraction, width);
+    let used = filled.chars().count();
+    let total = if (fraction + extra).is_finite() {
+        (fraction + extra).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let end = ((total * width as f64).round() as usize).clamp(used, width);
+    // A visible extra (≥ half a cell) always gets at least one cell.
+    let end = if end == used && extra * width as f64 >= 0.5 && used < width {
+        used + 1
+    } else {
+        end
+    };
+    (filled, "▒".repeat(end - used), "·".repeat(width - end))
 }
 
 const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -269,5 +305,22 @@ mod tests {
         assert_eq!(count(5_600_000_000.0), "5.6G");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
+    }
+
+    #[test]
+    fn bar_with_extra_segment() {
+        let (f, e, rest) = bar_with_extra(0.5, 0.2, 10);
+        assert_eq!(
+            (f.as_str(), e.as_str(), rest.as_str()),
+            ("█████", "▒▒", "···")
+        );
+        // A small steal still shows one cell; the total never overflows.
+        let (_, e, _) = bar_with_extra(0.5, 0.06, 10);
+        assert_eq!(e, "▒");
+        let (f, e, rest) = bar_with_extra(0.9, 0.5, 10);
+        assert_eq!(
+            (f.chars().count() + e.chars().count(), rest.as_str()),
+            (10, "")
+        );
     }
 }

@@ -37,10 +37,14 @@ pub fn sections() -> Vec<Section> {
 }
 
 /// What the symbols on the cards mean.
-pub const LEGEND: [&str; 3] = [
+pub const LEGEND: [&str; 7] = [
     "Degree rates: ▲ rising, ▼ falling, · flat, — not known yet (first sample or VM not running).",
     "CPU/MEM: percentage points per second as degrees; DISK/RX/TX: MiB/s as degrees (1 MiB/s = 45°).",
-    "Greyed cards and UPPERCASE states: paused, shut off or crashed VMs.",
+    "Greyed cards and UPPERCASE states: paused, shut off or crashed VMs; all greyed: libvirt unreachable, last known values.",
+    "CPU guest (GST): what top inside the VM shows, from its vCPU threads. The card's CPU gauge shows it.",
+    "CPU steal (STL, ▒ +N st on the card): the vCPUs were ready but waited for a host CPU; high = host overcommitted.",
+    "CPU overhead (OVH): QEMU's own threads (emulation, I/O) charged to the VM; table CPU% = guest + overhead, the host's cost.",
+    "MEM % is used over the same source's total; above 100 % only for rss (QEMU's own memory on top of the guest's).",
 ];
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ pub struct Sample {
 #[derive(Debug, Clone)]
 pub struct History {
     window: Duration,
-    last_seq: Option<u64>,
+    /// The collection the last points came from (`Snapshot::collection`).
+    last_collection: Option<u64>,
     per_vm: HashMap<String, VecDeque<Sample>>,
 }
 
@@ -38,7 +39,7 @@ impl History {
     pub fn new(window: Duration) -> Self {
         Self {
             window,
-            last_seq: None,
+            last_collection: None,
             per_vm: HashMap::new(),
         }
     }
@@ -47,13 +48,14 @@ impl History {
         self.window
     }
 
-    /// Adds one snapshot's values. A snapshot seen before (same `seq`) is ignored,
-    /// so redraws never duplicate samples.
+    /// Adds one point per VM per collection. Snapshots published between
+    /// collections (writer counters, controls, redraws) and those of a stopped
+    /// or unreachable collector carry the same `collection` and add nothing.
     pub fn ingest(&mut self, snap: &Snapshot) {
-        if self.last_seq == Some(snap.seq) {
+        if snap.collection == 0 || self.last_collection == Some(snap.collection) {
             return;
         }
-        self.last_seq = Some(snap.seq);
+        self.last_collection = Some(snap.collection);
         self.per_vm
             .retain(|uuid, _| snap.vms.iter().any(|vm| vm.uuid() == uuid));
         let cutoff = snap.taken_at.checked_sub(self.window);
@@ -112,9 +114,10 @@ mod tests {
     use crate::model::{DomainState, RawDomain, VmSnapshot};
     use std::time::Instant;
 
-    fn snap(seq: u64, secs: u64, uuids: &[&str]) -> Snapshot {
+    fn snap(collection: u64, secs: u64, uuids: &[&str]) -> Snapshot {
         let mut s = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
-        s.seq = seq;
+        s.seq = collection;
+        s.collection = collection + 1;
         s.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         s.vms = uuids
             .iter()
@@ -131,6 +134,8 @@ mod tests {
                     cpu: None,
                     balloon: Default::default(),
                     vcpu_times_ns: vec![],
+                    vcpu_delays_ns: vec![],
+                    monitor_stuck: None,
                     nics: vec![],
                     disks: vec![],
                     mono: Instant::now(),
@@ -163,6 +168,25 @@ mod tests {
         h.ingest(&s);
         h.ingest(&s);
         assert_eq!(h.samples("a").map(|q| q.len()), Some(1));
+    }
+
+    #[test]
+    fn snapshots_between_collections_add_no_points() {
+        let mut h = History::new(Duration::from_secs(600));
+        let mut s = snap(0, 1000, &["a"]);
+        for publish in 0..5 {
+            // Writer-counter refreshes: new seq, same collection.
+            s.seq = 100 + publish;
+            s.taken_at += Duration::from_millis(200);
+            h.ingest(&s);
+        }
+        assert_eq!(h.samples("a").map(|q| q.len()), Some(1));
+        // Before any collection there is nothing to record.
+        let mut empty = snap(0, 1000, &["a"]);
+        empty.collection = 0;
+        let mut h2 = History::new(Duration::from_secs(600));
+        h2.ingest(&empty);
+        assert!(h2.is_empty());
     }
 
     #[test]

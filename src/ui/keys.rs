@@ -1,6 +1,7 @@
-//! The key binding table: one list of (context, keys, action, help text).
-//! `App::update` dispatches through [`lookup`], and the help overlay and the
-//! footer hints are generated from the same [`BINDINGS`], so they cannot drift.
+//! The key binding table: one row per binding (context, keys, action, help
+//! text, footer hint). `App::update` dispatches through [`lookup`]; the help
+//! overlay and every footer hint ([`hints`]) come from the same [`BINDINGS`],
+//! so they cannot drift.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tui_logger::TuiWidgetEvent;
@@ -13,6 +14,8 @@ pub enum SortKey {
     Memory,
     Disk,
     Network,
+    /// CPU steal: time the guest wanted a host CPU and did not get one.
+    Steal,
 }
 
 impl SortKey {
@@ -23,6 +26,7 @@ impl SortKey {
             Self::Memory => "memory",
             Self::Disk => "disk",
             Self::Network => "network",
+            Self::Steal => "steal",
         }
     }
 }
@@ -172,7 +176,8 @@ pub struct Binding {
     pub keys: &'static [Key],
     pub action: Action,
     pub help: &'static str,
-    /// Short word for the footer, for the few keys worth advertising there.
+    /// Short word for the footer, for the few keys worth advertising there
+    /// (see [`hints`]).
     pub hint: Option<&'static str>,
 }
 
@@ -206,383 +211,84 @@ const fn b(
 use Action as A;
 use Context as C;
 
-/// The table. Order within a context is the order in the help overlay.
+/// The table, one row per binding: context, keys, action, help text, footer
+/// hint. Order within a context is the order in the help overlay.
+#[rustfmt::skip]
 pub const BINDINGS: &[Binding] = &[
     // Always
-    b(
-        C::Always,
-        &[Key::ctrl('c')],
-        A::Quit,
-        "quit (flushes the writer; again to abandon)",
-        None,
-    ),
+    b(C::Always, &[Key::ctrl('c')],                                      A::Quit,                             "quit (flushes the writer; again to abandon)",       None),
     // Main screen
-    b(
-        C::Global,
-        &[Key::ch('q')],
-        A::Quit,
-        "quit (flushes the writer, bounded by its timeout)",
-        Some("quit"),
-    ),
-    b(
-        C::Global,
-        &[Key::ch('?')],
-        A::ToggleHelp,
-        "show / hide this help",
-        Some("help"),
-    ),
-    b(
-        C::Global,
-        &[Key::code(KeyCode::Esc)],
-        A::Close,
-        "close view; clear the filter",
-        None,
-    ),
-    b(
-        C::Global,
-        &[Key::ch('s')],
-        A::ToggleCollection,
-        "start / stop collection (stop flushes the writer)",
-        Some("start/stop"),
-    ),
-    b(
-        C::Global,
-        &[Key::ch('/')],
-        A::StartFilter,
-        "filter VMs by name substring",
-        Some("filter"),
-    ),
-    b(
-        C::Global,
-        &[Key::ch('P')],
-        A::Sort(SortKey::Cpu),
-        "sort by CPU % (again reverses)",
-        None,
-    ),
-    b(
-        C::Global,
-        &[Key::ch('M')],
-        A::Sort(SortKey::Memory),
-        "sort by memory % (again reverses)",
-        None,
-    ),
-    b(
-        C::Global,
-        &[Key::ch('D')],
-        A::Sort(SortKey::Disk),
-        "sort by disk throughput (again reverses)",
-        None,
-    ),
-    b(
-        C::Global,
-        &[Key::ch('N')],
-        A::Sort(SortKey::Network),
-        "sort by network throughput (again reverses)",
-        None,
-    ),
-    b(
-        C::Global,
-        &[Key::ch('n')],
-        A::Sort(SortKey::Name),
-        "sort by name (again reverses)",
-        None,
-    ),
-    b(
-        C::Global,
-        &[Key::ch('f')],
-        A::Freeze,
-        "freeze the display (collection continues)",
-        Some("freeze"),
-    ),
-    b(
-        C::Global,
-        &[Key::ch('+')],
-        A::PollSlower,
-        "poll less often (longer interval)",
-        None,
-    ),
-    b(
-        C::Global,
-        &[Key::ch('-')],
-        A::PollFaster,
-        "poll more often (shorter interval)",
-        None,
-    ),
-    b(
-        C::Global,
-        &[Key::ch('t')],
-        A::ToggleTable,
-        "cards / compact table",
-        Some("table"),
-    ),
-    b(
-        C::Global,
-        &[Key::ch('i')],
-        A::ToggleStatus,
-        "show / hide the status panel (queue, errors)",
-        Some("status"),
-    ),
-    b(
-        C::Global,
-        &[Key::ch('l')],
-        A::ToggleLogs,
-        "show / hide the log pane",
-        Some("logs"),
-    ),
-    b(
-        C::Global,
-        &[Key::code(KeyCode::Tab)],
-        A::FocusLogs,
-        "focus the log pane and back",
-        None,
-    ),
+    b(C::Global, &[Key::ch('q')],                                        A::Quit,                             "quit (flushes the writer, bounded by its timeout)", Some("quit")),
+    b(C::Global, &[Key::ch('?')],                                        A::ToggleHelp,                       "show / hide this help",                             Some("help")),
+    b(C::Global, &[Key::code(KeyCode::Esc)],                             A::Close,                            "close view; clear the filter",                      None),
+    b(C::Global, &[Key::ch('s')],                                        A::ToggleCollection,                 "start / stop collection (stop flushes the writer)", Some("start/stop")),
+    b(C::Global, &[Key::ch('/')],                                        A::StartFilter,                      "filter VMs by name substring",                      Some("filter")),
+    b(C::Global, &[Key::ch('P')],                                        A::Sort(SortKey::Cpu),               "sort by CPU % (again reverses)",                    None),
+    b(C::Global, &[Key::ch('M')],                                        A::Sort(SortKey::Memory),            "sort by memory % (again reverses)",                 None),
+    b(C::Global, &[Key::ch('D')],                                        A::Sort(SortKey::Disk),              "sort by disk throughput (again reverses)",          None),
+    b(C::Global, &[Key::ch('N')],                                        A::Sort(SortKey::Network),           "sort by network throughput (again reverses)",       None),
+    b(C::Global, &[Key::ch('S')],                                        A::Sort(SortKey::Steal),             "sort by CPU steal % (again reverses)",              None),
+    b(C::Global, &[Key::ch('n')],                                        A::Sort(SortKey::Name),              "sort by name (again reverses)",                     None),
+    b(C::Global, &[Key::ch('f')],                                        A::Freeze,                           "freeze the display (collection continues)",         Some("freeze")),
+    b(C::Global, &[Key::ch('+')],                                        A::PollSlower,                       "poll less often (longer interval)",                 None),
+    b(C::Global, &[Key::ch('-')],                                        A::PollFaster,                       "poll more often (shorter interval)",                None),
+    b(C::Global, &[Key::ch('t')],                                        A::ToggleTable,                      "cards / compact table",                             Some("table")),
+    b(C::Global, &[Key::ch('i')],                                        A::ToggleStatus,                     "show / hide the status panel (queue, errors)",      Some("status")),
+    b(C::Global, &[Key::ch('l')],                                        A::ToggleLogs,                       "show / hide the log pane",                          Some("logs")),
+    b(C::Global, &[Key::code(KeyCode::Tab)],                             A::FocusLogs,                        "focus the log pane and back",                       None),
     // List
-    b(
-        C::List,
-        &[Key::ch('k'), Key::code(KeyCode::Up)],
-        A::Up,
-        "previous row",
-        None,
-    ),
-    b(
-        C::List,
-        &[Key::ch('j'), Key::code(KeyCode::Down)],
-        A::Down,
-        "next row",
-        None,
-    ),
-    b(
-        C::List,
-        &[Key::code(KeyCode::Left)],
-        A::Left,
-        "previous card",
-        None,
-    ),
-    b(
-        C::List,
-        &[Key::code(KeyCode::Right)],
-        A::Right,
-        "next card",
-        None,
-    ),
-    b(
-        C::List,
-        &[Key::code(KeyCode::PageUp)],
-        A::PageUp,
-        "page up",
-        None,
-    ),
-    b(
-        C::List,
-        &[Key::code(KeyCode::PageDown)],
-        A::PageDown,
-        "page down",
-        None,
-    ),
-    b(
-        C::List,
-        &[Key::ch('g'), Key::code(KeyCode::Home)],
-        A::Top,
-        "first VM",
-        None,
-    ),
-    b(
-        C::List,
-        &[Key::ch('G'), Key::code(KeyCode::End)],
-        A::Bottom,
-        "last VM",
-        None,
-    ),
-    b(
-        C::List,
-        &[Key::code(KeyCode::Enter)],
-        A::OpenDetail,
-        "detail of the selected VM",
-        Some("detail"),
-    ),
+    b(C::List,   &[Key::ch('k'), Key::code(KeyCode::Up)],                A::Up,                               "previous row",                                      None),
+    b(C::List,   &[Key::ch('j'), Key::code(KeyCode::Down)],              A::Down,                             "next row",                                          None),
+    b(C::List,   &[Key::code(KeyCode::Left)],                            A::Left,                             "previous card",                                     None),
+    b(C::List,   &[Key::code(KeyCode::Right)],                           A::Right,                            "next card",                                         None),
+    b(C::List,   &[Key::code(KeyCode::PageUp)],                          A::PageUp,                           "page up",                                           None),
+    b(C::List,   &[Key::code(KeyCode::PageDown)],                        A::PageDown,                         "page down",                                         None),
+    b(C::List,   &[Key::ch('g'), Key::code(KeyCode::Home)],              A::Top,                              "first VM",                                          None),
+    b(C::List,   &[Key::ch('G'), Key::code(KeyCode::End)],               A::Bottom,                           "last VM",                                           None),
+    b(C::List,   &[Key::code(KeyCode::Enter)],                           A::OpenDetail,                       "detail of the selected VM",                         Some("detail")),
     // Detail
-    b(
-        C::Detail,
-        &[Key::code(KeyCode::Esc), Key::code(KeyCode::Enter)],
-        A::Close,
-        "back to the list",
-        None,
-    ),
-    b(
-        C::Detail,
-        &[Key::ch('k'), Key::code(KeyCode::Up)],
-        A::Up,
-        "scroll up",
-        None,
-    ),
-    b(
-        C::Detail,
-        &[Key::ch('j'), Key::code(KeyCode::Down)],
-        A::Down,
-        "scroll down",
-        None,
-    ),
-    b(
-        C::Detail,
-        &[Key::code(KeyCode::PageUp)],
-        A::PageUp,
-        "page up",
-        None,
-    ),
-    b(
-        C::Detail,
-        &[Key::code(KeyCode::PageDown)],
-        A::PageDown,
-        "page down",
-        None,
-    ),
-    b(
-        C::Detail,
-        &[Key::ch('g'), Key::code(KeyCode::Home)],
-        A::Top,
-        "top",
-        None,
-    ),
+    b(C::Detail, &[Key::code(KeyCode::Esc), Key::code(KeyCode::Enter)],  A::Close,                            "back to the list",                                  None),
+    b(C::Detail, &[Key::ch('k'), Key::code(KeyCode::Up)],                A::Up,                               "scroll up",                                         None),
+    b(C::Detail, &[Key::ch('j'), Key::code(KeyCode::Down)],              A::Down,                             "scroll down",                                       None),
+    b(C::Detail, &[Key::code(KeyCode::PageUp)],                          A::PageUp,                           "page up",                                           None),
+    b(C::Detail, &[Key::code(KeyCode::PageDown)],                        A::PageDown,                         "page down",                                         None),
+    b(C::Detail, &[Key::ch('g'), Key::code(KeyCode::Home)],              A::Top,                              "top",                                               None),
     // Help
-    b(
-        C::Help,
-        &[Key::code(KeyCode::Esc), Key::ch('?'), Key::ch('q')],
-        A::ToggleHelp,
-        "close the help",
-        None,
-    ),
-    b(
-        C::Help,
-        &[Key::ch('k'), Key::code(KeyCode::Up)],
-        A::Up,
-        "scroll up",
-        None,
-    ),
-    b(
-        C::Help,
-        &[Key::ch('j'), Key::code(KeyCode::Down)],
-        A::Down,
-        "scroll down",
-        None,
-    ),
+    b(C::Help,   &[Key::code(KeyCode::Esc), Key::ch('?'), Key::ch('q')], A::ToggleHelp,                       "close the help",                                    None),
+    b(C::Help,   &[Key::ch('k'), Key::code(KeyCode::Up)],                A::Up,                               "scroll up",                                         None),
+    b(C::Help,   &[Key::ch('j'), Key::code(KeyCode::Down)],              A::Down,                             "scroll down",                                       None),
     // Filter
-    b(
-        C::Filter,
-        &[Key::code(KeyCode::Enter)],
-        A::FilterAccept,
-        "keep the filter, back to the list",
-        None,
-    ),
-    b(
-        C::Filter,
-        &[Key::code(KeyCode::Esc)],
-        A::FilterClear,
-        "clear the filter",
-        None,
-    ),
-    b(
-        C::Filter,
-        &[Key::code(KeyCode::Backspace)],
-        A::FilterBackspace,
-        "delete a character",
-        None,
-    ),
+    b(C::Filter, &[Key::code(KeyCode::Enter)],                           A::FilterAccept,                     "keep the filter, back to the list",                 Some("keep")),
+    b(C::Filter, &[Key::code(KeyCode::Esc)],                             A::FilterClear,                      "clear the filter",                                  Some("clear")),
+    b(C::Filter, &[Key::code(KeyCode::Backspace)],                       A::FilterBackspace,                  "delete a character",                                None),
     // Logs (tui-logger's own key set)
-    b(
-        C::Logs,
-        &[Key::code(KeyCode::Tab)],
-        A::FocusLogs,
-        "back to the VM list",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::ch('h')],
-        A::Log(TuiWidgetEvent::HideKey),
-        "hide / show the target selector",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::ch('f')],
-        A::Log(TuiWidgetEvent::FocusKey),
-        "show only the selected target",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::code(KeyCode::Up)],
-        A::Log(TuiWidgetEvent::UpKey),
-        "previous target",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::code(KeyCode::Down)],
-        A::Log(TuiWidgetEvent::DownKey),
-        "next target",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::code(KeyCode::Left)],
-        A::Log(TuiWidgetEvent::LeftKey),
-        "show one level less",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::code(KeyCode::Right)],
-        A::Log(TuiWidgetEvent::RightKey),
-        "show one level more",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::ch('-')],
-        A::Log(TuiWidgetEvent::MinusKey),
-        "capture one level less",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::ch('+')],
-        A::Log(TuiWidgetEvent::PlusKey),
-        "capture one level more",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::code(KeyCode::PageUp)],
-        A::Log(TuiWidgetEvent::PrevPageKey),
-        "scroll back (page mode)",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::code(KeyCode::PageDown)],
-        A::Log(TuiWidgetEvent::NextPageKey),
-        "scroll forward (page mode)",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::code(KeyCode::Esc)],
-        A::Log(TuiWidgetEvent::EscapeKey),
-        "leave page mode",
-        None,
-    ),
-    b(
-        C::Logs,
-        &[Key::ch(' ')],
-        A::Log(TuiWidgetEvent::SpaceKey),
-        "hide targets that are off",
-        None,
-    ),
+    b(C::Logs,   &[Key::code(KeyCode::Tab)],                             A::FocusLogs,                        "back to the VM list",                               Some("back")),
+    b(C::Logs,   &[Key::ch('h')],                                        A::Log(TuiWidgetEvent::HideKey),     "hide / show the target selector",                   None),
+    b(C::Logs,   &[Key::ch('f')],                                        A::Log(TuiWidgetEvent::FocusKey),    "show only the selected target",                     None),
+    b(C::Logs,   &[Key::code(KeyCode::Up)],                              A::Log(TuiWidgetEvent::UpKey),       "previous target",                                   None),
+    b(C::Logs,   &[Key::code(KeyCode::Down)],                            A::Log(TuiWidgetEvent::DownKey),     "next target",                                       None),
+    b(C::Logs,   &[Key::code(KeyCode::Left)],                            A::Log(TuiWidgetEvent::LeftKey),     "show one level less",                               None),
+    b(C::Logs,   &[Key::code(KeyCode::Right)],                           A::Log(TuiWidgetEvent::RightKey),    "show one level more",                               None),
+    b(C::Logs,   &[Key::ch('-')],                                        A::Log(TuiWidgetEvent::MinusKey),    "capture one level less",                            None),
+    b(C::Logs,   &[Key::ch('+')],                                        A::Log(TuiWidgetEvent::PlusKey),     "capture one level more",                            None),
+    b(C::Logs,   &[Key::code(KeyCode::PageUp)],                          A::Log(TuiWidgetEvent::PrevPageKey), "scroll back (page mode)",                           None),
+    b(C::Logs,   &[Key::code(KeyCode::PageDown)],                        A::Log(TuiWidgetEvent::NextPageKey), "scroll forward (page mode)",                        None),
+    b(C::Logs,   &[Key::code(KeyCode::Esc)],                             A::Log(TuiWidgetEvent::EscapeKey),   "leave page mode",                                   None),
+    b(C::Logs,   &[Key::ch(' ')],                                        A::Log(TuiWidgetEvent::SpaceKey),    "hide targets that are off",                         None),
 ];
 
-/// The action bound to `ev` in the first of `contexts` that binds it.
-/// Key releases and repeats of non-navigation keys are ignored by the caller.
+/// `(keys, hint)` of the bindings in `contexts` that carry a footer hint, in
+/// table order.
+pub fn hints(contexts: &[Context]) -> Vec<(String, &'static str)> {
+    BINDINGS
+        .iter()
+        .filter(|b| contexts.contains(&b.context))
+        .filter_map(|b| b.hint.map(|h| (b.keys_label(), h)))
+        .collect()
+}
+
+/// The action bound to `ev` in the first of `contexts` that binds it; key
+/// releases bind nothing.
 pub fn lookup(contexts: &[Context], ev: &KeyEvent) -> Option<Action> {
     if ev.kind == KeyEventKind::Release {
         return None;

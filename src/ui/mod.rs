@@ -11,6 +11,7 @@ pub mod format;
 pub mod help;
 pub mod history;
 pub mod keys;
+pub mod layout;
 pub mod render;
 pub mod theme;
 

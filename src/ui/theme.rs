@@ -85,6 +85,10 @@ impl Theme {
     }
 
     /// Gauge fill colour by level: green, yellow above 70 %, red above 90 %.
+    /// The steal segment of the CPU gauge: a colour no fill level uses.
+    pub fn steal(self) -> Style {
+        self.fg(Color::Magenta)
+    }
     pub fn gauge(self, fraction: f64) -> Style {
         if fraction >= 0.9 {
             self.fg(Color::Red)

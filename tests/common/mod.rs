@@ -2,6 +2,8 @@
 //! with a temp data dir, stopped by pid when dropped.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

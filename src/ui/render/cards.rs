@@ -8,10 +8,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{CARD_HEIGHT, CARD_MIN_WIDTH};
 use crate::model::{Snapshot, SourceState, VmSnapshot};
 use crate::ui::app::App;
 use crate::ui::format;
+use crate::ui::layout::{ListGeometry, CARD_HEIGHT};
 use crate::ui::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
@@ -21,8 +21,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
         empty(frame, area, app, shown);
         return;
     }
-    let cols = usize::from(area.width / CARD_MIN_WIDTH).max(1);
-    let rows = usize::from(area.height / CARD_HEIGHT).max(1);
+    let ListGeometry { cols, rows } = ListGeometry::cards(area);
     let card_w = area.width / cols as u16;
     for row in 0..rows {
         for col in 0..cols {
@@ -95,6 +94,12 @@ fn empty(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot) {
     );
 }
 
+/// When this VM's values were read (its line timestamp).
+pub fn sample_time(vm: &VmSnapshot) -> std::time::SystemTime {
+    let ns = u64::try_from(vm.raw.wall_ns).unwrap_or(0);
+    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(ns)
+}
+
 /// `running · 2 vCPU · 716 MiB / 2.00 GiB`
 pub fn vm_info(vm: &VmSnapshot) -> String {
     let mut parts = vec![vm.raw.state.as_str().to_string()];
@@ -118,6 +123,8 @@ pub struct Metric {
     pub label: &'static str,
     /// Fill fraction of the gauge, `None` when unknown.
     pub fraction: Option<f64>,
+    /// A second segment after the fill (CPU steal), as a fraction.
+    pub extra: Option<f64>,
     pub value: String,
     pub angle: Option<f64>,
 }
@@ -127,7 +134,10 @@ pub fn metrics(app: &App, vm: &VmSnapshot) -> [Metric; 5] {
     let disk = d.map(|d| d.disk_read.bytes_per_sec + d.disk_write.bytes_per_sec);
     let rx = d.map(|d| d.net_rx.bytes_per_sec);
     let tx = d.map(|d| d.net_tx.bytes_per_sec);
-    let cpu = d.and_then(|d| d.cpu_percent);
+    // The guest's own view where libvirt has per-vCPU counters, else the host's.
+    let split = d.map(|d| d.cpu_split).unwrap_or_default();
+    let cpu = split.guest.or(d.and_then(|d| d.cpu_percent));
+    let steal = split.guest.and(split.steal);
     let mem = vm.memory.and_then(|m| m.percent);
     let dash = || "—".to_string();
     let (dc, nc) = (app.disk_ceiling.value(), app.net_ceiling.value());
@@ -135,34 +145,53 @@ pub fn metrics(app: &App, vm: &VmSnapshot) -> [Metric; 5] {
         Metric {
             label: "CPU",
             fraction: cpu.map(|c| c / 100.0),
-            value: cpu.map(format::percent).unwrap_or_else(dash),
+            extra: steal.map(|s| s / 100.0),
+            value: cpu.map(|c| cpu_value(c, steal)).unwrap_or_else(dash),
             angle: d.and_then(|d| d.cpu_angle_deg),
         },
         Metric {
             label: "MEM",
             fraction: mem.map(|m| m / 100.0),
-            value: mem.map(format::percent).unwrap_or_else(dash),
+            extra: None,
+            value: mem
+                .map(|m| match vm.memory.is_some_and(|m| m.over_total()) {
+                    // Only RSS can: QEMU's own memory on top of the guest's.
+                    true => format!("{}rss", format::percent(m)),
+                    false => format::percent(m),
+                })
+                .unwrap_or_else(dash),
             angle: d.and_then(|d| d.memory_percent_angle_deg),
         },
         Metric {
             label: "DISK",
+            extra: None,
             fraction: disk.map(|v| v / dc),
             value: disk.map(format::rate).unwrap_or_else(dash),
             angle: d.map(|d| d.disk_angle_deg),
         },
         Metric {
             label: "RX",
+            extra: None,
             fraction: rx.map(|v| v / nc),
             value: rx.map(format::rate).unwrap_or_else(dash),
             angle: d.map(|d| d.net_rx_angle_deg),
         },
         Metric {
             label: "TX",
+            extra: None,
             fraction: tx.map(|v| v / nc),
             value: tx.map(format::rate).unwrap_or_else(dash),
             angle: d.map(|d| d.net_tx_angle_deg),
         },
     ]
+}
+
+/// `41%`, or `41% +9 st` when the guest waited for a host CPU (steal ≥ 0.5 %).
+pub fn cpu_value(cpu: f64, steal: Option<f64>) -> String {
+    match steal {
+        Some(s) if s >= 0.5 => format!("{:.0}% +{:.0} st", cpu, s),
+        _ => format::percent(cpu),
+    }
 }
 
 /// Angle text padded to 7 columns, styled by direction and steepness.
@@ -176,11 +205,12 @@ pub fn angle_span(t: Theme, angle: Option<f64>, greyed: bool) -> Span<'static> {
     Span::styled(text, style)
 }
 
-const VALUE_W: usize = 10;
+const VALUE_W: usize = 11;
 
 fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: bool) {
     let t = app.theme;
-    let greyed = !vm.raw.state.is_running();
+    let stale = app.shown().unreachable_since.is_some();
+    let greyed = !vm.raw.state.is_running() || stale;
     let text_style = if greyed { t.dim() } else { t.base() };
     let border_style = if selected {
         t.selected_border()
@@ -192,7 +222,14 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
     let inner_w = usize::from(area.width.saturating_sub(2));
     let name = format::truncate(vm.name(), inner_w.saturating_sub(4));
     let mut info = vm_info(vm);
-    if greyed {
+    if stale {
+        info = format!(
+            "{} old · {info}",
+            format::age(sample_time(vm), app.shown().taken_at)
+        );
+    } else if let Some(busy) = vm.raw.monitor_stuck {
+        info = format!("MONITOR STUCK {} · {info}", format::duration(busy));
+    } else if greyed {
         // The state word in capitals: greyed is not the only cue.
         let state = vm.raw.state.as_str();
         info = format!("{}{}", state.to_uppercase(), &info[state.len()..]);
@@ -225,11 +262,12 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
 }
 
 fn gauge_line(t: Theme, m: &Metric, bar_w: usize, greyed: bool, text: Style) -> Line<'static> {
-    let (filled, empty) = format::bar(m.fraction.unwrap_or(0.0), bar_w);
-    let fill_style = if greyed {
-        t.dim()
+    let fraction = m.fraction.unwrap_or(0.0);
+    let (filled, extra, empty) = format::bar_with_extra(fraction, m.extra.unwrap_or(0.0), bar_w);
+    let (fill_style, extra_style) = if greyed {
+        (t.dim(), t.dim())
     } else {
-        t.gauge(m.fraction.unwrap_or(0.0))
+        (t.gauge(fraction + m.extra.unwrap_or(0.0)), t.steal())
     };
     Line::from(vec![
         Span::styled(
@@ -237,6 +275,7 @@ fn gauge_line(t: Theme, m: &Metric, bar_w: usize, greyed: bool, text: Style) -> 
             if greyed { t.dim() } else { t.label() },
         ),
         Span::styled(filled, fill_style),
+        Span::styled(extra, extra_style),
         Span::styled(empty, t.dim()),
         Span::styled(format!(" {:>VALUE_W$}", m.value), text),
         Span::raw(" "),

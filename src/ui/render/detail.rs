@@ -1,6 +1,8 @@
 //! The detail view (`Enter`): identity, sparklines over the history window,
-//! balloon memory breakdown, per-vCPU use, and per-NIC and per-disk tables
-//! with every `vm_devices` field as rates and totals. Scrolls with j/k.
+//! the CPU split (guest, overhead, steal) with every vCPU's guest % and
+//! steal %, balloon memory breakdown, and per-NIC and per-disk tables with
+//! every `vm_devices` field as rates and totals. Scrolls with j/k. One
+//! function per section.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -17,17 +19,27 @@ fn heading(t: Theme, s: &str) -> Line<'static> {
     Line::styled(s.to_string(), t.title())
 }
 
+const DASH: &str = "—";
+
 fn opt_kib(v: Option<u64>) -> String {
-    v.map(format::kib).unwrap_or_else(|| "—".into())
+    v.map(format::kib).unwrap_or_else(|| DASH.into())
 }
 
 fn opt_count(v: Option<u64>) -> String {
     v.map(|v| format::count(v as f64))
-        .unwrap_or_else(|| "—".into())
+        .unwrap_or_else(|| DASH.into())
+}
+
+fn opt_pct(v: Option<f64>) -> String {
+    v.map(format::percent).unwrap_or_else(|| DASH.into())
+}
+
+fn opt_ops(v: Option<f64>) -> String {
+    v.map(format::ops).unwrap_or_else(|| DASH.into())
 }
 
 /// `key value` pairs laid out in columns of `col_w` to fill `width`.
-fn grid(t: Theme, pairs: Vec<(&'static str, String)>, width: usize) -> Vec<Line<'static>> {
+fn grid(t: Theme, pairs: Vec<(String, String)>, width: usize) -> Vec<Line<'static>> {
     let col_w = 30usize;
     let per_line = (width / col_w).max(1);
     pairs
@@ -66,8 +78,8 @@ fn spark_line(
         .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
     let stats = format!(
         " now {:>10}  max {:>10}",
-        now.map(&fmt).unwrap_or_else(|| "—".into()),
-        peak.map(&fmt).unwrap_or_else(|| "—".into())
+        now.map(&fmt).unwrap_or_else(|| DASH.into()),
+        peak.map(&fmt).unwrap_or_else(|| DASH.into())
     );
     let spark_w = width.saturating_sub(8 + stats.chars().count());
     Line::from(vec![
@@ -75,6 +87,26 @@ fn spark_line(
         Span::styled(format::sparkline(&values, spark_w, max), t.good()),
         Span::raw(stats),
     ])
+}
+
+/// A device section's start: its heading, then the rates table when rates
+/// are known yet. `Err` holds the whole section when there is no device.
+fn device_section(
+    t: Theme,
+    title: &str,
+    no_devices: bool,
+    heads: [&str; 4],
+    rates: Option<&[DeviceRates]>,
+) -> Result<Vec<Line<'static>>, Vec<Line<'static>>> {
+    let mut out = vec![heading(t, title)];
+    if no_devices {
+        out.push(Line::styled("none reported", t.dim()));
+        return Err(out);
+    }
+    if let Some(r) = rates {
+        out.extend(rates_table(t, "rates", heads, r));
+    }
+    Ok(out)
 }
 
 fn rates_table(
@@ -95,37 +127,37 @@ fn rates_table(
             "{:<12}{:>13}{:>11}{:>13}{:>11}",
             format::truncate(&r.name, 11),
             format::rate(r.read.bytes_per_sec),
-            format::ops(r.read.ops_per_sec),
+            opt_ops(r.read.ops_per_sec),
             format::rate(r.write.bytes_per_sec),
-            format::ops(r.write.ops_per_sec),
+            opt_ops(r.write.ops_per_sec),
         )));
     }
     out
 }
 
-fn lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
+/// State, identity, size, and the sample's age when it is stale.
+fn identity_lines(app: &App, vm: &VmSnapshot) -> Vec<Line<'static>> {
     let t = app.theme;
     let raw = &vm.raw;
-    let mut out = Vec::new();
     let state_style = if raw.state.is_running() {
         t.good()
     } else {
         t.warn()
     };
-    out.push(Line::from(vec![
+    let mut out = vec![Line::from(vec![
         Span::styled(raw.state.as_str().to_uppercase(), state_style),
         Span::raw(format!(
             " (reason {}) · id {} · uuid {}",
             raw.state_reason,
-            raw.id.map(|i| i.to_string()).unwrap_or_else(|| "—".into()),
+            raw.id.map(|i| i.to_string()).unwrap_or_else(|| DASH.into()),
             raw.uuid
         )),
-    ]));
+    ])];
     out.push(Line::raw(format!(
         "{} vCPU · max memory {} · current {}{}",
         raw.vcpus
             .map(|v| v.to_string())
-            .unwrap_or_else(|| "—".into()),
+            .unwrap_or_else(|| DASH.into()),
         opt_kib(raw.max_mem_kib),
         opt_kib(raw.cur_mem_kib),
         vm.derived
@@ -133,207 +165,245 @@ fn lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
             .map(|d| format!(" · Δt {:.2}s", d.dt_secs))
             .unwrap_or_else(|| " · no rates yet (first sample)".into()),
     )));
+    if let Some(busy) = raw.monitor_stuck {
+        out.push(Line::styled(
+            format!(
+                "QEMU monitor busy for {}: balloon and disk stats unavailable",
+                format::duration(busy)
+            ),
+            t.bad(),
+        ));
+    }
+    if let Some(since) = app.shown().unreachable_since {
+        out.push(Line::styled(
+            format!(
+                "libvirt unreachable since {}: last known values",
+                format::clock(since)
+            ),
+            t.bad(),
+        ));
+    }
     out.push(Line::raw(""));
+    out
+}
 
+fn history_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
+    let t = app.theme;
     let mins = app.history.window().as_secs() / 60;
-    out.push(heading(t, &format!("History (last {mins} min)")));
     let samples: Vec<Sample> = app
         .history
         .samples(vm.uuid())
         .map(|q| q.iter().copied().collect())
         .unwrap_or_default();
     let pct = |v: f64| format::percent(v);
-    out.push(spark_line(
-        t,
-        "CPU %",
-        &samples,
-        |s| s.cpu_percent,
-        Some(100.0),
-        pct,
-        width,
-    ));
-    out.push(spark_line(
-        t,
-        "MEM %",
-        &samples,
-        |s| s.mem_percent,
-        Some(100.0),
-        pct,
-        width,
-    ));
-    out.push(spark_line(
-        t,
-        "DISK",
-        &samples,
-        |s| s.disk_bps,
-        None,
-        format::rate,
-        width,
-    ));
-    out.push(spark_line(
-        t,
-        "NET",
-        &samples,
-        |s| s.net_bps,
-        None,
-        format::rate,
-        width,
-    ));
-    out.push(Line::raw(""));
+    vec![
+        heading(t, &format!("History (last {mins} min)")),
+        spark_line(
+            t,
+            "CPU %",
+            &samples,
+            |s| s.cpu_percent,
+            Some(100.0),
+            pct,
+            width,
+        ),
+        spark_line(
+            t,
+            "MEM %",
+            &samples,
+            |s| s.mem_percent,
+            Some(100.0),
+            pct,
+            width,
+        ),
+        spark_line(
+            t,
+            "DISK",
+            &samples,
+            |s| s.disk_bps,
+            None,
+            format::rate,
+            width,
+        ),
+        spark_line(t, "NET", &samples, |s| s.net_bps, None, format::rate, width),
+        Line::raw(""),
+    ]
+}
 
-    out.push(heading(t, "Memory (balloon)"));
-    let b = &raw.balloon;
-    let mut pairs = Vec::new();
+fn memory_lines(t: Theme, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
+    let b = &vm.raw.balloon;
+    let mut pairs: Vec<(String, String)> = Vec::new();
     if let Some(m) = vm.memory {
-        pairs.push(("used", format::kib(m.used_kb)));
-        pairs.push((
-            "used %",
-            m.percent.map(format::percent).unwrap_or_else(|| "—".into()),
-        ));
-        pairs.push(("measured as", m.source.as_str().to_string()));
+        pairs.push(("used".into(), format::kib(m.used_kb)));
+        let over = if m.over_total() { " (qemu>ram)" } else { "" };
+        pairs.push(("used %".into(), format!("{}{over}", opt_pct(m.percent))));
+        pairs.push(("measured as".into(), m.source.as_str().to_string()));
     }
-    pairs.extend([
-        ("current", opt_kib(b.current_kib)),
-        ("maximum", opt_kib(b.maximum_kib)),
-        ("total", opt_kib(b.available_kib)),
-        ("available", opt_kib(b.usable_kib)),
-        ("free", opt_kib(b.unused_kib)),
-        ("disk caches", opt_kib(b.disk_caches_kib)),
-        ("rss (host)", opt_kib(b.rss_kib)),
-        ("swap in", opt_kib(b.swap_in_kib)),
-        ("swap out", opt_kib(b.swap_out_kib)),
-        ("major faults", opt_count(b.major_fault)),
-        ("minor faults", opt_count(b.minor_fault)),
-    ]);
+    pairs.extend(
+        [
+            ("current", opt_kib(b.current_kib)),
+            ("maximum", opt_kib(b.maximum_kib)),
+            ("total", opt_kib(b.available_kib)),
+            ("available", opt_kib(b.usable_kib)),
+            ("free", opt_kib(b.unused_kib)),
+            ("disk caches", opt_kib(b.disk_caches_kib)),
+            ("rss (host)", opt_kib(b.rss_kib)),
+            ("swap in", opt_kib(b.swap_in_kib)),
+            ("swap out", opt_kib(b.swap_out_kib)),
+            ("major faults", opt_count(b.major_fault)),
+            ("minor faults", opt_count(b.minor_fault)),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let mut out = vec![heading(t, "Memory (balloon)")];
     out.extend(grid(t, pairs, width));
     out.push(Line::raw(""));
+    out
+}
 
-    out.push(heading(t, "vCPUs"));
-    match vm.derived.as_ref().map(|d| &d.vcpu_percent) {
-        Some(v) if !v.is_empty() => {
-            let pairs = v
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let label: &'static str = match i {
-                        0 => "vcpu0",
-                        1 => "vcpu1",
-                        2 => "vcpu2",
-                        3 => "vcpu3",
-                        4 => "vcpu4",
-                        5 => "vcpu5",
-                        6 => "vcpu6",
-                        7 => "vcpu7",
-                        _ => "vcpu8+",
-                    };
-                    (label, format::percent(*p))
-                })
-                .collect();
-            out.extend(grid(t, pairs, width));
+/// The guest/overhead/steal split and every vCPU's guest % and steal %.
+fn cpu_lines(t: Theme, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
+    let raw = &vm.raw;
+    let mut out = vec![heading(t, "CPU")];
+    let d = vm.derived.as_ref();
+    let split = d.map(|d| d.cpu_split).unwrap_or_default();
+    out.extend(grid(
+        t,
+        vec![
+            ("host total".into(), opt_pct(d.and_then(|d| d.cpu_percent))),
+            ("guest".into(), opt_pct(split.guest)),
+            ("overhead".into(), opt_pct(split.overhead)),
+            ("steal".into(), opt_pct(split.steal)),
+        ],
+        width,
+    ));
+    match d {
+        Some(d) if !d.vcpu_percent.is_empty() => {
+            out.push(Line::styled(
+                format!("{:<8}{:>9}{:>9}", "vCPU", "guest", "steal"),
+                t.table_header(),
+            ));
+            for (i, p) in d.vcpu_percent.iter().enumerate() {
+                let steal = d.vcpu_steal_percent.get(i).copied();
+                out.push(Line::raw(format!(
+                    "{:<8}{:>9}{:>9}",
+                    format!("vcpu{i}"),
+                    format::percent(*p),
+                    opt_pct(steal)
+                )));
+            }
         }
         _ if !raw.vcpu_times_ns.is_empty() => {
-            let text = raw
-                .vcpu_times_ns
-                .iter()
-                .enumerate()
-                .map(|(i, ns)| format!("vcpu{i} {:.1}s", *ns as f64 / 1e9))
-                .collect::<Vec<_>>()
-                .join("  ");
-            out.push(Line::raw(format!("cumulative time: {text}")));
+            for (i, ns) in raw.vcpu_times_ns.iter().enumerate() {
+                out.push(Line::raw(format!(
+                    "vcpu{i:<4} cumulative {:.1}s",
+                    *ns as f64 / 1e9
+                )));
+            }
         }
         _ => out.push(Line::styled("per-vCPU time not reported", t.dim())),
     }
     out.push(Line::raw(""));
+    out
+}
 
-    out.push(heading(t, "Network interfaces"));
-    if raw.nics.is_empty() {
-        out.push(Line::styled("none reported", t.dim()));
-    } else {
-        if let Some(d) = &vm.derived {
-            out.extend(rates_table(
-                t,
-                "rates",
-                ["rx", "rx pkt", "tx", "tx pkt"],
-                &d.nics,
-            ));
+fn nic_lines(t: Theme, vm: &VmSnapshot) -> Vec<Line<'static>> {
+    let raw = &vm.raw;
+    let heads = ["rx", "rx pkt", "tx", "tx pkt"];
+    let rates = vm.derived.as_ref().map(|d| d.nics.as_slice());
+    let mut out = match device_section(t, "Network interfaces", raw.nics.is_empty(), heads, rates) {
+        Ok(out) => out,
+        Err(mut none) => {
+            none.push(Line::raw(""));
+            return none;
         }
+    };
+    out.push(Line::styled(
+        format!(
+            "{:<12}{:>10}{:>9}{:>7}{:>7}{:>10}{:>9}{:>7}{:>7}",
+            "totals",
+            "rxbytes",
+            "rxpkts",
+            "rxerr",
+            "rxdrop",
+            "txbytes",
+            "txpkts",
+            "txerr",
+            "txdrop"
+        ),
+        t.table_header(),
+    ));
+    for n in &raw.nics {
+        let bad = [n.rx_errors, n.rx_drops, n.tx_errors, n.tx_drops]
+            .iter()
+            .any(|v| v.unwrap_or(0) > 0);
         out.push(Line::styled(
             format!(
                 "{:<12}{:>10}{:>9}{:>7}{:>7}{:>10}{:>9}{:>7}{:>7}",
-                "totals",
-                "rxbytes",
-                "rxpkts",
-                "rxerr",
-                "rxdrop",
-                "txbytes",
-                "txpkts",
-                "txerr",
-                "txdrop"
+                format::truncate(&n.name, 11),
+                format::bytes(n.rx_bytes as f64),
+                opt_count(n.rx_packets),
+                opt_count(n.rx_errors),
+                opt_count(n.rx_drops),
+                format::bytes(n.tx_bytes as f64),
+                opt_count(n.tx_packets),
+                opt_count(n.tx_errors),
+                opt_count(n.tx_drops),
             ),
-            t.table_header(),
+            if bad { t.bad() } else { t.base() },
         ));
-        for n in &raw.nics {
-            let bad = n.rx_errors + n.rx_drops + n.tx_errors + n.tx_drops > 0;
-            out.push(Line::styled(
-                format!(
-                    "{:<12}{:>10}{:>9}{:>7}{:>7}{:>10}{:>9}{:>7}{:>7}",
-                    format::truncate(&n.name, 11),
-                    format::bytes(n.rx_bytes as f64),
-                    format::count(n.rx_packets as f64),
-                    n.rx_errors,
-                    n.rx_drops,
-                    format::bytes(n.tx_bytes as f64),
-                    format::count(n.tx_packets as f64),
-                    n.tx_errors,
-                    n.tx_drops,
-                ),
-                if bad { t.bad() } else { t.base() },
-            ));
-        }
     }
     out.push(Line::raw(""));
+    out
+}
 
-    out.push(heading(t, "Disks"));
-    if raw.disks.is_empty() {
-        out.push(Line::styled("none reported", t.dim()));
-    } else {
-        if let Some(d) = &vm.derived {
-            out.extend(rates_table(
-                t,
-                "rates",
-                ["read", "rd req", "write", "wr req"],
-                &d.disks,
-            ));
-        }
+fn disk_lines(t: Theme, vm: &VmSnapshot) -> Vec<Line<'static>> {
+    let raw = &vm.raw;
+    let heads = ["read", "rd req", "write", "wr req"];
+    let rates = vm.derived.as_ref().map(|d| d.disks.as_slice());
+    let mut out = match device_section(t, "Disks", raw.disks.is_empty(), heads, rates) {
+        Ok(out) => out,
+        Err(none) => return none,
+    };
+    out.push(Line::styled(
+        format!(
+            "{:<12}{:>9}{:>10}{:>9}{:>10}{:>7}{:>10}",
+            "totals", "rd_req", "rd_bytes", "wr_reqs", "wr_bytes", "errors", "capacity"
+        ),
+        t.table_header(),
+    ));
+    for d in &raw.disks {
+        let bad = d.errors.unwrap_or(0) > 0;
         out.push(Line::styled(
             format!(
                 "{:<12}{:>9}{:>10}{:>9}{:>10}{:>7}{:>10}",
-                "totals", "rd_req", "rd_bytes", "wr_reqs", "wr_bytes", "errors", "capacity"
+                format::truncate(&d.name, 11),
+                opt_count(d.rd_reqs),
+                format::bytes(d.rd_bytes as f64),
+                opt_count(d.wr_reqs),
+                format::bytes(d.wr_bytes as f64),
+                opt_count(d.errors),
+                d.capacity
+                    .map(|c| format::bytes(c as f64))
+                    .unwrap_or_else(|| DASH.into()),
             ),
-            t.table_header(),
+            if bad { t.bad() } else { t.base() },
         ));
-        for d in &raw.disks {
-            let bad = d.errors.unwrap_or(0) > 0;
-            out.push(Line::styled(
-                format!(
-                    "{:<12}{:>9}{:>10}{:>9}{:>10}{:>7}{:>10}",
-                    format::truncate(&d.name, 11),
-                    format::count(d.rd_reqs as f64),
-                    format::bytes(d.rd_bytes as f64),
-                    format::count(d.wr_reqs as f64),
-                    format::bytes(d.wr_bytes as f64),
-                    opt_count(d.errors),
-                    d.capacity
-                        .map(|c| format::bytes(c as f64))
-                        .unwrap_or_else(|| "—".into()),
-                ),
-                if bad { t.bad() } else { t.base() },
-            ));
-            if let Some(p) = &d.path {
-                out.push(Line::styled(format!("  {p}"), t.dim()));
-            }
+        if let Some(p) = &d.path {
+            out.push(Line::styled(format!("  {p}"), t.dim()));
         }
     }
+    out
+}
+
+fn lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
+    let t = app.theme;
+    let mut out = identity_lines(app, vm);
+    out.extend(history_lines(app, vm, width));
+    out.extend(cpu_lines(t, vm, width));
+    out.extend(memory_lines(t, vm, width));
+    out.extend(nic_lines(t, vm));
+    out.extend(disk_lines(t, vm));
     out
 }
 

@@ -9,7 +9,24 @@ use ratatui::Frame;
 use crate::model::Snapshot;
 use crate::ui::app::{App, Ceiling, Screen};
 use crate::ui::format;
-use crate::ui::keys::{Context, BINDINGS};
+use crate::ui::keys::{hints, Context};
+use crate::ui::theme::Theme;
+
+/// `key hint` pairs as spans, as many as fit in `avail` columns.
+fn hint_spans(t: Theme, contexts: &[Context], avail: usize) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    let mut used = 0usize;
+    for (key, hint) in hints(contexts) {
+        let w = key.chars().count() + hint.chars().count() + 2;
+        if used + w > avail {
+            break;
+        }
+        used += w;
+        spans.push(Span::styled(key, t.key()));
+        spans.push(Span::raw(format!(" {hint} ")));
+    }
+    spans
+}
 
 /// `"VMs 4–6 of 200"`, or `"0 of 200"` when the filter hides everything.
 pub fn position(app: &App) -> String {
@@ -52,36 +69,27 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
     let [left_area, right_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(right_w)]).areas(area);
 
+    let avail = usize::from(left_area.width);
     let left = if app.filter_editing {
-        Line::from(vec![
+        let mut spans = vec![
             Span::styled("/", t.key()),
             Span::raw(app.filter.clone()),
             Span::styled("█", t.key()),
-            Span::styled("  Enter keep · Esc clear", t.dim()),
-        ])
-    } else if app.logs_focused && app.show_logs {
-        Line::from(vec![
-            Span::styled("log pane focused", t.key()),
-            Span::styled("  Tab back · ? keys", t.dim()),
-        ])
-    } else {
-        let mut spans = Vec::new();
-        let mut used = 0usize;
-        let avail = usize::from(left_area.width);
-        let hints = BINDINGS
-            .iter()
-            .filter(|b| matches!(b.context, Context::Global | Context::List))
-            .filter_map(|b| b.hint.map(|h| (b.keys_label(), h)));
-        for (key, hint) in hints {
-            let w = key.chars().count() + hint.chars().count() + 2;
-            if used + w > avail {
-                break;
-            }
-            used += w;
-            spans.push(Span::styled(key, t.key()));
-            spans.push(Span::raw(format!(" {hint} ")));
-        }
+            Span::raw("  "),
+        ];
+        let used = app.filter.chars().count() + 4;
+        spans.extend(hint_spans(
+            t,
+            &[Context::Filter],
+            avail.saturating_sub(used),
+        ));
         Line::from(spans)
+    } else if app.logs_focused && app.show_logs {
+        let mut spans = vec![Span::styled("log pane focused  ", t.key())];
+        spans.extend(hint_spans(t, &[Context::Logs], avail.saturating_sub(18)));
+        Line::from(spans)
+    } else {
+        Line::from(hint_spans(t, &[Context::Global, Context::List], avail))
     };
     frame.render_widget(Paragraph::new(left), left_area);
     frame.render_widget(

@@ -14,13 +14,43 @@ use crate::ui::app::App;
 use crate::ui::format;
 use crate::ui::theme::Theme;
 
-/// Two lines, plus one when there is an alert.
+/// Two lines, one more for the host summary once known, one more for an alert.
 pub fn height(_app: &App, snap: &Snapshot) -> u16 {
-    if alerts(snap).is_empty() {
-        2
+    2 + u16::from(snap.host.is_some()) + u16::from(!alerts(snap).is_empty())
+}
+
+/// `host 16 CPUs · mem 23.0 GiB / 64.0 GiB · VMs 41% of host CPU · steal 0.3 CPU · libvirt 9.0.0`
+pub fn host_summary(snap: &Snapshot) -> Option<String> {
+    let h = snap.host.as_ref()?;
+    let mem = match h.memory_used_kib {
+        Some(u) => format!("{} / {}", format::kib(u), format::kib(h.memory_total_kib)),
+        None => format!("{} total", format::kib(h.memory_total_kib)),
+    };
+    let vcpus = |vm: &crate::model::VmSnapshot| f64::from(vm.raw.vcpus.unwrap_or(0));
+    // CPU-seconds per second, summed over VMs: share of the host and steal in CPUs.
+    let used: f64 = snap
+        .vms
+        .iter()
+        .filter_map(|vm| Some(vm.derived.as_ref()?.cpu_percent? * vcpus(vm) / 100.0))
+        .sum();
+    let steal: Option<f64> = snap
+        .vms
+        .iter()
+        .filter_map(|vm| Some(vm.derived.as_ref()?.cpu_split.steal? * vcpus(vm) / 100.0))
+        .reduce(|a, b| a + b);
+    let share = if h.cpus > 0 {
+        format::percent(100.0 * used / f64::from(h.cpus))
     } else {
-        3
-    }
+        "—".into()
+    };
+    Some(format!(
+        "host {} CPUs · mem {mem} · VMs use {share} of host CPU · steal {} · libvirt {}",
+        h.cpus,
+        steal
+            .map(|s| format!("{s:.2} CPU"))
+            .unwrap_or_else(|| "—".into()),
+        h.libvirt_version
+    ))
 }
 
 /// A snapshot older than this (and at least 3 poll intervals) is stale: the
@@ -42,7 +72,20 @@ pub fn is_stale(snap: &Snapshot, now: SystemTime) -> bool {
 pub fn alerts(snap: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
     if let SourceState::Failed(msg) = &snap.source {
-        out.push(format!("libvirt {}: {msg} (retrying)", snap.libvirt_uri));
+        let since = snap
+            .unreachable_since
+            .map(|t| format!(" since {}", format::clock(t)))
+            .unwrap_or_default();
+        out.push(format!(
+            "libvirt {} unreachable{since}: {msg} (retrying)",
+            snap.libvirt_uri
+        ));
+    }
+    if snap.collector.monitor_stuck_vms > 0 {
+        out.push(format!(
+            "{} VM(s) with a stuck QEMU monitor",
+            snap.collector.monitor_stuck_vms
+        ));
     }
     let w = &snap.writer;
     match w.state {
@@ -146,6 +189,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
     l2.extend(writer_summary(snap, t));
 
     let mut lines = vec![Line::from(l1), Line::from(l2)];
+    if let Some(h) = host_summary(snap) {
+        lines.push(Line::styled(format!(" {h}"), t.label()));
+    }
     let alerts = alerts(snap);
     if !alerts.is_empty() {
         lines.push(Line::styled(

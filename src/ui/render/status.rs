@@ -145,6 +145,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
         kv(t, "VMs monitored", c.vms_monitored.to_string(), t.base()),
         kv(
             t,
+            "stuck monitors",
+            format!(
+                "{} now ({} VM-cycles)",
+                c.monitor_stuck_vms, c.monitor_stuck_samples
+            ),
+            trouble(t, c.monitor_stuck_vms as u64),
+        ),
+        kv(
+            t,
             "last collection",
             match (c.last_collection_time, c.last_collection_ms) {
                 (Some(at), Some(ms)) => format!("{} ago, took {ms:.0} ms", format::age(at, now)),
@@ -226,7 +235,7 @@ pub fn render_flush(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, n
         Line::from(format!(
             "{} elapsed ({})",
             format::age(q.started, now),
-            q.reason
+            q.reason.label()
         )),
         Line::styled("Ctrl-C again abandons the flush.", t.dim()),
     ];

@@ -23,10 +23,12 @@ enum Col {
     Angle(usize),
     /// Direction arrow only, when the full degree columns do not fit.
     Arrow(usize),
+    /// The CPU split: 0 guest, 1 steal, 2 overhead.
+    Split(usize),
 }
 
 /// Columns in the order they are given up when space runs out (last first).
-const PRIORITY: [(Col, u16); 14] = [
+const PRIORITY: [(Col, u16); 17] = [
     (Col::Name, 16),
     (Col::State, 8),
     (Col::Value(0), 6),
@@ -34,23 +36,29 @@ const PRIORITY: [(Col, u16); 14] = [
     (Col::Value(2), 11),
     (Col::Value(3), 11),
     (Col::Value(4), 11),
+    (Col::Split(1), 6),
     (Col::Angle(0), 7),
     (Col::Angle(1), 7),
     (Col::Angle(2), 7),
     (Col::Angle(3), 7),
     (Col::Angle(4), 7),
     (Col::Vcpu, 4),
+    (Col::Split(0), 6),
+    (Col::Split(2), 6),
     (Col::Mem, 19),
 ];
 
 /// Display order of the columns.
-const ORDER: [Col; 14] = [
+const ORDER: [Col; 17] = [
     Col::Name,
     Col::State,
     Col::Vcpu,
     Col::Mem,
     Col::Value(0),
     Col::Angle(0),
+    Col::Split(0),
+    Col::Split(1),
+    Col::Split(2),
     Col::Value(1),
     Col::Angle(1),
     Col::Value(2),
@@ -62,6 +70,7 @@ const ORDER: [Col; 14] = [
 ];
 
 const LABELS: [&str; 5] = ["CPU%", "MEM%", "DISK/s", "RX/s", "TX/s"];
+const SPLIT_LABELS: [&str; 3] = ["GST%", "STL%", "OVH%"];
 const SORTS: [Option<SortKey>; 5] = [
     Some(SortKey::Cpu),
     Some(SortKey::Memory),
@@ -123,12 +132,22 @@ fn header_label(app: &App, col: Col) -> String {
             LABELS[i].trim_end_matches("/s").trim_end_matches('%')
         ),
         Col::Arrow(_) => String::new(),
+        Col::Split(1) if app.sort == SortKey::Steal => format!("{}{arrow}", SPLIT_LABELS[1]),
+        Col::Split(i) => SPLIT_LABELS[i].into(),
     }
+}
+
+/// Guest, steal or overhead %, `—` where libvirt has no per-vCPU counters.
+fn split_value(vm: &VmSnapshot, i: usize) -> String {
+    let s = vm.derived.as_ref().map(|d| d.cpu_split).unwrap_or_default();
+    [s.guest, s.steal, s.overhead][i]
+        .map(format::percent)
+        .unwrap_or_else(|| "—".into())
 }
 
 fn cell(app: &App, vm: &VmSnapshot, metrics: &[cards::Metric; 5], col: Col) -> Cell<'static> {
     let t = app.theme;
-    let greyed = !vm.raw.state.is_running();
+    let greyed = !vm.raw.state.is_running() || app.shown().unreachable_since.is_some();
     let style = if greyed { t.dim() } else { t.base() };
     match col {
         Col::Name => Cell::from(Span::styled(vm.name().to_string(), style)),
@@ -152,7 +171,20 @@ fn cell(app: &App, vm: &VmSnapshot, metrics: &[cards::Metric; 5], col: Col) -> C
             };
             Cell::from(Line::styled(text, style).right_aligned())
         }
+        // The table has its own guest/steal columns: CPU% is the host's total here.
+        Col::Value(0) => Cell::from(
+            Line::styled(
+                vm.derived
+                    .as_ref()
+                    .and_then(|d| d.cpu_percent)
+                    .map(format::percent)
+                    .unwrap_or_else(|| "—".into()),
+                style,
+            )
+            .right_aligned(),
+        ),
         Col::Value(i) => Cell::from(Line::styled(metrics[i].value.clone(), style).right_aligned()),
+        Col::Split(i) => Cell::from(Line::styled(split_value(vm, i), style).right_aligned()),
         Col::Angle(i) => {
             Cell::from(Line::from(angle_span(t, metrics[i].angle, greyed)).right_aligned())
         }
