@@ -205,6 +205,12 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vmpulse: {e:#}");
+            // An unusable or locked spool directory is a bad setting, like any other.
+            if let Some(crate::influx::writer::WriterError::Spool(_)) =
+                e.downcast_ref::<crate::influx::writer::WriterError>()
+            {
+                return ExitCode::from(2);
+            }
             match e.downcast_ref::<crate::headless::LinesUnsent>() {
                 Some(_) => ExitCode::from(crate::headless::LinesUnsent::EXIT_CODE),
                 None => ExitCode::FAILURE,

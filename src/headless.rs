@@ -14,7 +14,6 @@ use futures::future::Either;
 
 use crate::config::{Config, OutputTarget};
 use crate::engine::{EngineHandle, FinalReport};
-use crate::influx::writer::WriterError;
 use crate::model::{Snapshot, SourceState, SpoolState, WriterState};
 
 /// The signals that end headless mode, in one place (SIGHUP may later mean "reload").
@@ -45,18 +44,8 @@ impl StopSignals {
 
 pub async fn run(config: Config) -> color_eyre::Result<()> {
     let mut stop = StopSignals::install()?;
-    let engine = match EngineHandle::start(&config) {
-        Ok(e) => e,
-        Err(e) => {
-            // An unusable or locked spool is a setup error: one line, exit 2,
-            // like any other bad setting.
-            if let Some(w @ WriterError::Spool(_)) = e.downcast_ref::<WriterError>() {
-                eprintln!("vmpulse: {w}");
-                std::process::exit(2);
-            }
-            return Err(e);
-        }
-    };
+    // An unusable or locked spool comes back as `WriterError::Spool` (cli: exit 2).
+    let engine = EngineHandle::start(&config)?;
     // A URI that cannot be reached at start is a setup error: say so and exit,
     // so a service manager shows it. Later outages are retried.
     let mut snaps = engine.subscribe();
