@@ -96,7 +96,11 @@ stored=0
 for mf in vm_metrics:state vm_features:memory_rate_kb_per_sec vm_devices:rxbytes vm_devices:rd_bytes vm_totals:state; do
   stored=$((stored + $(count "${mf%%:*}" "${mf##*:}")))
 done
-echo "domains: $domains at 1 s; outage: ${outage} s (influxd SIGKILLed, then started again)"
+if [ "$outage" -gt 0 ]; then
+  echo "domains: $domains at 1 s; outage: ${outage} s (influxd SIGKILLed, then started again)"
+else
+  echo "domains: $domains at 1 s; no outage (steady state, $((before + 5)) s)"
+fi
 echo "$final"
 echo "lines in InfluxDB: $stored"
 echo "RSS steady state (before the outage): $((rss_steady / 1024)) MiB; peak RSS (VmHWM): $((hwm / 1024)) MiB"

@@ -2,15 +2,18 @@
 # Installs what vmpulse needs on a Debian 12 machine, only where missing.
 #   scripts/setup.sh build   libvirt headers + pkg-config (to build vmpulse)
 #   scripts/setup.sh test    + the servers and tools the test suite runs for real
-#                              (influxd 1.x, VictoriaMetrics, virsh, tmux); real guests'
+#                              (influxd 1.x, VictoriaMetrics, virsh, tmux), and what the
+#                              package test uses (dpkg-dev, man-db, systemd-analyze,
+#                              readelf, cargo-deb); real guests'
 #                              packages are installed by scripts/lab-host.sh itself.
 set -euo pipefail
 what=${1:-build}
 pkgs=(libvirt-dev pkg-config)
 bins=(pkg-config)
 if [ "$what" = test ]; then
-  pkgs+=(libvirt-clients libvirt-daemon influxdb victoria-metrics tmux procps)
-  bins+=(virsh influxd victoria-metrics tmux)
+  pkgs+=(libvirt-clients libvirt-daemon influxdb victoria-metrics tmux procps
+    dpkg-dev man-db systemd binutils)
+  bins+=(virsh influxd victoria-metrics tmux dpkg-shlibdeps man systemd-analyze readelf)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -32,3 +35,7 @@ fi
 for b in "${bins[@]}"; do
   command -v "$b" >/dev/null || { echo "setup: '$b' is still missing after install" >&2; exit 1; }
 done
+if [ "$what" = test ] && ! command -v cargo-deb >/dev/null; then
+  echo "setup: installing cargo-deb" >&2
+  cargo install cargo-deb --locked
+fi

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::layer::Layer;
 use crate::config::settings::{Setting, SETTINGS};
@@ -11,7 +11,7 @@ use crate::config::{self};
 
 /// Live per-VM metrics for KVM hypervisors, shipped to InfluxDB.
 #[derive(Debug, Parser)]
-#[command(name = "vmpulse", version, about, long_about = None)]
+#[command(name = "vmpulse", version, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Every setting that has a flag, from the settings table.
     #[command(flatten)]
@@ -55,6 +55,44 @@ pub struct SocketArg {
     /// Control socket of the service (default: control.socket, see the main --help)
     #[arg(long = "socket", id = "subcommand_socket", value_name = "PATH")]
     pub path: Option<PathBuf>,
+}
+
+/// The end of `--help`: where settings come from, and examples.
+const AFTER_HELP: &str = "\
+Config file: --config FILE, else $VMPULSE_CONFIG, else /etc/vmpulse/config.toml with
+$XDG_CONFIG_HOME/vmpulse/config.toml (~/.config/vmpulse/config.toml) over it.
+Priority: defaults < config file < environment < flags; see `vmpulse --print-config`.
+libvirt: qemu:///system unless --connect, LIBVIRT_URI or LIBVIRT_DEFAULT_URI says otherwise;
+the connection is read-only (a user in the libvirt group can run vmpulse).
+
+Examples:
+  vmpulse                                   live view of every VM on this host
+  vmpulse -c test:///default                try it without a hypervisor
+  vmpulse --once --format json | jq .       one collection as JSON, then exit
+  vmpulse -n 10 -d 5 --format csv > vms.csv ten collections 5 s apart as CSV
+  INFLUX_URL=http://127.0.0.1:8181 vmpulse --no-ui     the collection service
+
+Exit status: 0 ok, 1 runtime failure (e.g. libvirt unreachable at start), 2 bad input,
+3 lines still unsent at the flush timeout. `man vmpulse` has the rest.";
+
+/// `--version`: the package version, the git revision it was built from and the
+/// libvirt library it runs with.
+pub fn long_version() -> String {
+    let libvirt = virt::connect::Connect::version()
+        .map(|v| format!("{}.{}.{}", v / 1_000_000, v / 1000 % 1000, v % 1000))
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "{} (git {}; libvirt {libvirt})",
+        env!("CARGO_PKG_VERSION"),
+        env!("VMPULSE_GIT_REVISION")
+    )
+}
+
+/// Whether the live view can run: stdout is a terminal and there is a
+/// controlling terminal to read keys from.
+fn have_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::fs::File::open("/dev/tty").is_ok()
 }
 
 /// The flags of `config::settings`, read into the highest-priority layer.
@@ -133,11 +171,17 @@ impl Cli {
 }
 
 /// Parses flags, resolves the config, and runs the chosen frontend.
-/// Bad input gets one clear line on stderr and exit code 2; runtime failures exit 1.
+/// Bad input gets one clear line on stderr and exit code 2; runtime failures exit 1;
+/// lines unsent at the flush timeout exit 3.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let version = long_version();
+    let matches = Cli::command().version(version).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let env = |k: &str| std::env::var(k).ok();
-    let resolved = match config::resolve(cli.layer(), cli.config.clone(), &env) {
+    let mut resolved = match config::resolve(cli.layer(), cli.config.clone(), &env) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("vmpulse: {e}");
@@ -151,6 +195,14 @@ pub fn main() -> ExitCode {
     if let Some(cmd) = cli.command.clone() {
         return crate::control::shell::dispatch(cmd, &resolved.config);
     }
+    if !resolved.config.run.no_ui && !have_terminal() {
+        // Checked before anything touches the terminal: no escape sequence on stdout.
+        eprintln!("vmpulse needs a terminal; use --no-ui");
+        return ExitCode::from(2);
+    }
+    resolved
+        .warnings
+        .extend(config::run::notes(&resolved.config));
     if let Err(e) = color_eyre::install() {
         eprintln!("vmpulse: cannot install error handlers: {e}");
     }
@@ -195,7 +247,16 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vmpulse: {e:#}");
-            ExitCode::FAILURE
+            // An unusable or locked spool directory is a bad setting, like any other.
+            if let Some(crate::influx::writer::WriterError::Spool(_)) =
+                e.downcast_ref::<crate::influx::writer::WriterError>()
+            {
+                return ExitCode::from(2);
+            }
+            match e.downcast_ref::<crate::headless::LinesUnsent>() {
+                Some(_) => ExitCode::from(crate::headless::LinesUnsent::EXIT_CODE),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod kind;
 pub mod layer;
 pub mod load;
+pub mod run;
 pub mod settings;
 pub mod validate;
 

@@ -12,11 +12,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::collector::derive::Deriver;
+use crate::collector::filter::DomainFilter;
 use crate::collector::poll::Poller;
 use crate::config::Config;
-use crate::influx::line_protocol::{encode_vm, EncodeCtx, Escaping};
+use crate::influx::line_protocol::{EncodeCtx, Escaping};
 use crate::influx::writer::{SpoolMode, WriterHandle};
 use crate::model::{CollectorStats, Snapshot, SourceState, WriterState, WriterStats};
+use crate::output::encoder::{Encoder, Limit, Step};
 use crate::spool::SpoolConfig;
 
 /// What a frontend can ask of the engine.
@@ -88,6 +90,7 @@ pub struct EngineHandle {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     tx: mpsc::UnboundedSender<Msg>,
     task: tokio::task::JoinHandle<()>,
+    done: watch::Receiver<bool>,
 }
 
 /// Shortest poll interval the `+`/`-` keys and flags may set.
@@ -100,7 +103,8 @@ impl EngineHandle {
         let env = |k: &str| std::env::var(k).ok();
         let spool =
             SpoolConfig::from_settings(&config.spool, crate::spool::running_as_root(), &env);
-        let mode = if config.run.no_ui {
+        // A one-shot run next to the service must not fight it for the spool's lock.
+        let mode = if config.run.no_ui && config.run.iterations.is_none() {
             SpoolMode::Required(spool)
         } else {
             SpoolMode::BestEffort(spool)
@@ -120,18 +124,28 @@ impl EngineHandle {
         let writer_off = matches!(first.writer.state, WriterState::Off { .. });
         let (snap_tx, snapshots) = watch::channel(Arc::new(first.clone()));
         let (tx, rx) = mpsc::unbounded_channel();
+        let (done_tx, done) = watch::channel(false);
         let engine = Engine {
             poller: Poller::new(
                 &config.libvirt.uri,
                 config.libvirt.device_cache_ttl,
                 config.libvirt.timeout,
+            )
+            .with_filter(
+                DomainFilter::new(&config.collector.domains, &config.collector.exclude)
+                    .map_err(|e| color_eyre::eyre::eyre!(e))?,
             ),
             deriver: Deriver::new(config.rates.clone()),
-            ctx: EncodeCtx::with_escaping(
-                &config.collector.host,
-                &config.tags,
-                Escaping::for_api(config.influx.api),
+            encoder: Encoder::new(
+                config.run.format,
+                EncodeCtx::with_escaping(
+                    &config.collector.host,
+                    &config.tags,
+                    Escaping::for_api(config.influx.api),
+                ),
             ),
+            limit: config.run.iterations.map(Limit::new),
+            done: done_tx,
             writer,
             spool_mode: spool,
             writer_config: Box::new(config.clone()),
@@ -147,7 +161,20 @@ impl EngineHandle {
             snapshots,
             tx,
             task,
+            done,
         })
+    }
+
+    /// Resolves once the last of `--once` / `-n N` collections was handed to the
+    /// writer; never without such a limit.
+    pub fn finished(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let mut done = self.done.clone();
+        async move {
+            if done.wait_for(|d| *d).await.is_err() {
+                // The engine is gone without finishing: never resolve.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// A receiver that sees every published snapshot (the latest one at least).
@@ -195,7 +222,10 @@ impl EngineHandle {
 struct Engine {
     poller: Poller,
     deriver: Deriver,
-    ctx: EncodeCtx,
+    encoder: Encoder,
+    /// `--once` / `-n N`; `None` collects until stopped.
+    limit: Option<Limit>,
+    done: watch::Sender<bool>,
     writer: WriterHandle,
     /// How the writer was started, for restarting it on a reload.
     spool_mode: SpoolMode,
@@ -232,6 +262,9 @@ impl Engine {
                     Some(Msg::Control(Control::Start)) if !self.snap.collecting => {
                         tracing::info!("collection started");
                         self.deriver.reset();
+                        if let Some(l) = &mut self.limit {
+                            l.rebaseline();
+                        }
                         self.snap.collecting = true;
                         poll = interval(self.snap.poll_interval);
                         self.publish();
@@ -318,21 +351,27 @@ impl Engine {
                 stats.monitor_stuck_vms =
                     vms.iter().filter(|v| v.raw.monitor_stuck.is_some()).count();
                 stats.monitor_stuck_samples += stats.monitor_stuck_vms as u64;
-                if !self.writer_off {
-                    let mut lines = Vec::with_capacity(vms.len() * 8);
-                    for vm in &vms {
-                        encode_vm(&mut lines, &self.ctx, vm);
-                    }
-                    self.writer.enqueue(lines);
+                let step = self.limit.as_mut().map_or(Step::Write, Limit::step);
+                if !self.writer_off && step != Step::Baseline {
+                    self.writer.enqueue(self.encoder.encode(&vms));
                 }
                 self.snap.vms = vms;
+                if step == Step::WriteLast {
+                    self.snap.collecting = false;
+                    let _ = self.done.send(true);
+                }
             }
             Err(e) => {
                 stats.total_errors += 1;
                 stats.last_collection_ms = Some(elapsed_ms);
                 let msg = e.to_string();
                 let changed = self.snap.source != SourceState::Failed(msg.clone());
-                if changed {
+                if changed && stats.total_collections == 0 {
+                    // Before the first success: headless exits with this message as its
+                    // one line, the TUI shows it in its header; logging it too would say
+                    // it twice.
+                    tracing::debug!("{msg}");
+                } else if changed {
                     tracing::error!("{msg}; retrying every poll interval");
                 } else {
                     tracing::debug!("{msg}");
@@ -347,6 +386,9 @@ impl Engine {
                         .unreachable_since
                         .get_or_insert_with(SystemTime::now);
                     self.deriver.reset();
+                    if let Some(l) = &mut self.limit {
+                        l.rebaseline();
+                    }
                 }
             }
         }
@@ -354,10 +396,14 @@ impl Engine {
     }
 
     async fn reconfigure(&mut self, config: &Config, restart_writer: bool) {
-        self.ctx = EncodeCtx::with_escaping(
-            &config.collector.host,
-            &config.tags,
-            Escaping::for_api(config.influx.api),
+        // New tags and escaping (a CSV output gets a new header row: its columns may change).
+        self.encoder = Encoder::new(
+            config.run.format,
+            EncodeCtx::with_escaping(
+                &config.collector.host,
+                &config.tags,
+                Escaping::for_api(config.influx.api),
+            ),
         );
         if restart_writer {
             self.restart_writer(config).await;

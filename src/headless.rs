@@ -1,16 +1,21 @@
-//! The `--no-ui` frontend: the control API on its socket, a status line on
-//! stderr every `status_interval`, SIGHUP reloads the config (`control::reload`),
-//! and on SIGINT/SIGTERM: stop polling, flush (bounded), keep what cannot be
-//! sent in the spool, print final counters, exit 0.
+//! The `--no-ui` frontend: the control API on its socket (not for `--once` /
+//! `-n`), a status line on stderr every `status_interval`, SIGHUP reloads the
+//! config (`control::reload`), and on SIGINT/SIGTERM: stop polling, flush
+//! (bounded), keep what cannot be sent in the spool, print final counters,
+//! exit 0 (3 when lines were still unsent at the flush timeout). `--once` / `-n`
+//! end by themselves, and `--output -` ends when its reader closes the pipe.
+//! Under systemd (`Type=notify`) it reports ready once libvirt answered.
 
 use std::time::{Duration, SystemTime};
 
+use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::config::Config;
+use futures::future::Either;
+
+use crate::config::{Config, OutputTarget};
 use crate::control::service::{Reloader, Service};
 use crate::engine::{EngineHandle, FinalReport};
-use crate::influx::writer::WriterError;
 use crate::model::{Snapshot, SourceState, SpoolState, WriterState};
 
 /// The signals that end headless mode, in one place. SIGHUP is not one of
@@ -40,22 +45,16 @@ impl StopSignals {
 pub async fn run(config: Config, reload: Option<Reloader>) -> color_eyre::Result<()> {
     let mut stop = StopSignals::install()?;
     let mut sighup = signal(SignalKind::hangup())?;
-    // Bound before the engine starts: a second service exits before collecting.
-    let listeners = Service::listen(&config).await?;
-    let engine = match EngineHandle::start(&config) {
-        Ok(e) => e,
-        Err(e) => {
-            // An unusable or locked spool is a setup error: one line, exit 2,
-            // like any other bad setting.
-            if let Some(w @ WriterError::Spool(_)) = e.downcast_ref::<WriterError>() {
-                eprintln!("vmpulse: {w}");
-                drop(listeners); // exit() runs no destructors: remove the socket now
-                std::process::exit(2);
-            }
-            return Err(e);
-        }
+    // The control API belongs to the service, not to a bounded run; bound
+    // before the engine starts, so a second service exits before collecting.
+    let bounded = config.run.once || config.run.iterations.is_some();
+    let listeners = match bounded {
+        true => None,
+        false => Some(Service::listen(&config).await?),
     };
-    let mut service = Service::start(listeners, &engine, &config, reload);
+    // An unusable or locked spool comes back as `WriterError::Spool` (cli: exit 2).
+    let engine = EngineHandle::start(&config)?;
+    let mut service = listeners.map(|l| Service::start(l, &engine, &config, reload));
     // A URI that cannot be reached at start is a setup error: say so and exit,
     // so a service manager shows it. Later outages are retried.
     let mut snaps = engine.subscribe();
@@ -80,49 +79,100 @@ pub async fn run(config: Config, reload: Option<Reloader>) -> color_eyre::Result
         })
         .await;
     match first_outcome {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => notify_systemd(&[NotifyState::Ready]),
         Ok(Err(msg)) => {
             engine.shutdown().await;
             return Err(color_eyre::eyre::eyre!(msg));
         }
-        Err(_) => tracing::warn!(
-            "libvirt at '{}' has not answered yet; still trying",
-            config.libvirt.uri
-        ),
+        Err(_) => {
+            let msg = format!(
+                "libvirt at '{}' has not answered yet; still trying",
+                config.libvirt.uri
+            );
+            tracing::warn!("{msg}");
+            // Up and retrying is running: a slow libvirtd must not fail the unit's start.
+            notify_systemd(&[NotifyState::Ready, NotifyState::Status(&msg)]);
+        }
     }
     let first = engine.latest();
     tracing::info!(
-        "vmpulse {} polling '{}' every {:.1} s; writer: {}",
+        "vmpulse {} polling '{}' every {:.1} s; writer: {}{}",
         env!("CARGO_PKG_VERSION"),
         config.libvirt.uri,
         config.collector.poll_interval.as_secs_f64(),
-        writer_summary(&first)
+        writer_summary(&first),
+        service
+            .as_ref()
+            .map(|s| format!("; {}", s.listening()))
+            .unwrap_or_default()
     );
     let mut status = tokio::time::interval_at(
         tokio::time::Instant::now() + config.collector.status_interval,
         config.collector.status_interval,
     );
-    let signal_name = loop {
+    let finished = engine.finished();
+    let reader_gone = match config.run.output {
+        Some(OutputTarget::Stdout) => Either::Left(crate::output::pipe::stdout_closed()),
+        _ => Either::Right(std::future::pending()),
+    };
+    tokio::pin!(finished, reader_gone);
+    let why = loop {
         tokio::select! {
             _ = status.tick() => {
-                tracing::info!("{}", status_line(&engine.latest()));
-                service.on_status_tick();
-            }
-            _ = sighup.recv() => {
-                if let Some(every) = service.on_sighup() {
-                    status = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                let line = status_line(&engine.latest());
+                notify_systemd(&[NotifyState::Status(&line)]);
+                tracing::info!("{line}");
+                if let Some(s) = &service {
+                    s.on_status_tick();
                 }
             }
+            _ = sighup.recv() => match service.as_mut() {
+                Some(s) => {
+                    if let Some(every) = s.on_sighup() {
+                        status = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    }
+                }
+                None => tracing::info!("SIGHUP: a bounded run (--once, -n) does not reload"),
+            },
             name = stop.recv() => break name,
+            _ = &mut finished => break "done",
+            _ = &mut reader_gone => break "stdout closed by its reader",
         }
     };
+    notify_systemd(&[NotifyState::Stopping]);
     tracing::info!(
-        "{signal_name}: stopping collection, flushing (at most {:.0} s)",
+        "{why}: stopping collection, flushing (at most {:.0} s)",
         config.influx.flush_timeout.as_secs_f64()
     );
     let report = engine.shutdown().await;
     tracing::info!("{}", final_line(&report));
+    if report.unsent > 0 {
+        return Err(LinesUnsent {
+            unsent: report.unsent,
+        }
+        .into());
+    }
     Ok(())
+}
+
+/// Lines neither sent nor spooled when the flush timeout ran out: the run lost data, and
+/// scripts and systemd must see it (exit status [`LinesUnsent::EXIT_CODE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{unsent} lines were still unsent when the flush timeout ran out (influx.flush_timeout)")]
+pub struct LinesUnsent {
+    pub unsent: usize,
+}
+
+impl LinesUnsent {
+    pub const EXIT_CODE: u8 = 3;
+}
+
+/// Tells systemd (`Type=notify`) about readiness and status; a no-op unless
+/// `NOTIFY_SOCKET` is set. Failing to notify is logged, never fatal.
+fn notify_systemd(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!("sd_notify: {e}");
+    }
 }
 
 fn writer_summary(s: &Snapshot) -> String {
@@ -142,8 +192,8 @@ pub fn status_line(s: &Snapshot) -> String {
     let w = &s.writer;
     let c = &s.collector;
     let mut line = format!(
-        "status: {} VMs, {} collections ({} errors), last took {}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
-        c.vms_monitored,
+        "status: {}, {} collections ({} errors), last took {}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
+        crate::model::vm_count(c.vms_monitored),
         c.total_collections,
         c.total_errors,
         c.last_collection_ms

@@ -335,6 +335,15 @@ impl VmSnapshot {
     }
 }
 
+/// `1 VM`, `3 VMs`, `0 VMs`: for every frontend.
+pub fn vm_count(n: usize) -> String {
+    if n == 1 {
+        "1 VM".into()
+    } else {
+        format!("{n} VMs")
+    }
+}
+
 /// Health of the libvirt connection as the collector last saw it.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub enum SourceState {

@@ -1,4 +1,6 @@
-//! The real binary on bad input: one clear line on stderr, exit code 2, no panic or backtrace.
+//! The real binary on the command line: bad input gets one clear line on stderr and
+//! exit code 2, no panic or backtrace; one-shot runs (`--once`, `-n`) print exactly
+//! what they collected in the format asked for and exit 0; a closed pipe ends the run.
 
 use std::process::{Command, Output};
 
@@ -175,57 +177,357 @@ fn unreachable_libvirt_uri_at_start_exits_naming_uri_and_answer() {
     assert!(err.contains("'nosuchdriver:///x'"), "{err}");
 }
 
-#[test]
-fn output_to_a_closed_pipe_drops_instead_of_retrying() {
-    use std::io::Read;
-    use std::process::Stdio;
-    let uri = format!(
+/// The two-domain fixture (one VM with a hostile name, `db-1`).
+fn e2e() -> String {
+    format!(
         "test://{}/tests/fixtures/e2e-host.xml",
         env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn counter(stderr: &str, key: &str) -> u64 {
+    stderr
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {stderr}"))
+}
+
+#[test]
+fn once_and_iterations_write_exactly_that_many_collections_with_rates() {
+    let uri = e2e();
+    for (args, n) in [(vec!["--once"], 1usize), (vec!["-n", "3"], 3)] {
+        let mut all = vec!["-c", &uri, "-d", "0.2"];
+        all.extend(args.iter().copied());
+        let out = vmpulse(&all, &[]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        let count = |m: &str| stdout.lines().filter(|l| l.starts_with(m)).count();
+        // Two domains; a baseline sample first, so every written collection has rates.
+        assert_eq!(count("vm_metrics,"), 2 * n, "{args:?}: {stdout}");
+        assert_eq!(count("vm_features,"), 2 * n, "{args:?}: {stdout}");
+        assert_eq!(count("vm_totals,"), 2 * n, "{args:?}: {stdout}");
+        assert_eq!(counter(&stderr, "collections"), n as u64 + 1, "{stderr}");
+        assert_eq!(counter(&stderr, "unsent"), 0);
+    }
+}
+
+#[test]
+fn json_format_is_one_object_per_vm_per_collection() {
+    let out = vmpulse(
+        &["-c", &e2e(), "-d", "0.2", "-n", "2", "--format", "json"],
+        &[],
     );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let objects: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    assert_eq!(objects.len(), 4);
+    let mut names: Vec<&str> = objects.iter().filter_map(|o| o["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "db-1",
+            "db-1",
+            r#"web 01,env=prod "x"\y"#,
+            r#"web 01,env=prod "x"\y"#
+        ]
+    );
+    for o in &objects {
+        for key in [
+            "time",
+            "host",
+            "uuid",
+            "state",
+            "cpu_usage_percent",
+            "disk_read_bytes_per_sec",
+            "net_tx_angle_deg",
+        ] {
+            assert!(o.get(key).is_some(), "{key} missing: {o}");
+        }
+        assert!(o["cpu_usage_percent"].is_f64(), "{o}");
+        assert_eq!(o["state"], "running");
+    }
+}
+
+#[test]
+fn csv_format_has_a_header_and_one_row_per_vm_per_collection() {
+    let out = vmpulse(
+        &["-c", &e2e(), "-d", "0.2", "-n", "2", "--format", "csv"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    let header: Vec<String> = r
+        .headers()
+        .expect("header row")
+        .iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        &header[..6],
+        ["time", "timestamp_ns", "host", "VMID", "name", "uuid"]
+    );
+    assert!(header.contains(&"cpu_usage_percent".to_string()));
+    assert!(header.contains(&"net_rx_bytes_per_sec".to_string()));
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.expect("a CSV row")).collect();
+    assert_eq!(rows.len(), 4);
+    let name = header.iter().position(|h| h == "name").unwrap();
+    assert!(rows
+        .iter()
+        .any(|row| &row[name] == r#"web 01,env=prod "x"\y"#));
+    let cpu = header
+        .iter()
+        .position(|h| h == "cpu_usage_percent")
+        .unwrap();
+    for row in &rows {
+        assert_eq!(row.len(), header.len());
+        let v: f64 = row[cpu].parse().expect("cpu % is a number");
+        assert!((0.0..=100.0).contains(&v), "{v}");
+    }
+}
+
+#[test]
+fn closing_the_pipe_like_head_1_ends_the_run_within_a_second() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
-        .args([
-            "--no-ui",
-            "--output",
-            "-",
-            "--poll-interval",
-            "0.2",
-            "--connect",
-            &uri,
-        ])
+        .args(["--no-ui", "--output", "-", "-d", "0.2", "-c", &e2e()])
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
         .env("VMPULSE_SOCKET", test_socket())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start vmpulse");
-    // Read one chunk like `head -c` would, then hang up.
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut first = [0u8; 64];
-    stdout.read_exact(&mut first).expect("some line protocol");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("one line");
+    assert!(first.starts_with("vm_"), "{first}");
+    // The reader is dropped here, as `head -1` exits after its line.
+    let closed = std::time::Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    let took = closed.elapsed();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        first.starts_with(b"vm_"),
-        "{}",
-        String::from_utf8_lossy(&first)
+        took < std::time::Duration::from_secs(1),
+        "took {took:?}: {err}"
     );
-    drop(stdout);
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(err.contains("stdout closed by its reader"), "{err}");
+}
+
+#[test]
+fn stdout_output_needs_no_terminal_and_says_it_wins_over_the_url() {
+    let out = vmpulse(
+        &[
+            "--output",
+            "-",
+            "--once",
+            "-c",
+            "test:///default",
+            "-d",
+            "0.1",
+        ],
+        &[("INFLUX_URL", "http://user:hunter2@127.0.0.1:9")],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--output - implies --no-ui: {err}"
+    );
+    assert!(err.contains("--output wins over the InfluxDB URL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(text(&out.stdout).starts_with("vm_metrics,"));
+}
+
+#[test]
+fn the_live_view_without_a_terminal_is_one_clean_line() {
+    // Piped stdout and no controlling terminal, as under cron or ssh -T.
+    let out = vmpulse(&["-c", "test:///default"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr), "vmpulse needs a terminal; use --no-ui\n");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout, not even an escape: {:?}",
+        out.stdout
+    );
+}
+
+#[test]
+fn an_unknown_uri_is_one_line_without_retrying() {
+    let out = vmpulse(&["--no-ui", "-c", "bogus://x"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("vmpulse: cannot connect to libvirt at 'bogus://x': "),
+        "{err}"
+    );
+    assert!(!err.contains("retrying"), "{err}");
+}
+
+#[test]
+fn one_shot_and_filter_mistakes_are_refused_naming_the_flag() {
+    for (args, needles) in [
+        (
+            vec!["-d", "0.05", "--print-config"],
+            vec!["--poll-interval", "at least 0.1"],
+        ),
+        (
+            vec!["--format", "xml", "--print-config"],
+            vec!["--format", "'xml'", "lp, json or csv"],
+        ),
+        (
+            vec!["--format", "json", "--no-ui"],
+            vec!["--format", "--output"],
+        ),
+        (
+            vec!["--once", "-n", "3", "--print-config"],
+            vec!["--iterations", "--once"],
+        ),
+        (
+            vec!["-n", "0", "--print-config"],
+            vec!["--iterations", "at least 1"],
+        ),
+        (
+            vec!["--domains", "db-[", "--print-config"],
+            vec!["--domains", "unclosed"],
+        ),
+    ] {
+        assert_clean_failure(&vmpulse(&args, &[]), &needles);
+    }
+}
+
+#[test]
+fn short_flags_and_libvirt_default_uri() {
+    let out = vmpulse(
+        &["-c", "test:///default", "-d", "2.5", "--print-config"],
+        &[],
+    );
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("uri = \"test:///default\"") && t.contains("poll_interval = 2.5"),
+        "{t}"
+    );
+    let out = vmpulse(
+        &["--print-config"],
+        &[("LIBVIRT_DEFAULT_URI", "test:///default")],
+    );
+    assert!(
+        text(&out.stdout).contains("uri = \"test:///default\""),
+        "virsh's variable is honoured"
+    );
+    let out = vmpulse(
+        &["--print-config"],
+        &[
+            ("LIBVIRT_DEFAULT_URI", "test:///default"),
+            ("LIBVIRT_URI", "qemu:///session"),
+        ],
+    );
+    assert!(
+        text(&out.stdout).contains("uri = \"qemu:///session\""),
+        "LIBVIRT_URI wins"
+    );
+}
+
+#[test]
+fn domain_filter_keeps_only_matching_vms() {
+    let uri = e2e();
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec![
+            "-c",
+            uri.as_str(),
+            "-d",
+            "0.1",
+            "--once",
+            "--format",
+            "json",
+        ];
+        all.extend_from_slice(args);
+        let out = vmpulse(&all, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(names(&["--domains", "db-*"]), ["db-1"]);
+    assert_eq!(names(&["--exclude", "db-?"]), [r#"web 01,env=prod "x"\y"#]);
+    assert!(names(&["--domains", "nothing*"]).is_empty());
+}
+
+#[test]
+fn help_and_version_say_where_and_what() {
+    let help = text(&vmpulse(&["--help"], &[]).stdout);
+    for needle in [
+        "/etc/vmpulse/config.toml",
+        "qemu:///system",
+        "LIBVIRT_DEFAULT_URI",
+        "Examples:",
+        "--once",
+        "-c, --connect",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}: {help}");
+    }
+    let version = text(&vmpulse(&["--version"], &[]).stdout);
+    assert!(
+        version.starts_with(&format!("vmpulse {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    assert!(version.contains("; libvirt "), "{version}");
+}
+
+#[test]
+fn lines_unsent_at_the_flush_timeout_exit_3() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        // Without the spool, whatever InfluxDB has not taken at the flush timeout is lost.
+        "[influx]\nflush_timeout = 0.5\nmax_backoff = 0.2\n[spool]\nenabled = false\n",
+    )
+    .unwrap();
+    // Nothing listens on port 9 (discard) here: every write fails and is retried.
+    let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+        .args([
+            "--no-ui",
+            "-c",
+            "test:///default",
+            "-d",
+            "0.2",
+            "--influx-api",
+            "v1",
+        ])
+        .args(["--influx-url", "http://127.0.0.1:9", "--config"])
+        .arg(&config)
+        .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vmpulse");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let started = std::time::Instant::now();
-    let out = child.wait_with_output().expect("wait");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("output closed by its reader"), "{err}");
-    let dropped: u64 = err
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("lines_dropped="))
-        .and_then(|v| v.parse().ok())
-        .expect("final counters");
-    assert!(dropped > 0, "{err}");
-    // Nothing left to retry: the flush does not wait for its 10 s timeout.
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(counter(&err, "unsent") > 0, "{err}");
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
+        err.lines().last().unwrap_or_default().contains("unsent"),
         "{err}"
     );
 }

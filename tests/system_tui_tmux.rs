@@ -31,6 +31,11 @@ impl Tmux {
     /// Starts `vmpulse --connect test:///…/tui-host.xml` in a 120×40 pane; after
     /// it exits the pane prints its exit code and whether the tty is canonical.
     fn start(name: &str) -> Self {
+        Self::start_with(name, "LANG=C.UTF-8")
+    }
+
+    /// [`Tmux::start`] under the given locale (`LANG=...`).
+    fn start_with(name: &str, locale: &str) -> Self {
         let version = Command::new("tmux").arg("-V").output();
         assert!(
             version.is_ok_and(|o| o.status.success()),
@@ -39,16 +44,18 @@ impl Tmux {
         let home = tempfile::tempdir().unwrap();
         let uri = format!("test://{}", fixture().display());
         // A clean environment: no Influx settings or config file from the
-        // developer's shell may change what the UI shows, and no running
-        // service to attach to (the socket points into the empty home).
+        // developer's shell may change what the UI shows; a UTF-8 locale (under
+        // LANG=C vmpulse draws ASCII only); no running service to attach to (the
+        // socket points into the empty home).
         let script = format!(
             "env -u INFLUX_URL -u INFLUX_TOKEN -u INFLUX_DB -u INFLUX_API -u INFLUX_ORG \
-             -u LIBVIRT_URI -u POLL_INTERVAL -u VMPULSE_CONFIG -u NO_COLOR \
-             HOME={home} XDG_CONFIG_HOME={home} VMPULSE_SOCKET={home}/none.sock {bin} --connect {uri}; \
+             -u LIBVIRT_URI -u POLL_INTERVAL -u VMPULSE_CONFIG -u NO_COLOR -u LC_ALL -u LC_CTYPE \
+             {locale} HOME={home} XDG_CONFIG_HOME={home} VMPULSE_SOCKET={home}/none.sock {bin} --connect {uri}; \
              echo \"vmpulse-exit=$?\"; \
              stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon | sed 's/^/tty-/'; \
              sleep 120",
             home = sh_quote(&home.path().display().to_string()),
+            locale = sh_quote(locale),
             bin = sh_quote(BIN),
             uri = sh_quote(&uri),
         );
@@ -237,5 +244,24 @@ fn sigterm_restores_the_terminal() {
     // SAFETY: plain kill(2) on a process this test started.
     let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
     assert_eq!(rc, 0);
+    t.wait_exit();
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs tmux on PATH: cargo test --features system-tests"
+)]
+fn a_non_utf8_locale_draws_ascii_only() {
+    let t = Tmux::start_with("ascii", "LANG=C");
+    let s = t.wait_for("the cards in ASCII", 20, |s| {
+        s.contains("alpha-web") && s.contains("> collecting")
+    });
+    assert!(s.is_ascii(), "only ASCII on screen:\n{s}");
+    assert!(
+        s.contains("+") && s.contains("|CPU"),
+        "ASCII borders and gauges:\n{s}"
+    );
+    t.keys(&["q"]);
     t.wait_exit();
 }

@@ -825,6 +825,68 @@ fn screenshot_assets_are_current() {
     );
 }
 
+// ---- terminals that cannot show everything: ASCII only, 8 and 16 colours ----
+
+/// The frame as the terminal gets it after `Fit` (what `ui::run` does).
+fn fitted(app: &App, snap: &Snapshot, fit: vmpulse::ui::Fit) -> Buffer {
+    let mut term = draw(app, snap);
+    let mut buf = term.backend().buffer().clone();
+    fit.apply(&mut buf);
+    // Keep the terminal alive until here: `draw` owns the backend.
+    term.clear().unwrap();
+    buf
+}
+
+#[test]
+fn ascii_cards_and_detail_80x24_and_100x48() {
+    use vmpulse::ui::palette::Palette;
+    let fit = vmpulse::ui::Fit {
+        ascii: true,
+        palette: Palette::Full,
+    };
+    let (app, snap) = fixture(true, (80, 24));
+    let cards = fitted(&app, &snap, fit);
+    assert!(cards.content.iter().all(|c| c.symbol().is_ascii()));
+    insta::assert_snapshot!("ascii_cards_80x24", text(&cards));
+
+    let (mut app, snap) = fixture(true, (100, 48));
+    key(&mut app, KeyCode::Enter);
+    let detail = fitted(&app, &snap, fit);
+    assert!(detail.content.iter().all(|c| c.symbol().is_ascii()));
+    insta::assert_snapshot!("ascii_detail_100x48", text(&detail));
+}
+
+#[test]
+fn eight_and_sixteen_colour_terminals_get_only_their_colours() {
+    use std::collections::BTreeSet;
+    use vmpulse::ui::palette::{is_base8, Palette};
+    let (app, snap) = fixture(true, (80, 24));
+    for (palette, name) in [
+        (Palette::Ansi8, "colours_8_cards_80x24"),
+        (Palette::Ansi16, "colours_16_cards_80x24"),
+    ] {
+        let fit = vmpulse::ui::Fit {
+            ascii: false,
+            palette,
+        };
+        let buf = fitted(&app, &snap, fit);
+        let is16 = |c: Color| !matches!(c, Color::Indexed(_) | Color::Rgb(..));
+        for c in &buf.content {
+            match palette {
+                Palette::Ansi8 => assert!(is_base8(c.fg) && is_base8(c.bg), "{c:?}"),
+                _ => assert!(is16(c.fg) && is16(c.bg), "{c:?}"),
+            }
+        }
+        // The styles in use, one per line: what the terminal is asked to show.
+        let styles: BTreeSet<String> = buf
+            .content
+            .iter()
+            .map(|c| format!("fg {:?} bg {:?} {:?}", c.fg, c.bg, c.modifier))
+            .collect();
+        insta::assert_snapshot!(name, styles.into_iter().collect::<Vec<_>>().join("\n"));
+    }
+}
+
 // ---- history: one point per collection ----
 
 /// A fake engine that publishes like the real one: one snapshot per

@@ -1,10 +1,13 @@
 //! Sampling libvirt and deriving honest metrics from consecutive samples.
 
+pub mod access;
 pub mod bulk;
 pub mod derive;
 pub mod devices;
 pub mod fallback;
+pub mod filter;
 pub mod host;
 pub mod poll;
 pub mod skip;
 pub mod source;
+pub mod state_reason;

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
+use super::filter::DomainFilter;
 use super::source::{CycleSample, LibvirtSource, SourceError};
 
 /// Why a cycle produced no sample.
@@ -42,6 +43,7 @@ pub struct Poller {
     uri: String,
     device_cache_ttl: Duration,
     timeout: Duration,
+    filter: DomainFilter,
     slots: Vec<Slot>,
 }
 
@@ -51,10 +53,16 @@ impl Poller {
             uri: uri.to_string(),
             device_cache_ttl,
             timeout,
+            filter: DomainFilter::default(),
             slots: (0..MAX_CONNECTIONS)
                 .map(|_| Arc::new(Mutex::new(None)))
                 .collect(),
         }
+    }
+
+    /// Collect only the domains `filter` matches.
+    pub fn with_filter(self, filter: DomainFilter) -> Self {
+        Self { filter, ..self }
     }
 
     /// Opens a connection if needed and samples every domain once. A call
@@ -79,6 +87,7 @@ impl Poller {
     async fn attempt(&self) -> Result<CycleSample, CycleError> {
         let slots = self.slots.clone();
         let (uri, ttl, timeout) = (self.uri.clone(), self.device_cache_ttl, self.timeout);
+        let filter = self.filter.clone();
         let task = tokio::task::spawn_blocking(move || -> Result<CycleSample, CycleError> {
             let Some(mut guard) = free_slot(&slots) else {
                 return Err(CycleError::Busy { uri });
@@ -87,7 +96,8 @@ impl Poller {
             if guard.is_none() {
                 *guard = Some(
                     LibvirtSource::open(&uri, ttl)
-                        .map_err(|e| CycleError::Source(e.to_string()))?,
+                        .map_err(|e| CycleError::Source(e.to_string()))?
+                        .with_filter(filter),
                 );
             }
             let Some(src) = guard.as_mut() else {

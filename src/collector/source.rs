@@ -14,9 +14,11 @@ use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::error::{Error as VirtError, ErrorNumber};
 
+use super::access;
 use super::bulk::{self, BulkStats};
 use super::devices::DeviceCache;
 use super::fallback::{self, InfoReading};
+use super::filter::DomainFilter;
 use super::host;
 pub use super::skip::SkipNote;
 use crate::model::{BalloonStats, CpuTimes, DomainState, HostInfo, RawDomain};
@@ -98,6 +100,8 @@ pub struct LibvirtSource {
     /// `None` until the first bulk call; `Some(false)` once libvirt said the
     /// driver does not support it (decided once, then per-domain calls only).
     bulk_supported: Option<bool>,
+    /// `collector.domains` / `collector.exclude`.
+    filter: DomainFilter,
 }
 
 impl std::fmt::Debug for LibvirtSource {
@@ -127,9 +131,11 @@ impl LibvirtSource {
                 });
             }
         }
-        let conn = Connect::open(Some(uri)).map_err(|e| SourceError::Connect {
+        // Read-only: vmpulse never changes a domain, and a user in the libvirt
+        // group (or any local user, by libvirt's default policy) may then connect.
+        let conn = Connect::open_read_only(Some(uri)).map_err(|e| SourceError::Connect {
             uri: uri.to_string(),
-            message: e.message().to_string(),
+            message: access::explain(uri, e.message(), access::current_user().as_deref()),
         })?;
         Ok(Self {
             uri: uri.to_string(),
@@ -137,7 +143,14 @@ impl LibvirtSource {
             devices: DeviceCache::new(device_cache_ttl),
             host: host::HostReader::default(),
             bulk_supported: None,
+            filter: DomainFilter::default(),
         })
+    }
+
+    /// Collect only the domains `filter` matches (checked before any per-domain call).
+    pub fn with_filter(mut self, filter: DomainFilter) -> Self {
+        self.filter = filter;
+        self
     }
 
     pub fn uri(&self) -> &str {
@@ -159,7 +172,8 @@ impl LibvirtSource {
     /// `deadline` and reports the rest as skipped.
     pub fn sample(&mut self, deadline: Instant) -> Result<CycleSample, SourceError> {
         let mut skipped = Vec::new();
-        let (listed, bulk_ok) = self.list(&mut skipped)?;
+        let (mut listed, bulk_ok) = self.list(&mut skipped)?;
+        listed.retain(|l| self.filter.matches(&l.name));
 
         let mut domains = Vec::with_capacity(listed.len());
         let mut any_fallback = false;
@@ -292,7 +306,7 @@ impl LibvirtSource {
             }
         };
         (raw.state, raw.state_reason) = (state, reason);
-        raw.set_stamp(stamp);
+        set_stamp(&mut raw, stamp);
         if !raw.state.has_guest_counters() {
             // Identity and state only: any counter libvirt has here is its own.
             return Some((raw, false));
@@ -315,7 +329,7 @@ impl LibvirtSource {
         }
         let info = if need.info {
             match read_info(&l.domain) {
-                Ok((i, at)) => Some((i, at)),
+                Ok(reading) => Some(reading),
                 Err(e) => {
                     skip(skipped, e.message().to_string());
                     return None;
@@ -329,7 +343,7 @@ impl LibvirtSource {
                 // It stopped since the bulk call: report it as it is now.
                 raw.state = i.state;
                 raw.state_reason = 0; // unknown: info() carries no reason
-                raw.set_stamp(*at);
+                set_stamp(&mut raw, *at);
                 return Some((raw, true));
             }
         }
@@ -339,7 +353,7 @@ impl LibvirtSource {
             // Δt must match the CPU counter's reading: the bulk stamp when
             // cpu.time came from the bulk call, else the info call's own.
             if b.cpu.is_none() {
-                raw.set_stamp(at);
+                set_stamp(&mut raw, at);
             }
         }
         if need.balloon {
@@ -503,11 +517,10 @@ fn fill_from_info(raw: &mut RawDomain, b: &BulkStats, i: &InfoReading) {
     raw.cur_mem_kib = raw.cur_mem_kib.or(Some(i.cur_mem_kib));
 }
 
-impl RawDomain {
-    fn set_stamp(&mut self, s: Stamp) {
-        self.mono = s.mono;
-        self.wall_ns = s.wall_ns;
-    }
+/// The instant `raw`'s counters were read, on both clocks.
+fn set_stamp(raw: &mut RawDomain, s: Stamp) {
+    raw.mono = s.mono;
+    raw.wall_ns = s.wall_ns;
 }
 
 #[cfg(test)]

@@ -404,6 +404,98 @@ impl Kind for Output {
     }
 }
 
+/// A list of shell-style globs (`*`, `?`, `[...]`) matched against VM names:
+/// a TOML array of strings, or comma-separated text from a flag or variable.
+pub struct Globs;
+
+impl Kind for Globs {
+    type Value = Vec<String>;
+    fn check(&self, raw: &Raw) -> Result<Vec<String>, String> {
+        let items: Vec<String> = match raw {
+            Raw::Toml(toml::Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str().map(str::to_string).ok_or_else(|| {
+                        format!("expected a list of strings, found a {}", type_name(v))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Raw::Toml(toml::Value::String(t)) | Raw::Text(t) => {
+                t.split(',').map(|p| p.trim().to_string()).collect()
+            }
+            Raw::Toml(v) => {
+                return Err(format!(
+                    "expected a list of name patterns, found a {}",
+                    type_name(v)
+                ))
+            }
+        };
+        let items: Vec<String> = items.into_iter().filter(|p| !p.is_empty()).collect();
+        for p in &items {
+            crate::collector::filter::Glob::new(p)?;
+        }
+        Ok(items)
+    }
+    fn default_value(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn render(&self, v: &Vec<String>) -> Option<toml::Value> {
+        Some(toml::Value::Array(
+            v.iter().cloned().map(toml::Value::String).collect(),
+        ))
+    }
+    fn value_name(&self) -> &'static str {
+        "GLOB,..."
+    }
+}
+
+/// `--format lp|json|csv`.
+pub struct Format;
+
+impl Kind for Format {
+    type Value = crate::output::Format;
+    fn check(&self, raw: &Raw) -> Result<crate::output::Format, String> {
+        string(raw)?.parse().map_err(|e| format!("{e}"))
+    }
+    fn default_value(&self) -> crate::output::Format {
+        crate::output::Format::Lp
+    }
+    fn render(&self, v: &crate::output::Format) -> Option<toml::Value> {
+        Some(toml::Value::String(v.as_str().into()))
+    }
+    fn value_name(&self) -> &'static str {
+        "lp|json|csv"
+    }
+}
+
+/// A whole number that may be unset (no limit), at least `min`.
+pub struct OptCount {
+    pub min: i64,
+    pub unit: &'static str,
+}
+
+impl Kind for OptCount {
+    type Value = Option<u64>;
+    fn check(&self, raw: &Raw) -> Result<Option<u64>, String> {
+        let what = format!("a whole number of {}", self.unit);
+        let v = integer(raw, &what)?;
+        if v < self.min {
+            return Err(format!("'{v}' must be at least {}", self.min));
+        }
+        Ok(Some(v as u64))
+    }
+    fn default_value(&self) -> Option<u64> {
+        None
+    }
+    fn render(&self, v: &Option<u64>) -> Option<toml::Value> {
+        v.and_then(|n| i64::try_from(n).ok())
+            .map(toml::Value::Integer)
+    }
+    fn value_name(&self) -> &'static str {
+        "N"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use super::kind::{
-    Api, Count, HttpUrl, Kind, OptText, Output, Positive, Raw, Seconds, SecretText, Switch, Text,
-    Unit,
+    Api, Count, Format, Globs, HttpUrl, Kind, OptCount, OptText, Output, Positive, Raw, Seconds,
+    SecretText, Switch, Text, Unit,
 };
 use super::{InfluxApi, OutputTarget, Secret};
 
@@ -222,8 +222,10 @@ settings! {
     /// The libvirt connection.
     [libvirt] LibvirtConfig {
         /// libvirt connection URI; test:///default needs no daemon.
+        /// LIBVIRT_DEFAULT_URI (as virsh reads it) is used when LIBVIRT_URI is not set.
         uri: String = Text { default: qemu_system, value_name: "URI" },
-            Meta::key("libvirt.uri").env(&["LIBVIRT_URI"]).flag("connect");
+            Meta::key("libvirt.uri").env(&["LIBVIRT_URI", "LIBVIRT_DEFAULT_URI"])
+                .flag("connect").short('c');
         /// Seconds one sampling cycle's libvirt calls may take before the rest is skipped.
         timeout: Duration = Seconds::new(10.0),
             Meta::key("libvirt.timeout").env(&["LIBVIRT_TIMEOUT"]);
@@ -237,12 +239,20 @@ settings! {
         /// Value of the `host` tag on every line.
         host: String = Text { default: hostname, value_name: "NAME" },
             Meta::key("host").example("hv01").computed_default("this machine's hostname");
-        /// Seconds between samples.
-        poll_interval: Duration = Seconds::new(1.0),
-            Meta::key("collector.poll_interval").env(&["POLL_INTERVAL"]).flag("poll-interval").reload();
+        /// Seconds between samples (at least 0.1).
+        poll_interval: Duration = Seconds::new(1.0).at_least(0.1),
+            Meta::key("collector.poll_interval").env(&["POLL_INTERVAL"]).flag("poll-interval")
+                .short('d').reload();
         /// Seconds between status lines in --no-ui mode.
         status_interval: Duration = Seconds::new(60.0),
             Meta::key("collector.status_interval").reload();
+        /// Only VMs whose name matches one of these globs (* ? [..]); empty: every VM.
+        /// Applied before any per-domain libvirt call.
+        domains: Vec<String> = Globs,
+            Meta::key("collector.domains").flag("domains");
+        /// Leave out VMs whose name matches one of these globs (wins over domains).
+        exclude: Vec<String> = Globs,
+            Meta::key("collector.exclude").flag("exclude");
     }
 
     /// Where the lines go and how they are batched.
@@ -322,6 +332,10 @@ settings! {
         /// Minutes of per-VM history kept for the detail view's sparklines.
         history_minutes: usize = Count::new(5, 1, "minutes"),
             Meta::key("ui.history_minutes");
+        /// Draw with ASCII only (borders, gauges, arrows, sparklines); also the
+        /// default when the locale is not UTF-8 (LANG=C).
+        ascii: bool = Switch(false),
+            Meta::key("ui.ascii").flag("ascii");
     }
 
     /// The control API of the --no-ui service (status, start/stop, metrics; the TUI attaches to it).
@@ -369,9 +383,21 @@ settings! {
 
     /// How this run behaves (command line only).
     [run] RunConfig {
-        /// Write line protocol to FILE (appending) or '-' for stdout instead of InfluxDB.
+        /// Write to FILE (appending) or '-' for stdout instead of InfluxDB
+        /// (wins over --influx-url; '-' implies --no-ui).
         output: Option<OutputTarget> = Output,
             Meta::flag_only("output");
+        /// Encoding of --output: lp (InfluxDB line protocol), json (one object per VM
+        /// per collection) or csv (a header row, then one row per VM per collection).
+        format: crate::output::Format = Format,
+            Meta::flag_only("format");
+        /// One collection (two samples a poll interval apart, for the rates), written
+        /// to --output (default stdout) or InfluxDB, then exit; implies --no-ui.
+        once: bool = Switch(false),
+            Meta::flag_only("once");
+        /// N collections, then exit (like --once).
+        iterations: Option<u64> = OptCount { min: 1, unit: "collections" },
+            Meta::flag_only("iterations").short('n');
         /// Run collector and writer only, logging to stderr.
         no_ui: bool = Switch(false),
             Meta::flag_only("no-ui");

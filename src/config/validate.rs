@@ -57,6 +57,7 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
             ),
         });
     }
+    super::run::settle(&l, &mut c)?;
     if let Some(listen) = &c.control.listen {
         let origin = origin_of(&l, "control.listen");
         if listen.parse::<std::net::SocketAddr>().is_err() {

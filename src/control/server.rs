@@ -366,6 +366,7 @@ pub struct Server {
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
     guard: SocketGuard,
+    listening: String,
 }
 
 impl Server {
@@ -392,7 +393,7 @@ impl Server {
         });
         let mut tasks = vec![tokio::spawn(keep_history(ctl.subscribe(), shared.clone()))];
         let app = routes(shared.clone());
-        tracing::info!("control API on {}", unix.guard.path().display());
+        let mut listening = format!("control API on {}", unix.guard.path().display());
         let guard = unix.guard;
         let listener = unix.listener;
         tasks.push(tokio::spawn(async move {
@@ -406,10 +407,10 @@ impl Server {
                 Arc::new(token),
                 require_token,
             ));
-            tracing::info!(
-                "control API on tcp {} (bearer token required)",
+            listening.push_str(&format!(
+                " and tcp {} (bearer token required)",
                 addr.map(|a| a.to_string()).unwrap_or_default()
-            );
+            ));
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app).await {
                     tracing::error!("control TCP listener stopped serving: {e}");
@@ -420,7 +421,13 @@ impl Server {
             shared,
             tasks,
             guard,
+            listening,
         }
+    }
+
+    /// `control API on PATH [and tcp ADDR (bearer token required)]`, for the start-up log.
+    pub fn listening(&self) -> &str {
+        &self.listening
     }
 
     pub fn socket_path(&self) -> &std::path::Path {

@@ -55,6 +55,11 @@ impl Service {
         }
     }
 
+    /// Where the API listens, for the start-up line.
+    pub fn listening(&self) -> &str {
+        self.server.listening()
+    }
+
     /// Every status interval: one `vmpulse_internal` point when enabled.
     pub fn on_status_tick(&self) {
         if self.running.control.internal_metrics {

@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime};
 
 const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
+pub use crate::model::vm_count;
+
 /// `1536.0` → `"1.5 KiB"`: binary prefixes, three significant digits at most.
 pub fn bytes(value: f64) -> String {
     if !value.is_finite() || value < 0.0 {
@@ -242,6 +244,13 @@ pub fn truncate(s: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vm_counts_are_singular_for_one() {
+        assert_eq!(vm_count(1), "1 VM");
+        assert_eq!(vm_count(0), "0 VMs");
+        assert_eq!(vm_count(2), "2 VMs");
+    }
 
     #[test]
     fn bytes_use_binary_prefixes() {

@@ -18,6 +18,8 @@ pub const MAX_SAMPLES: usize = 3000;
 pub struct Sample {
     pub at: SystemTime,
     pub cpu_percent: Option<f64>,
+    /// CPU steal (time the vCPUs waited for a host CPU), percent.
+    pub steal_percent: Option<f64>,
     pub mem_percent: Option<f64>,
     /// Disk read + write, bytes/s.
     pub disk_bps: Option<f64>,
@@ -64,6 +66,7 @@ impl History {
             let sample = Sample {
                 at: snap.taken_at,
                 cpu_percent: d.and_then(|d| d.cpu_percent),
+                steal_percent: d.and_then(|d| d.cpu_split.steal),
                 mem_percent: vm.memory.and_then(|m| m.percent),
                 disk_bps: d.map(|d| d.disk_read.bytes_per_sec + d.disk_write.bytes_per_sec),
                 net_bps: d.map(|d| d.net_rx.bytes_per_sec + d.net_tx.bytes_per_sec),

@@ -7,11 +7,13 @@
 //! terminal on every path.
 
 pub mod app;
+pub mod ascii;
 pub mod format;
 pub mod help;
 pub mod history;
 pub mod keys;
 pub mod layout;
+pub mod palette;
 pub mod render;
 pub mod theme;
 
@@ -71,6 +73,23 @@ impl Engine for EngineHandle {
     }
     fn shutdown(self) -> impl Future<Output = FinalReport> {
         EngineHandle::shutdown(self)
+    }
+}
+
+/// What the terminal can show: ASCII only, and how many colours.
+#[derive(Debug, Clone, Copy)]
+pub struct Fit {
+    pub ascii: bool,
+    pub palette: palette::Palette,
+}
+
+impl Fit {
+    /// Rewrites a finished frame for this terminal.
+    pub fn apply(self, buf: &mut ratatui::buffer::Buffer) {
+        if self.ascii {
+            ascii::asciify(buf);
+        }
+        palette::apply(buf, self.palette);
     }
 }
 
@@ -136,8 +155,13 @@ async fn event_loop<E: Engine>(
     let mut snapshots: watch::Receiver<Arc<Snapshot>> = engine.subscribe();
     let first = snapshots.borrow_and_update().clone();
     let size = terminal.size()?;
+    let theme = Theme::from_env();
+    let fit = Fit {
+        ascii: ascii::wanted(config.ui.ascii),
+        palette: palette::Palette::from_env(),
+    };
     let mut app = App::new(
-        Options::from_config(config, Theme::from_env()),
+        Options::from_config(config, theme),
         first,
         (size.width, size.height),
     );
@@ -157,7 +181,10 @@ async fn event_loop<E: Engine>(
     let mut can_draw = true;
     let mut last_snapshot = Instant::now();
 
-    terminal.draw(|f| render::view(f, &app, &app.live.clone(), SystemTime::now()))?;
+    terminal.draw(|f| {
+        render::view(f, &app, &app.live.clone(), SystemTime::now());
+        fit.apply(f.buffer_mut());
+    })?;
     loop {
         let tick = next_tick(&app, last_snapshot);
         let mut redraw = true;
@@ -208,7 +235,11 @@ async fn event_loop<E: Engine>(
         }
         if redraw && can_draw {
             let live = app.live.clone();
-            if let Err(e) = terminal.draw(|f| render::view(f, &app, &live, SystemTime::now())) {
+            let drawn = terminal.draw(|f| {
+                render::view(f, &app, &live, SystemTime::now());
+                fit.apply(f.buffer_mut());
+            });
+            if let Err(e) = drawn {
                 if app.quitting.is_none() {
                     return Err(e.into());
                 }

@@ -140,6 +140,8 @@ impl Vmpulse {
             .args(args(&output.to_string_lossy()))
             // A socket of its own: the default one may belong to a running service.
             .env("VMPULSE_SOCKET", dir.path().join("vmpulse.sock"))
+            // Its own spool: never another run's leftovers replayed into this test's InfluxDB.
+            .env("SPOOL_DIR", dir.path().join("spool"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("vmpulse log file"));

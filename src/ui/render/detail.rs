@@ -147,8 +147,8 @@ fn identity_lines(app: &App, vm: &VmSnapshot) -> Vec<Line<'static>> {
     let mut out = vec![Line::from(vec![
         Span::styled(raw.state.as_str().to_uppercase(), state_style),
         Span::raw(format!(
-            " (reason {}) · id {} · uuid {}",
-            raw.state_reason,
+            " ({}) · id {} · uuid {}",
+            crate::collector::state_reason::name(raw.state, raw.state_reason),
             raw.id.map(|i| i.to_string()).unwrap_or_else(|| DASH.into()),
             raw.uuid
         )),
@@ -196,6 +196,11 @@ fn history_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>>
         .map(|q| q.iter().copied().collect())
         .unwrap_or_default();
     let pct = |v: f64| format::percent(v);
+    // Steal is usually small: scale to its own peak, at least 10 %.
+    let steal_top = samples
+        .iter()
+        .filter_map(|s| s.steal_percent)
+        .fold(10.0, f64::max);
     vec![
         heading(t, &format!("History (last {mins} min)")),
         spark_line(
@@ -204,6 +209,15 @@ fn history_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>>
             &samples,
             |s| s.cpu_percent,
             Some(100.0),
+            pct,
+            width,
+        ),
+        spark_line(
+            t,
+            "STEAL %",
+            &samples,
+            |s| s.steal_percent,
+            Some(steal_top),
             pct,
             width,
         ),

@@ -148,10 +148,8 @@ pub fn writer_summary(snap: &Snapshot, t: Theme) -> Vec<Span<'static>> {
     let w = &snap.writer;
     let ep = w.endpoint.clone().unwrap_or_default();
     match &w.state {
-        WriterState::Off { hint } => vec![
-            Span::styled("off", t.dim()),
-            Span::styled(format!(" ({hint})"), t.dim()),
-        ],
+        // The full hint is in the status panel (i); here it must fit 80 columns.
+        WriterState::Off { .. } => vec![Span::styled("off (set INFLUX_URL)", t.dim())],
         WriterState::Output { target } => {
             vec![
                 Span::styled("ok ", t.good()),
@@ -173,7 +171,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
         Span::raw(" "),
         Span::styled(snap.hostname.clone(), t.title()),
         Span::styled(format!(" {} ", snap.libvirt_uri), t.label()),
-        Span::raw(format!("· {} VMs", shown.vms.len())),
+        Span::raw(format!("· {}", format::vm_count(shown.vms.len()))),
     ];
     if let Some((text, gone)) = origin_text(&snap.origin, now) {
         l1.push(Span::raw("  "));
@@ -196,10 +194,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
         (None, true) => l2.push(Span::styled("▶ collecting", t.good())),
         (None, false) => l2.push(Span::styled("■ stopped", t.warn())),
     }
-    l2.push(Span::raw(format!(
-        " every {}",
-        format::interval(snap.poll_interval)
-    )));
+    if collecting {
+        l2.push(Span::raw(format!(
+            " every {}",
+            format::interval(snap.poll_interval)
+        )));
+    }
     match snap.collector.last_collection_time {
         Some(last) => {
             let stale = is_stale(snap, now);

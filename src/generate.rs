@@ -1,0 +1,250 @@
+//! The man page `vmpulse(1)` and shell completions, generated from the clap
+//! definition of the flags so that neither can drift from them (pure; the
+//! packaging script writes the files with `cargo run --example generate-assets`).
+//!
+//! clap renders NAME, SYNOPSIS, DESCRIPTION and OPTIONS; the sections a man
+//! page also needs (environment, files, exit status, signals, examples) are
+//! the tables below.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+use roff::{bold, italic, roman, Roff};
+
+use crate::cli::Cli;
+use crate::config::settings::SETTINGS;
+
+/// Variables that are not settings of the table (which has all the others).
+const OTHER_ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "VMPULSE_CONFIG",
+        "Config file to read instead of the default locations.",
+    ),
+    (
+        "VMPULSE_LOG",
+        "Log filter in --no-ui mode, e.g. debug or vmpulse=trace; default info.",
+    ),
+    (
+        "NOTIFY_SOCKET",
+        "Set by systemd for Type=notify: vmpulse reports ready once libvirt answered.",
+    ),
+];
+
+/// Environment variables and what they set: every variable of the settings
+/// table (with its file key), then the others.
+pub fn environment() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for s in SETTINGS.iter() {
+        for var in s.meta.env {
+            let key = s.meta.key.map(|k| format!(" ({k})")).unwrap_or_default();
+            out.push((var.to_string(), format!("{}{key}", s.summary())));
+        }
+    }
+    out.extend(
+        OTHER_ENVIRONMENT
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    out
+}
+
+/// Files vmpulse reads, and the ones the Debian package installs.
+pub const FILES: &[(&str, &str)] = &[
+    ("/etc/vmpulse/config.toml", "System config file (TOML); every key with its default is in the example the package installs here."),
+    ("$XDG_CONFIG_HOME/vmpulse/config.toml", "Per-user config file, layered over the system one (default ~/.config)."),
+    ("/etc/default/vmpulse", "Environment of the systemd service (INFLUX_TOKEN and friends); mode 0600."),
+    ("/usr/lib/systemd/system/vmpulse.service", "The systemd unit: vmpulse --no-ui."),
+];
+
+/// Exit statuses.
+pub const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "Success, including a clean stop on SIGINT or SIGTERM after the flush."),
+    ("1", "Runtime failure, e.g. libvirt unreachable at start (the message names the URI and libvirt's answer)."),
+    ("2", "Bad input: an unknown flag, a malformed value, an unreadable or invalid config file (one line names the setting); or no terminal for the live view."),
+    ("3", "Lines were neither sent nor kept in the spool when the flush timeout ran out (--no-ui): data was lost."),
+];
+
+/// Signals and what they do.
+pub const SIGNALS: &[(&str, &str)] = &[
+    ("SIGINT, SIGTERM", "Stop collecting, flush queued lines (bounded by influx.flush_timeout), print the final counters and exit."),
+    ("SIGHUP", "Like SIGTERM: stop, flush, exit (in the terminal UI too: the terminal is gone). The unit's ExecReload sends it."),
+];
+
+/// Examples: command and what it does.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    ("vmpulse", "Live view of every VM on qemu:///system."),
+    (
+        "vmpulse --connect test:///default",
+        "Try it without a hypervisor: libvirt's built-in test driver.",
+    ),
+    (
+        "INFLUX_URL=http://127.0.0.1:8181 INFLUX_TOKEN=... vmpulse --no-ui",
+        "The collection service: no screen, metrics to InfluxDB 3.",
+    ),
+    (
+        "vmpulse --no-ui --output -",
+        "Line protocol on stdout instead of HTTP.",
+    ),
+    (
+        "vmpulse --once --format json",
+        "One collection (with rates) as JSON on stdout, then exit.",
+    ),
+    (
+        "vmpulse -n 10 -d 5 --format csv > vms.csv",
+        "Ten collections five seconds apart as CSV.",
+    ),
+    (
+        "vmpulse --domains 'web-*' --exclude '*-test'",
+        "Only some VMs, by name.",
+    ),
+    (
+        "systemctl enable --now vmpulse; journalctl -u vmpulse",
+        "Run it as the packaged service and read its log.",
+    ),
+];
+
+/// The man page in roff.
+pub fn man_page() -> String {
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone())
+        .title("VMPULSE")
+        .section("1")
+        .manual("vmpulse manual");
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = man.render_title(&mut out);
+    let _ = man.render_name_section(&mut out);
+    let _ = man.render_synopsis_section(&mut out);
+    let _ = man.render_description_section(&mut out);
+    let _ = man.render_options_section(&mut out);
+    if cmd.has_subcommands() {
+        let _ = man.render_subcommands_section(&mut out);
+    }
+    let mut roff = Roff::default();
+    let env = environment();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    section(&mut roff, "ENVIRONMENT", &env, true);
+    section(&mut roff, "FILES", FILES, false);
+    section(&mut roff, "EXIT STATUS", EXIT_STATUS, true);
+    section(&mut roff, "SIGNALS", SIGNALS, true);
+    section(&mut roff, "EXAMPLES", EXAMPLES, true);
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text([
+        bold("virsh"),
+        roman("(1), "),
+        bold("virt-top"),
+        roman("(1), "),
+        bold("systemctl"),
+        roman("(1), "),
+        bold("journalctl"),
+        roman("(1)"),
+    ]);
+    let _ = roff.to_writer(&mut out);
+    let _ = man.render_version_section(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A section of tagged paragraphs: term in bold (or italic for paths), then its text.
+fn section(roff: &mut Roff, title: &str, rows: &[(&str, &str)], bold_term: bool) {
+    roff.control("SH", [title]);
+    for (term, text) in rows {
+        roff.control("TP", []);
+        roff.text([if bold_term {
+            bold(*term)
+        } else {
+            italic(*term)
+        }]);
+        roff.text([roman(*text)]);
+    }
+}
+
+/// The completion script for one shell.
+pub fn completion(shell: Shell) -> String {
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "vmpulse", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where each generated file goes under `dir`, named as Debian installs them.
+pub fn files() -> Vec<(PathBuf, String)> {
+    vec![
+        (PathBuf::from("vmpulse.1"), man_page()),
+        (PathBuf::from("vmpulse.bash"), completion(Shell::Bash)),
+        (PathBuf::from("_vmpulse"), completion(Shell::Zsh)),
+        (PathBuf::from("vmpulse.fish"), completion(Shell::Fish)),
+    ]
+}
+
+/// Writes [`files`] into `dir` (created if missing); returns the paths written.
+pub fn write_all(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    files()
+        .into_iter()
+        .map(|(name, text)| {
+            let path = dir.join(name);
+            std::fs::write(&path, text)?;
+            Ok(path)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn long_flags() -> Vec<String> {
+        Cli::command()
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect()
+    }
+
+    #[test]
+    fn man_page_has_every_flag_and_the_extra_sections() {
+        let man = man_page();
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH VMPULSE 1"),
+            "{man}"
+        );
+        // roff escapes '-' as '\-'.
+        for flag in long_flags() {
+            assert!(
+                man.contains(&flag.replace('-', "\\-")),
+                "man page lacks {flag}"
+            );
+        }
+        for s in ["ENVIRONMENT", "FILES", "EXIT STATUS", "SIGNALS", "EXAMPLES"] {
+            assert!(
+                man.contains(&format!(".SH \"{s}\"")) || man.contains(&format!(".SH {s}")),
+                "{s}"
+            );
+        }
+        assert!(man.contains("INFLUX_TOKEN") && man.contains("LIBVIRT_URI"));
+    }
+
+    #[test]
+    fn completions_offer_every_flag_in_each_shell() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let text = completion(shell);
+            for flag in long_flags() {
+                let bare = flag.trim_start_matches('-');
+                assert!(text.contains(bare), "{shell} completion lacks {flag}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_variable_of_the_settings_table_is_in_the_man_page() {
+        let man = man_page();
+        for s in SETTINGS.iter() {
+            for var in s.meta.env {
+                assert!(man.contains(var), "man page lacks {var}");
+            }
+        }
+        assert!(man.contains("LIBVIRT_DEFAULT_URI") && man.contains("VMPULSE_LOG"));
+    }
+}
