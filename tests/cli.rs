@@ -515,6 +515,7 @@ fn lines_unsent_at_the_flush_timeout_exit_3() {
         .args(["--influx-url", "http://127.0.0.1:9", "--config"])
         .arg(&config)
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .env("VMPULSE_SOCKET", test_socket())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
