@@ -60,7 +60,7 @@ q "CREATE DATABASE bench" >/dev/null
 printf '[collector]\nstatus_interval = 1.0\n' > "$tmp/vmpulse.toml"
 target/release/vmpulse --no-ui --connect "test://$tmp/host.xml" --config "$tmp/vmpulse.toml" \
   --poll-interval 1 --influx-url "http://127.0.0.1:$port" --influx-api v1 --influx-db bench \
-  --spool-dir "$tmp/spool" 2>"$tmp/vmpulse.log" &
+  --spool-dir "$tmp/spool" --socket "$tmp/vmpulse.sock" 2>"$tmp/vmpulse.log" &
 pid=$!
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }

@@ -25,7 +25,7 @@ if [ -z "$uri" ]; then
   uri="test://$tmp/host.xml"
 fi
 cargo build --release --quiet
-args=(--no-ui --connect "$uri" --poll-interval 1 --spool-dir "$tmp/spool")
+args=(--no-ui --connect "$uri" --poll-interval 1 --spool-dir "$tmp/spool" --socket "$tmp/vmpulse.sock")
 if command -v influxd >/dev/null; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   rpc=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser};
+use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::layer::Layer;
 use crate::config::settings::{Setting, SETTINGS};
@@ -22,6 +22,39 @@ pub struct Cli {
     /// Print the effective configuration (secrets masked) and exit
     #[arg(long)]
     pub print_config: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Talk to the running service over its control socket.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Show the service's status (exit 0 collecting, 1 stopped or failing, 3 no service)
+    Status {
+        /// The full status as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Start the service's collection
+    Start {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Stop the service's collection (the service keeps running)
+    Stop {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// `--socket` after a subcommand (`vmpulse status --socket PATH`).
+#[derive(Debug, Clone, Args)]
+pub struct SocketArg {
+    /// Control socket of the service (default: control.socket, see the main --help)
+    #[arg(long = "socket", id = "subcommand_socket", value_name = "PATH")]
+    pub path: Option<PathBuf>,
 }
 
 /// The end of `--help`: where settings come from, and examples.
@@ -159,6 +192,9 @@ pub fn main() -> ExitCode {
         print!("{}", config::docs::print_config(&resolved.config));
         return ExitCode::SUCCESS;
     }
+    if let Some(cmd) = cli.command.clone() {
+        return crate::control::shell::dispatch(cmd, &resolved.config);
+    }
     if !resolved.config.run.no_ui && !have_terminal() {
         // Checked before anything touches the terminal: no escape sequence on stdout.
         eprintln!("vmpulse needs a terminal; use --no-ui");
@@ -189,14 +225,20 @@ pub fn main() -> ExitCode {
             for w in &resolved.warnings {
                 tracing::warn!("{w}");
             }
-            crate::headless::run(config).await
+            let (layer, file) = (cli.layer(), cli.config.clone());
+            let reload: crate::control::service::Reloader = Box::new(move || {
+                let env = |k: &str| std::env::var(k).ok();
+                config::resolve(layer.clone(), file.clone(), &env)
+                    .map(|r| r.config)
+                    .map_err(|e| e.to_string())
+            });
+            crate::headless::run(config, Some(reload)).await
         } else {
             crate::ui::init_logging();
             for w in &resolved.warnings {
                 tracing::warn!("{w}");
             }
-            let engine = crate::engine::EngineHandle::start(&config)?;
-            crate::ui::run(engine, &config).await
+            crate::control::attach::run_tui(&config).await
         }
     });
     // Blocking libvirt calls stuck in a dead daemon must not hold the exit hostage.

@@ -71,8 +71,8 @@ pub enum OutputTarget {
 }
 
 pub use settings::{
-    CollectorConfig, InfluxConfig, LibvirtConfig, RatesConfig, RunConfig, SpoolSettings, Tags,
-    UiConfig,
+    CollectorConfig, ControlConfig, InfluxConfig, LibvirtConfig, RatesConfig, RunConfig,
+    SpoolSettings, Tags, UiConfig,
 };
 
 /// The effective configuration: one struct per section of `settings.rs`.
@@ -83,6 +83,7 @@ pub struct Config {
     pub influx: InfluxConfig,
     pub rates: RatesConfig,
     pub ui: UiConfig,
+    pub control: ControlConfig,
     pub spool: SpoolSettings,
     pub run: RunConfig,
     /// Static tags added to every line (`[tags]`).

@@ -42,7 +42,48 @@ pub struct FinalReport {
 
 enum Msg {
     Control(Control),
+    /// Extra line protocol (self-metrics) for the writer; dropped when it is off.
+    Lines(Vec<String>),
+    /// SIGHUP: new tags, and a new writer when `restart_writer`.
+    Reconfigure {
+        config: Box<Config>,
+        restart_writer: bool,
+    },
     Shutdown(oneshot::Sender<FinalReport>),
+}
+
+/// A cloneable way to steer a running engine (for the control API), without
+/// the right to shut it down, which stays with the [`EngineHandle`].
+#[derive(Clone)]
+pub struct Controller {
+    tx: mpsc::UnboundedSender<Msg>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl Controller {
+    /// Never blocks; ignored once the engine has stopped.
+    pub fn send(&self, control: Control) {
+        let _ = self.tx.send(Msg::Control(control));
+    }
+
+    /// Hands lines to the writer's queue (counted like the collector's own).
+    pub fn enqueue(&self, lines: Vec<String>) {
+        let _ = self.tx.send(Msg::Lines(lines));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshots.clone()
+    }
+
+    /// Takes reloaded tags and, when `restart_writer`, replaces the writer by
+    /// one built from `config` (the old one flushes in the background; its
+    /// counters keep counting in the snapshot).
+    pub fn reconfigure(&self, config: Config, restart_writer: bool) {
+        let _ = self.tx.send(Msg::Reconfigure {
+            config: Box::new(config),
+            restart_writer,
+        });
+    }
 }
 
 pub struct EngineHandle {
@@ -73,7 +114,7 @@ impl EngineHandle {
 
     /// [`EngineHandle::start`] with an explicit spool.
     pub fn start_with_spool(config: &Config, spool: SpoolMode) -> color_eyre::Result<Self> {
-        let writer = WriterHandle::start_with_spool(config, spool)?;
+        let writer = WriterHandle::start_with_spool(config, spool.clone())?;
         let mut first = Snapshot::empty(
             &config.libvirt.uri,
             &config.collector.host,
@@ -106,6 +147,9 @@ impl EngineHandle {
             limit: config.run.iterations.map(Limit::new),
             done: done_tx,
             writer,
+            spool_mode: spool,
+            writer_config: Box::new(config.clone()),
+            retired: Vec::new(),
             writer_off,
             flush_timeout: config.influx.flush_timeout,
             snap: first,
@@ -148,6 +192,14 @@ impl EngineHandle {
         let _ = self.tx.send(Msg::Control(control));
     }
 
+    /// A cloneable handle for sending controls and lines.
+    pub fn controller(&self) -> Controller {
+        Controller {
+            tx: self.tx.clone(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+
     /// Stops polling, flushes the writer (bounded by the flush timeout) and
     /// returns the final counters. Snapshots keep flowing during the flush.
     pub async fn shutdown(self) -> FinalReport {
@@ -175,7 +227,13 @@ struct Engine {
     limit: Option<Limit>,
     done: watch::Sender<bool>,
     writer: WriterHandle,
-    /// Off never changes at run time; skip encoding lines nobody will send.
+    /// How the writer was started, for restarting it on a reload.
+    spool_mode: SpoolMode,
+    /// The settings the running writer was built from.
+    writer_config: Box<Config>,
+    /// Final counters of writers a reload replaced; they keep counting.
+    retired: Vec<WriterStats>,
+    /// Off changes only with a reload; skip encoding lines nobody will send.
     writer_off: bool,
     flush_timeout: Duration,
     /// The state of the next snapshot; published as an `Arc` clone.
@@ -230,6 +288,14 @@ impl Engine {
                         }
                     }
                     Some(Msg::Control(_)) => {}
+                    Some(Msg::Lines(lines)) => {
+                        if !self.writer_off {
+                            self.writer.enqueue(lines);
+                        }
+                    }
+                    Some(Msg::Reconfigure { config, restart_writer }) => {
+                        self.reconfigure(&config, restart_writer).await;
+                    }
                     Some(Msg::Shutdown(reply)) => {
                         let report = self.shutdown().await;
                         let _ = reply.send(report);
@@ -329,10 +395,96 @@ impl Engine {
         self.publish();
     }
 
+    async fn reconfigure(&mut self, config: &Config, restart_writer: bool) {
+        // New tags and escaping (a CSV output gets a new header row: its columns may change).
+        self.encoder = Encoder::new(
+            config.run.format,
+            EncodeCtx::with_escaping(
+                &config.collector.host,
+                &config.tags,
+                Escaping::for_api(config.influx.api),
+            ),
+        );
+        if restart_writer {
+            self.restart_writer(config).await;
+        }
+        self.publish();
+    }
+
+    /// Stops the writer (what it cannot send in time goes to its spool, which
+    /// the new writer then replays) and starts one from `config`; if that
+    /// fails, one from the settings before. Collection waits meanwhile, so no
+    /// line is enqueued between the two.
+    async fn restart_writer(&mut self, config: &Config) {
+        // With a spool the rest is safe on disk: no need to wait long.
+        let timeout = match self.spool_mode {
+            SpoolMode::Off => self.flush_timeout,
+            _ => self.flush_timeout.min(Duration::from_secs(2)),
+        };
+        let old = self.writer.clone().shutdown(timeout).await;
+        if old.queue_depth > 0 {
+            tracing::warn!(
+                "{} lines unsent when the old writer stopped for the reload",
+                old.queue_depth
+            );
+        }
+        // The old writer's queue is gone: its unsent lines count as dropped.
+        self.retired.push(WriterStats {
+            lines_dropped: old.lines_dropped + old.queue_depth as u64,
+            queue_depth: 0,
+            ..old
+        });
+        // A spool problem after a reload must not leave the service without a writer.
+        let mode = match &self.spool_mode {
+            SpoolMode::Required(c) => SpoolMode::BestEffort(c.clone()),
+            other => other.clone(),
+        };
+        let (writer, used) = match WriterHandle::start_with_spool(config, mode.clone()) {
+            Ok(w) => {
+                tracing::info!("writer restarted with the reloaded settings");
+                (w, config.clone())
+            }
+            Err(e) => {
+                tracing::error!(
+                    "reloaded writer settings not applied ({e}); back to the previous ones"
+                );
+                let prev = (*self.writer_config).clone();
+                match WriterHandle::start_with_spool(&prev, mode) {
+                    Ok(w) => (w, prev),
+                    Err(e) => {
+                        tracing::error!("writer could not be restarted: {e}; lines are not sent until the next reload");
+                        let mut off = prev;
+                        off.influx.url = None;
+                        off.run.output = None;
+                        (
+                            WriterHandle::start(&off).unwrap_or_else(|_| self.writer.clone()),
+                            off,
+                        )
+                    }
+                }
+            }
+        };
+        self.writer = writer;
+        *self.writer_config = used;
+        self.writer_off = matches!(self.writer.stats().state, WriterState::Off { .. });
+    }
+
+    /// The writer's counters plus those of writers a reload replaced.
+    fn writer_stats(&self, mut s: WriterStats) -> WriterStats {
+        for o in &self.retired {
+            s.lines_queued += o.lines_queued;
+            s.lines_written += o.lines_written;
+            s.lines_dropped += o.lines_dropped;
+            s.lines_rejected += o.lines_rejected;
+            s.write_retries += o.write_retries;
+        }
+        s
+    }
+
     fn publish(&mut self) {
         self.snap.seq += 1;
         self.snap.taken_at = SystemTime::now();
-        self.snap.writer = self.writer.stats();
+        self.snap.writer = self.writer_stats(self.writer.stats());
         let _ = self.snap_tx.send(Arc::new(self.snap.clone()));
     }
 
@@ -357,6 +509,7 @@ impl Engine {
             .clone()
             .shutdown(Duration::from_millis(100))
             .await;
+        let final_stats = self.writer_stats(final_stats);
         self.snap.writer = final_stats.clone();
         self.snap.seq += 1;
         let _ = self.snap_tx.send(Arc::new(self.snap.clone()));

@@ -1,9 +1,10 @@
-//! The `--no-ui` frontend: a status line on stderr every `status_interval`,
-//! and on SIGINT/SIGTERM/SIGHUP: stop polling, flush (bounded), keep what
-//! cannot be sent in the spool, print final counters, exit 0 (3 when lines were
-//! still unsent at the flush timeout). `--once` / `-n` end by themselves, and
-//! `--output -` ends when its reader closes the pipe. Under systemd
-//! (`Type=notify`) it reports ready once libvirt answered.
+//! The `--no-ui` frontend: the control API on its socket (not for `--once` /
+//! `-n`), a status line on stderr every `status_interval`, SIGHUP reloads the
+//! config (`control::reload`), and on SIGINT/SIGTERM: stop polling, flush
+//! (bounded), keep what cannot be sent in the spool, print final counters,
+//! exit 0 (3 when lines were still unsent at the flush timeout). `--once` / `-n`
+//! end by themselves, and `--output -` ends when its reader closes the pipe.
+//! Under systemd (`Type=notify`) it reports ready once libvirt answered.
 
 use std::time::{Duration, SystemTime};
 
@@ -13,14 +14,15 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use futures::future::Either;
 
 use crate::config::{Config, OutputTarget};
+use crate::control::service::{Reloader, Service};
 use crate::engine::{EngineHandle, FinalReport};
 use crate::model::{Snapshot, SourceState, SpoolState, WriterState};
 
-/// The signals that end headless mode, in one place (SIGHUP may later mean "reload").
+/// The signals that end headless mode, in one place. SIGHUP is not one of
+/// them: it reloads the configuration (see `run`).
 struct StopSignals {
     term: Signal,
     int: Signal,
-    hup: Signal,
 }
 
 impl StopSignals {
@@ -28,7 +30,6 @@ impl StopSignals {
         Ok(Self {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
         })
     }
 
@@ -37,15 +38,23 @@ impl StopSignals {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
-            _ = self.hup.recv() => "SIGHUP",
         }
     }
 }
 
-pub async fn run(config: Config) -> color_eyre::Result<()> {
+pub async fn run(config: Config, reload: Option<Reloader>) -> color_eyre::Result<()> {
     let mut stop = StopSignals::install()?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    // The control API belongs to the service, not to a bounded run; bound
+    // before the engine starts, so a second service exits before collecting.
+    let bounded = config.run.once || config.run.iterations.is_some();
+    let listeners = match bounded {
+        true => None,
+        false => Some(Service::listen(&config).await?),
+    };
     // An unusable or locked spool comes back as `WriterError::Spool` (cli: exit 2).
     let engine = EngineHandle::start(&config)?;
+    let mut service = listeners.map(|l| Service::start(l, &engine, &config, reload));
     // A URI that cannot be reached at start is a setup error: say so and exit,
     // so a service manager shows it. Later outages are retried.
     let mut snaps = engine.subscribe();
@@ -87,11 +96,15 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
     }
     let first = engine.latest();
     tracing::info!(
-        "vmpulse {} polling '{}' every {:.1} s; writer: {}",
+        "vmpulse {} polling '{}' every {:.1} s; writer: {}{}",
         env!("CARGO_PKG_VERSION"),
         config.libvirt.uri,
         config.collector.poll_interval.as_secs_f64(),
-        writer_summary(&first)
+        writer_summary(&first),
+        service
+            .as_ref()
+            .map(|s| format!("; {}", s.listening()))
+            .unwrap_or_default()
     );
     let mut status = tokio::time::interval_at(
         tokio::time::Instant::now() + config.collector.status_interval,
@@ -109,7 +122,18 @@ pub async fn run(config: Config) -> color_eyre::Result<()> {
                 let line = status_line(&engine.latest());
                 notify_systemd(&[NotifyState::Status(&line)]);
                 tracing::info!("{line}");
+                if let Some(s) = &service {
+                    s.on_status_tick();
+                }
             }
+            _ = sighup.recv() => match service.as_mut() {
+                Some(s) => {
+                    if let Some(every) = s.on_sighup() {
+                        status = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    }
+                }
+                None => tracing::info!("SIGHUP: a bounded run (--once, -n) does not reload"),
+            },
             name = stop.recv() => break name,
             _ = &mut finished => break "done",
             _ = &mut reader_gone => break "stdout closed by its reader",

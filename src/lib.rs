@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod generate;
 pub mod headless;

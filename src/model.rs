@@ -7,9 +7,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 /// libvirt's `virDomainState`, kept as the numeric code libvirt uses so that
 /// `vm_totals.state` can carry the integer unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DomainState {
     NoState,
     Running,
@@ -85,7 +87,7 @@ impl DomainState {
 }
 
 /// Cumulative CPU time, nanoseconds (`cpu.time`, `cpu.user`, `cpu.system`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
     pub time_ns: u64,
     pub user_ns: Option<u64>,
@@ -94,7 +96,7 @@ pub struct CpuTimes {
 
 /// `balloon.*` / `virDomainMemoryStats`, all KiB except the fault counters.
 /// Every field is optional: what the guest does not report stays `None`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BalloonStats {
     /// Current balloon size (`balloon.current`, memory stat `actual`).
     pub current_kib: Option<u64>,
@@ -120,7 +122,7 @@ pub struct BalloonStats {
 /// One virtual NIC's cumulative counters (`net.N.*` / `virDomainInterfaceStats`).
 /// Byte counters are required (a NIC without them is left out); the others are
 /// `None` where libvirt does not report them (never written as 0).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
 pub struct NicStats {
     /// Host-side device name (tap name or MAC when no name is known).
     pub name: String,
@@ -135,7 +137,7 @@ pub struct NicStats {
 }
 
 /// One virtual disk's cumulative counters (`block.N.*` / `virDomainBlockStats`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
 pub struct DiskStats {
     /// Guest target name, e.g. `vda`.
     pub name: String,
@@ -155,7 +157,7 @@ pub struct DiskStats {
 }
 
 /// Everything read about one domain in one cycle, before any derivation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct RawDomain {
     /// Identity across restarts.
     pub uuid: String,
@@ -187,13 +189,16 @@ pub struct RawDomain {
     pub nics: Vec<NicStats>,
     pub disks: Vec<DiskStats>,
     /// Monotonic instant the sample was taken; Δt is measured between these.
+    /// Meaningless in another process: a snapshot read from the control
+    /// socket gets the instant it arrived.
+    #[serde(skip, default = "Instant::now")]
     pub mono: Instant,
     /// Wall-clock time of the sample in ns since the Unix epoch; line timestamps.
     pub wall_ns: i64,
 }
 
 /// Which reading `memory_used_kb` came from (best first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
 pub enum MemSource {
     /// `balloon.available − balloon.usable` (guest MemTotal − MemAvailable).
     AvailableMinusUsable,
@@ -217,7 +222,7 @@ impl MemSource {
 }
 
 /// Memory used by a guest and what it is measured against.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq)]
 pub struct MemoryUse {
     pub used_kb: u64,
     pub source: MemSource,
@@ -238,7 +243,7 @@ impl MemoryUse {
 }
 
 /// Throughput of one direction of a device class, per second.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq)]
 pub struct Throughput {
     pub bytes_per_sec: f64,
     /// Requests/s for disks, packets/s for NICs; `None` when a device does
@@ -247,7 +252,7 @@ pub struct Throughput {
 }
 
 /// Per-device rates over the last interval (keyed by device name).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct DeviceRates {
     pub name: String,
     pub read: Throughput,
@@ -257,7 +262,7 @@ pub struct DeviceRates {
 /// Values that need two samples of the same domain.
 /// A rate needs two counter readings; a degree rate of a percentage needs two
 /// percentages, hence the `Option`s on the angles of CPU %.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Derived {
     /// Measured between the two samples' monotonic instants, seconds.
     pub dt_secs: f64,
@@ -298,7 +303,7 @@ pub struct Derived {
 
 /// The VM's CPU as three numbers, each as percent of its vCPUs' capacity
 /// (`Δt × vcpus`). `None` where libvirt reports no per-vCPU counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq)]
 pub struct CpuSplit {
     /// `100 × ΣΔvcpu.N.time / (Δt × vcpus)`: what `top` inside the guest shows.
     pub guest: Option<f64>,
@@ -311,7 +316,7 @@ pub struct CpuSplit {
 }
 
 /// One VM as the frontends and the line-protocol encoder see it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct VmSnapshot {
     pub raw: RawDomain,
     /// Memory use computed from this sample alone (`None` for inactive domains).
@@ -340,7 +345,7 @@ pub fn vm_count(n: usize) -> String {
 }
 
 /// Health of the libvirt connection as the collector last saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub enum SourceState {
     /// Not tried yet.
     Connecting,
@@ -350,7 +355,7 @@ pub enum SourceState {
 }
 
 /// Collector counters (the old collector's names kept where it had them).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct CollectorStats {
     pub started_at: SystemTime,
     pub total_collections: u64,
@@ -370,7 +375,7 @@ pub struct CollectorStats {
 }
 
 /// What the writer is doing, for the status line and the header alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub enum WriterState {
     /// No InfluxDB URL and no `--output`: the hint says which setting turns it on.
     Off { hint: String },
@@ -387,7 +392,7 @@ pub enum WriterState {
 }
 
 /// Writer counters, published with every snapshot.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct WriterStats {
     pub state: WriterState,
     /// Endpoint without credentials, e.g. `http://127.0.0.1:8181 (v3, db=vmstats)`.
@@ -407,7 +412,7 @@ pub struct WriterStats {
 }
 
 /// Whether lines that cannot be delivered go to disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub enum SpoolState {
     /// Undeliverable lines are appended to the spool.
     Active,
@@ -418,7 +423,7 @@ pub enum SpoolState {
 }
 
 /// Spool counters, published with every snapshot.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct SpoolStats {
     pub dir: String,
     pub state: SpoolState,
@@ -458,7 +463,7 @@ impl WriterStats {
 
 /// The hypervisor itself, read once per cycle (`virNodeGetInfo`,
 /// `virNodeGetMemoryStats`, `virConnectGetLibVersion`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct HostInfo {
     pub cpus: u32,
     pub memory_total_kib: u64,
@@ -469,7 +474,7 @@ pub struct HostInfo {
 }
 
 /// Everything a frontend needs to draw one frame. Owned, cheap to share as `Arc`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Snapshot {
     /// Increments with every published snapshot.
     pub seq: u64,
@@ -491,6 +496,21 @@ pub struct Snapshot {
     pub vms: Vec<VmSnapshot>,
     pub collector: CollectorStats,
     pub writer: WriterStats,
+    /// Who produced it; never sent over the control socket.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// Where a snapshot came from, for the TUI's header.
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// This process's own engine.
+    #[default]
+    Local,
+    /// A running service, read from its control socket.
+    Attached { pid: u32, started_at: SystemTime },
+    /// The attached service stopped answering at `since`; the TUI keeps trying.
+    Gone { pid: u32, since: SystemTime },
 }
 
 impl Snapshot {
@@ -522,6 +542,7 @@ impl Snapshot {
                 last_error: None,
             },
             writer: WriterStats::off("set INFLUX_URL or --influx-url (or --output FILE|-)"),
+            origin: Origin::Local,
         }
     }
 }

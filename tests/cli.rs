@@ -11,11 +11,24 @@ fn vmpulse(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     // No stray system or user config file may change what these tests see.
     cmd.env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
-        .env("HOME", "/nonexistent-vmpulse-test");
+        .env("HOME", "/nonexistent-vmpulse-test")
+        .env("VMPULSE_SOCKET", test_socket());
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.output().expect("run vmpulse")
+}
+
+/// A control socket of its own for each run: tests run in parallel, as root
+/// the default would be the same /run/vmpulse/vmpulse.sock for all of them.
+fn test_socket() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "vmpulse-cli-test-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 fn assert_clean_failure(out: &Output, needles: &[&str]) {
@@ -287,6 +300,7 @@ fn closing_the_pipe_like_head_1_ends_the_run_within_a_second() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
         .args(["--no-ui", "--output", "-", "-d", "0.2", "-c", &e2e()])
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .env("VMPULSE_SOCKET", test_socket())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -501,6 +515,7 @@ fn lines_unsent_at_the_flush_timeout_exit_3() {
         .args(["--influx-url", "http://127.0.0.1:9", "--config"])
         .arg(&config)
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .env("VMPULSE_SOCKET", test_socket())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -518,10 +533,11 @@ fn lines_unsent_at_the_flush_timeout_exit_3() {
     );
 }
 
-/// SIGHUP in `--no-ui` stops like SIGTERM: flush, final counters, exit 0,
-/// and every line counted as written is in the output file.
+/// SIGHUP in `--no-ui` re-reads the configuration and keeps collecting (the
+/// reload itself is tested in control_api.rs); SIGTERM then flushes, prints the
+/// final counters, exits 0, and every line counted as written is in the file.
 #[test]
-fn sighup_flushes_and_exits_like_sigterm() {
+fn sighup_reloads_and_sigterm_flushes_and_exits() {
     use std::process::Stdio;
     let dir = tempfile::tempdir().expect("temp dir");
     let out_file = dir.path().join("out.lp");
@@ -529,7 +545,7 @@ fn sighup_flushes_and_exits_like_sigterm() {
         "test://{}/tests/fixtures/e2e-host.xml",
         env!("CARGO_MANIFEST_DIR")
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
         .args([
             "--no-ui",
             "--poll-interval",
@@ -540,6 +556,7 @@ fn sighup_flushes_and_exits_like_sigterm() {
         ])
         .arg(&out_file)
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+        .env("VMPULSE_SOCKET", test_socket())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -547,16 +564,30 @@ fn sighup_flushes_and_exits_like_sigterm() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "SIGHUP must not end the service"
+    );
+    let lines_after_hup = std::fs::read_to_string(&out_file)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("SIGHUP: stopping collection"), "{err}");
+    assert!(
+        err.contains("SIGHUP: configuration re-read; nothing changed"),
+        "{err}"
+    );
+    assert!(err.contains("SIGTERM: stopping collection"), "{err}");
     let written: usize = err
         .split_whitespace()
         .find_map(|kv| kv.strip_prefix("lines_written="))
         .and_then(|v| v.parse().ok())
         .expect("final counters");
     let text = std::fs::read_to_string(&out_file).expect("output file");
-    assert!(written > 0, "{err}");
+    assert!(written > 0 && written >= lines_after_hup, "{err}");
     assert_eq!(text.lines().count(), written, "{err}");
 }

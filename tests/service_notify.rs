@@ -25,6 +25,8 @@ fn no_ui_notifies_ready_after_libvirt_answered_and_stopping_on_sigterm() {
         .args(["--no-ui", "--connect", "test:///default"])
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
         .env("NOTIFY_SOCKET", &path)
+        // A control socket of its own (as root the default is shared by every run).
+        .env("VMPULSE_SOCKET", dir.path().join("vmpulse.sock"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -53,6 +55,8 @@ fn no_notification_when_libvirt_is_unreachable_at_start() {
         .args(["--no-ui", "--connect", "nosuchdriver:///x"])
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
         .env("NOTIFY_SOCKET", &path)
+        // A control socket of its own (as root the default is shared by every run).
+        .env("VMPULSE_SOCKET", dir.path().join("vmpulse.sock"))
         .output()
         .expect("run vmpulse");
     assert_eq!(out.status.code(), Some(1));

@@ -52,6 +52,7 @@ fn tag_values(influx: &common::InfluxD, db: &str, measurement: &str, key: &str) 
 fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
     let influx = common::InfluxD::start();
     influx.create_db("e2e");
+    let sockdir = tempfile::tempdir().expect("temp dir");
     let spool = tempfile::tempdir().expect("spool dir");
     let child = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
         .args([
@@ -72,6 +73,7 @@ fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
         .env("SPOOL_DIR", spool.path())
         .env("VMPULSE_LOG", "info")
+        .env("VMPULSE_SOCKET", sockdir.path().join("vmpulse.sock"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -51,6 +51,7 @@ fn collect_as(influx: &common::InfluxD, host: &str, dir: &std::path::Path) {
         .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
         // Its own spool: as root the default one is shared with every other run.
         .env("SPOOL_DIR", dir.join(format!("spool-{host}")))
+        .env("VMPULSE_SOCKET", dir.join(format!("vmpulse-{host}.sock")))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

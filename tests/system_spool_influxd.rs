@@ -82,6 +82,10 @@ impl Setup {
             .args(["--influx-db", db, "--poll-interval", "1", "--spool-dir"])
             .arg(&self.spool)
             .env("VMPULSE_LOG", "info")
+            .env(
+                "VMPULSE_SOCKET",
+                self.spool.with_file_name(format!("vmpulse-{n}.sock")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("log file"));
@@ -108,6 +112,10 @@ impl Setup {
             ])
             .arg("--spool-dir")
             .arg(spool)
+            .env(
+                "VMPULSE_SOCKET",
+                self.spool.with_file_name("vmpulse-once.sock"),
+            )
             .output()
             .expect("run vmpulse")
     }

@@ -45,11 +45,12 @@ impl Tmux {
         let uri = format!("test://{}", fixture().display());
         // A clean environment: no Influx settings or config file from the
         // developer's shell may change what the UI shows; a UTF-8 locale (under
-        // LANG=C vmpulse draws ASCII only).
+        // LANG=C vmpulse draws ASCII only); no running service to attach to (the
+        // socket points into the empty home).
         let script = format!(
             "env -u INFLUX_URL -u INFLUX_TOKEN -u INFLUX_DB -u INFLUX_API -u INFLUX_ORG \
              -u LIBVIRT_URI -u POLL_INTERVAL -u VMPULSE_CONFIG -u NO_COLOR -u LC_ALL -u LC_CTYPE \
-             {locale} HOME={home} XDG_CONFIG_HOME={home} {bin} --connect {uri}; \
+             {locale} HOME={home} XDG_CONFIG_HOME={home} VMPULSE_SOCKET={home}/none.sock {bin} --connect {uri}; \
              echo \"vmpulse-exit=$?\"; \
              stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon | sed 's/^/tty-/'; \
              sleep 120",

@@ -214,6 +214,9 @@ fn qemu_system() -> String {
 fn vmstats() -> String {
     "vmstats".into()
 }
+fn libvirt_group() -> String {
+    "libvirt".into()
+}
 
 settings! {
     /// The libvirt connection.
@@ -335,6 +338,30 @@ settings! {
             Meta::key("ui.ascii").flag("ascii");
     }
 
+    /// The control API of the --no-ui service (status, start/stop, metrics; the TUI attaches to it).
+    [control] ControlConfig {
+        /// Unix socket of the control API; the TUI and `vmpulse status` look for the service there.
+        socket: Option<String> = OptText { value_name: "PATH" },
+            Meta::key("control.socket").env(&["VMPULSE_SOCKET"]).flag("socket")
+                .example("/run/vmpulse/vmpulse.sock")
+                .computed_default("/run/vmpulse/vmpulse.sock as root, else $XDG_RUNTIME_DIR/vmpulse.sock");
+        /// Group given the socket (mode 0660): its members may read and steer the service.
+        group: String = Text { default: libvirt_group, value_name: "GROUP" },
+            Meta::key("control.group").env(&["VMPULSE_CONTROL_GROUP"]);
+        /// Optional TCP listener (host:port) for remote health checks; needs control.token.
+        listen: Option<String> = OptText { value_name: "ADDR" },
+            Meta::key("control.listen").env(&["VMPULSE_CONTROL_LISTEN"]).example("127.0.0.1:9180");
+        /// Bearer token every request on the TCP listener must carry.
+        token: Option<Secret> = SecretText,
+            Meta::key("control.token").env(&["VMPULSE_CONTROL_TOKEN"]).example("").secret();
+        /// Also expose per-VM series on /metrics (for sites that scrape instead of running InfluxDB).
+        metrics_per_vm: bool = Switch(false),
+            Meta::key("control.metrics_per_vm").reload();
+        /// Write a vmpulse_internal point (the service's own counters) every status interval.
+        internal_metrics: bool = Switch(false),
+            Meta::key("control.internal_metrics").reload();
+    }
+
     /// The on-disk spool: lines InfluxDB cannot take yet wait there instead of being dropped.
     [spool] SpoolSettings {
         /// Keep undeliverable lines on disk; false keeps them in memory only
@@ -374,6 +401,9 @@ settings! {
         /// Run collector and writer only, logging to stderr.
         no_ui: bool = Switch(false),
             Meta::flag_only("no-ui");
+        /// TUI: collect locally even when a service answers on the control socket.
+        standalone: bool = Switch(false),
+            Meta::flag_only("standalone");
     }
 }
 

@@ -58,6 +58,23 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
         });
     }
     super::run::settle(&l, &mut c)?;
+    if let Some(listen) = &c.control.listen {
+        let origin = origin_of(&l, "control.listen");
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                origin,
+                message: format!("'{listen}' is not an address and port like 127.0.0.1:9180"),
+            });
+        }
+        if c.control.token.is_none() {
+            return Err(ConfigError::Invalid {
+                origin,
+                message:
+                    "a TCP listener needs a token: set control.token (or VMPULSE_CONTROL_TOKEN)"
+                        .into(),
+            });
+        }
+    }
     for (k, v) in l.tags {
         if k.is_empty() || RESERVED_TAGS.contains(&k.as_str()) {
             return Err(invalid(

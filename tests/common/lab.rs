@@ -138,6 +138,8 @@ impl Vmpulse {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmpulse"));
         cmd.args(["--no-ui", "--connect", URI])
             .args(args(&output.to_string_lossy()))
+            // A socket of its own: the default one may belong to a running service.
+            .env("VMPULSE_SOCKET", dir.path().join("vmpulse.sock"))
             // Its own spool: never another run's leftovers replayed into this test's InfluxDB.
             .env("SPOOL_DIR", dir.path().join("spool"))
             .stdin(Stdio::null())

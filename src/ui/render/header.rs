@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::model::{Snapshot, SourceState, SpoolState, WriterState};
+use crate::model::{Origin, Snapshot, SourceState, SpoolState, WriterState};
 use crate::ui::app::App;
 use crate::ui::format;
 use crate::ui::theme::Theme;
@@ -115,6 +115,35 @@ pub fn alerts(snap: &Snapshot) -> Vec<String> {
     out
 }
 
+/// `attached to service pid N, up 3d04h`, or `service pid N gone since
+/// 21:04:05 UTC (12s ago), reattaching` (then `true`: shown as an alert).
+pub fn origin_text(origin: &Origin, now: SystemTime) -> Option<(String, bool)> {
+    match origin {
+        Origin::Local => None,
+        Origin::Attached { pid, started_at } => Some((
+            format!(
+                "attached to service pid {pid}, up {}",
+                format::age(*started_at, now)
+            ),
+            false,
+        )),
+        Origin::Gone { pid, since } => {
+            let secs = since
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+            Some((
+                format!(
+                    " service pid {pid} gone since {h:02}:{m:02}:{s:02} UTC ({} ago), reattaching ",
+                    format::age(*since, now)
+                ),
+                true,
+            ))
+        }
+    }
+}
+
 pub fn writer_summary(snap: &Snapshot, t: Theme) -> Vec<Span<'static>> {
     let w = &snap.writer;
     let ep = w.endpoint.clone().unwrap_or_default();
@@ -144,6 +173,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
         Span::styled(format!(" {} ", snap.libvirt_uri), t.label()),
         Span::raw(format!("· {}", format::vm_count(shown.vms.len()))),
     ];
+    if let Some((text, gone)) = origin_text(&snap.origin, now) {
+        l1.push(Span::raw("  "));
+        l1.push(Span::styled(text, if gone { t.alert() } else { t.label() }));
+    }
     if app.frozen.is_some() {
         l1.push(Span::raw("  "));
         l1.push(Span::styled(" FROZEN (f) ", t.alert()));

@@ -1,0 +1,173 @@
+//! `vmpulse status [--json]`, `vmpulse start`, `vmpulse stop`: the control API
+//! from the shell, with LSB exit codes.
+//!
+//! `status`: 0 the service runs and collects, 1 it runs but is stopped or
+//! failing (libvirt unreachable, writer refused), 3 no service answers,
+//! 4 the socket refuses this user. `start` / `stop`: 0 done, 1 the service
+//! did not confirm, 4 permission denied, 7 no service answers.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use super::client::{Client, ClientError};
+use super::views::{parse_rfc3339, Health, StatusView};
+use crate::ui::format;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellCommand {
+    Status { json: bool },
+    Start,
+    Stop,
+}
+
+/// `vmpulse status|start|stop`: the socket from the subcommand's `--socket`,
+/// else from the config (`control.socket`, `VMPULSE_SOCKET`).
+pub fn dispatch(cmd: crate::cli::Command, config: &crate::config::Config) -> ExitCode {
+    use crate::cli::Command;
+    let (cmd, flag) = match cmd {
+        Command::Status { json, socket } => (ShellCommand::Status { json }, socket.path),
+        Command::Start { socket } => (ShellCommand::Start, socket.path),
+        Command::Stop { socket } => (ShellCommand::Stop, socket.path),
+    };
+    let socket = flag.unwrap_or_else(|| super::client_socket(&config.control));
+    run(cmd, &socket)
+}
+
+/// Runs one subcommand against the service on `socket`; prints to stdout
+/// (errors to stderr) and returns the exit code.
+pub fn run(cmd: ShellCommand, socket: &Path) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vmpulse: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let client = Client::new(socket);
+    let code = rt.block_on(async {
+        match cmd {
+            ShellCommand::Status { json } => status(&client, json).await,
+            ShellCommand::Start => steer(&client, "/start", true).await,
+            ShellCommand::Stop => steer(&client, "/stop", false).await,
+        }
+    });
+    ExitCode::from(code)
+}
+
+async fn status(client: &Client, json: bool) -> u8 {
+    match client.status().await {
+        Ok(s) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            } else {
+                print!("{}", status_text(&s, client.path(), SystemTime::now()));
+            }
+            match s.health() {
+                Health::Collecting => 0,
+                Health::Stopped | Health::Failing => 1,
+            }
+        }
+        Err(e) => {
+            eprintln!("vmpulse: {e}");
+            match e {
+                ClientError::Absent { .. } => 3,
+                _ => 4,
+            }
+        }
+    }
+}
+
+async fn steer(client: &Client, uri: &str, want_running: bool) -> u8 {
+    match client.post(uri).await {
+        Ok(s) if s.running == want_running => {
+            println!(
+                "vmpulse service pid {}: collection {}",
+                s.pid,
+                if s.running { "started" } else { "stopped" }
+            );
+            0
+        }
+        Ok(s) => {
+            eprintln!(
+                "vmpulse: service pid {} did not confirm within the timeout; it is {}",
+                s.pid,
+                if s.running { "collecting" } else { "stopped" }
+            );
+            1
+        }
+        Err(e) => {
+            eprintln!("vmpulse: {e}");
+            match e {
+                ClientError::Absent { .. } => 7,
+                ClientError::PermissionDenied { .. } => 4,
+                _ => 1,
+            }
+        }
+    }
+}
+
+/// The readable status (pure, for tests).
+pub fn status_text(s: &StatusView, socket: &Path, now: SystemTime) -> String {
+    let state = match s.health() {
+        Health::Collecting => "collecting",
+        Health::Stopped => "STOPPED",
+        Health::Failing => "FAILING",
+    };
+    let last = s
+        .last_collection_time
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .map(|t| format!("last {} ago", format::age(t, now)))
+        .unwrap_or_else(|| "no collection yet".into());
+    let took = s
+        .last_collection_duration_ms
+        .map(|ms| format!(" in {ms:.0} ms"))
+        .unwrap_or_default();
+    let libvirt = match &s.libvirt.error {
+        Some(e) => format!("{} ({e})", s.libvirt.state),
+        None => s.libvirt.state.clone(),
+    };
+    let w = &s.writer;
+    let mut writer = format!(
+        "{}{}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
+        w.state,
+        w.endpoint
+            .as_deref()
+            .map(|e| format!(" {e}"))
+            .unwrap_or_default(),
+        w.lines_written,
+        w.queue_depth,
+        w.queue_capacity,
+        w.lines_dropped,
+        w.lines_rejected,
+        w.write_retries
+    );
+    if let Some(e) = &w.last_error {
+        writer.push_str(&format!("; last error: {e}"));
+    }
+    let mut out = format!(
+        "vmpulse {} service pid {}, up {}: {state} every {}\n",
+        s.version,
+        s.pid,
+        format::duration(Duration::from_secs_f64(s.uptime_seconds.max(0.0))),
+        format::interval(Duration::from_secs_f64(s.poll_interval.max(0.0))),
+    );
+    out.push_str(&format!(
+        "  libvirt      {} {libvirt}; {} VMs\n",
+        s.libvirt.uri, s.vms_monitored
+    ));
+    out.push_str(&format!(
+        "  collections  {} ({} errors), {last}{took}\n",
+        s.total_collections, s.total_errors
+    ));
+    if let Some(e) = &s.last_error {
+        out.push_str(&format!("  last error   {e}\n"));
+    }
+    out.push_str(&format!("  writer       {writer}\n"));
+    out.push_str(&format!("  socket       {}\n", socket.display()));
+    out
+}

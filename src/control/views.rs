@@ -1,0 +1,435 @@
+//! The JSON shapes of the control API (pure: snapshot in, view out).
+//!
+//! Field names follow the system vmpulse replaces where it had them
+//! (`running`, `started_at`, `total_collections`, `total_errors`,
+//! `last_collection_time`, `vms_monitored`, `influx_queue_size`, `config`;
+//! `count`/`vms` with `id`, `name`, `uuid`, `state`, `cpu_count`,
+//! `memory_max`, `memory_used`, `cputime`). Times are RFC 3339 in UTC,
+//! memory in KiB, CPU time in ns, rates per second. Unknown values are `null`.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::model::{
+    DeviceRates, Snapshot, SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState,
+};
+use crate::ui::history::Sample;
+
+/// `2025-11-11T12:34:56.789Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    match jiff::Timestamp::try_from(t) {
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => "1970-01-01T00:00:00.000Z".into(),
+    }
+}
+
+/// Parses what [`rfc3339`] wrote.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    s.parse::<jiff::Timestamp>().ok().map(SystemTime::from)
+}
+
+/// The service process, for `pid` and uptime.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServiceInfo {
+    pub pid: u32,
+    pub started_at: SystemTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// Whether collection is on (`POST /start` / `POST /stop`).
+    pub running: bool,
+    pub pid: u32,
+    pub version: String,
+    /// When the service started.
+    pub started_at: String,
+    pub uptime_seconds: f64,
+    pub total_collections: u64,
+    pub total_errors: u64,
+    pub skipped_items: u64,
+    pub last_collection_time: Option<String>,
+    pub last_collection_duration_ms: Option<f64>,
+    pub last_error: Option<String>,
+    pub vms_monitored: usize,
+    /// Lines waiting for the writer.
+    pub influx_queue_size: usize,
+    /// Seconds.
+    pub poll_interval: f64,
+    pub libvirt: LibvirtView,
+    pub writer: WriterView,
+    /// The effective configuration, secrets as `***`.
+    pub config: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LibvirtView {
+    pub uri: String,
+    /// `connecting`, `connected` or `failed`.
+    pub state: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriterView {
+    /// `off`, `output`, `ok`, `retrying`, `auth_failed` or `failing`.
+    pub state: String,
+    /// Where lines go, without credentials (`null` when off).
+    pub endpoint: Option<String>,
+    pub lines_queued: u64,
+    pub lines_written: u64,
+    pub lines_dropped: u64,
+    pub lines_rejected: u64,
+    pub write_retries: u64,
+    pub queue_depth: usize,
+    pub queue_capacity: usize,
+    pub requests_in_flight: usize,
+    pub last_write_ok: Option<String>,
+    pub last_error: Option<String>,
+    /// The on-disk spool; `null` when the writer runs without one.
+    pub spool: Option<SpoolView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpoolView {
+    pub dir: String,
+    /// `active`, `unavailable` or `off`.
+    pub state: String,
+    /// Why it is unavailable or off.
+    pub reason: Option<String>,
+    /// Bytes and lines waiting on disk (the spool depth).
+    pub bytes: u64,
+    pub lines: u64,
+    pub oldest: Option<String>,
+    pub lines_replayed: u64,
+    pub segments_dropped: u64,
+    pub corrupt_skipped: u64,
+}
+
+fn spool(s: &SpoolStats) -> SpoolView {
+    let (state, reason) = match &s.state {
+        SpoolState::Active => ("active", None),
+        SpoolState::Unavailable { reason } => ("unavailable", Some(reason.clone())),
+        SpoolState::Off { reason } => ("off", Some(reason.clone())),
+    };
+    SpoolView {
+        dir: s.dir.clone(),
+        state: state.into(),
+        reason,
+        bytes: s.bytes,
+        lines: s.lines,
+        oldest: s.oldest.map(rfc3339),
+        lines_replayed: s.lines_replayed,
+        segments_dropped: s.segments_dropped,
+        corrupt_skipped: s.corrupt_skipped,
+    }
+}
+
+/// What `vmpulse status` reports (LSB exit codes: 0 runs and collects, 1 not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Collecting,
+    Stopped,
+    Failing,
+}
+
+impl StatusView {
+    pub fn health(&self) -> Health {
+        if !self.running {
+            Health::Stopped
+        } else if self.libvirt.state == "failed"
+            || matches!(self.writer.state.as_str(), "auth_failed" | "failing")
+        {
+            Health::Failing
+        } else {
+            Health::Collecting
+        }
+    }
+}
+
+pub fn writer_state_name(s: &WriterState) -> &'static str {
+    match s {
+        WriterState::Off { .. } => "off",
+        WriterState::Output { .. } => "output",
+        WriterState::Ok => "ok",
+        WriterState::Retrying => "retrying",
+        WriterState::AuthFailed => "auth_failed",
+        WriterState::Failing => "failing",
+    }
+}
+
+pub fn status(
+    snap: &Snapshot,
+    svc: ServiceInfo,
+    config: &serde_json::Value,
+    now: SystemTime,
+) -> StatusView {
+    let c = &snap.collector;
+    let w = &snap.writer;
+    let (state, error) = match &snap.source {
+        SourceState::Connecting => ("connecting", None),
+        SourceState::Connected => ("connected", None),
+        SourceState::Failed(m) => ("failed", Some(m.clone())),
+    };
+    StatusView {
+        running: snap.collecting,
+        pid: svc.pid,
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_at: rfc3339(svc.started_at),
+        uptime_seconds: now
+            .duration_since(svc.started_at)
+            .unwrap_or_default()
+            .as_secs_f64(),
+        total_collections: c.total_collections,
+        total_errors: c.total_errors,
+        skipped_items: c.skipped_items,
+        last_collection_time: c.last_collection_time.map(rfc3339),
+        last_collection_duration_ms: c.last_collection_ms,
+        last_error: c.last_error.clone(),
+        vms_monitored: c.vms_monitored,
+        influx_queue_size: w.queue_depth,
+        poll_interval: snap.poll_interval.as_secs_f64(),
+        libvirt: LibvirtView {
+            uri: snap.libvirt_uri.clone(),
+            state: state.into(),
+            error,
+        },
+        writer: WriterView {
+            state: writer_state_name(&w.state).into(),
+            endpoint: w.endpoint.clone(),
+            lines_queued: w.lines_queued,
+            lines_written: w.lines_written,
+            lines_dropped: w.lines_dropped,
+            lines_rejected: w.lines_rejected,
+            write_retries: w.write_retries,
+            queue_depth: w.queue_depth,
+            queue_capacity: w.queue_capacity,
+            requests_in_flight: w.requests_in_flight,
+            last_write_ok: w.last_write_ok.map(rfc3339),
+            last_error: w.last_error.clone(),
+            spool: w.spool.as_ref().map(spool),
+        },
+        config: config.clone(),
+    }
+}
+
+/// One VM in `GET /vms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmView {
+    /// libvirt's runtime id; `null` for inactive domains.
+    pub id: Option<u32>,
+    pub name: String,
+    pub uuid: String,
+    pub state: String,
+    pub cpu_count: Option<u32>,
+    /// KiB.
+    pub memory_max: Option<u64>,
+    /// KiB; `null` for inactive domains.
+    pub memory_used: Option<u64>,
+    /// Cumulative guest CPU time, ns; `null` for inactive domains.
+    pub cputime: Option<u64>,
+    pub memory_percent: Option<f64>,
+    pub cpu_percent: Option<f64>,
+    pub cpu_angle_deg: Option<f64>,
+    pub memory_rate_kb_per_sec: Option<f64>,
+    pub memory_angle_deg: Option<f64>,
+    pub disk_read_bytes_per_sec: Option<f64>,
+    pub disk_write_bytes_per_sec: Option<f64>,
+    pub disk_read_ops_per_sec: Option<f64>,
+    pub disk_write_ops_per_sec: Option<f64>,
+    pub net_rx_bytes_per_sec: Option<f64>,
+    pub net_tx_bytes_per_sec: Option<f64>,
+    pub net_rx_packets_per_sec: Option<f64>,
+    pub net_tx_packets_per_sec: Option<f64>,
+    pub disk_angle_deg: Option<f64>,
+    pub net_rx_angle_deg: Option<f64>,
+    pub net_tx_angle_deg: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmList {
+    pub count: usize,
+    pub vms: Vec<VmView>,
+}
+
+/// `GET /vms/{uuid}`: the list entry plus per-device and per-vCPU rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmDetail {
+    #[serde(flatten)]
+    pub vm: VmView,
+    pub disks: Vec<DeviceView>,
+    pub nics: Vec<DeviceView>,
+    /// Per-vCPU utilisation, percent of one vCPU.
+    pub vcpu_percent: Vec<f64>,
+}
+
+/// One device's rates: read/write for disks, rx/tx for NICs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub name: String,
+    pub read_bytes_per_sec: f64,
+    /// `null` when the device does not report the counter.
+    pub read_ops_per_sec: Option<f64>,
+    pub write_bytes_per_sec: f64,
+    pub write_ops_per_sec: Option<f64>,
+}
+
+pub fn vm(v: &VmSnapshot) -> VmView {
+    let raw = &v.raw;
+    let active = raw.state.has_guest_counters();
+    let d = v.derived.as_ref();
+    VmView {
+        id: raw.id,
+        name: raw.name.clone(),
+        uuid: raw.uuid.clone(),
+        state: raw.state.as_str().into(),
+        cpu_count: raw.vcpus,
+        memory_max: raw.max_mem_kib,
+        memory_used: v.memory.filter(|_| active).map(|m| m.used_kb),
+        cputime: raw.cpu.filter(|_| active).map(|c| c.time_ns),
+        memory_percent: v.memory.and_then(|m| m.percent),
+        cpu_percent: d.and_then(|d| d.cpu_percent),
+        cpu_angle_deg: d.and_then(|d| d.cpu_angle_deg),
+        memory_rate_kb_per_sec: d.map(|d| d.memory_rate_kb_per_sec),
+        memory_angle_deg: d.map(|d| d.memory_angle_deg),
+        disk_read_bytes_per_sec: d.map(|d| d.disk_read.bytes_per_sec),
+        disk_write_bytes_per_sec: d.map(|d| d.disk_write.bytes_per_sec),
+        disk_read_ops_per_sec: d.and_then(|d| d.disk_read.ops_per_sec),
+        disk_write_ops_per_sec: d.and_then(|d| d.disk_write.ops_per_sec),
+        net_rx_bytes_per_sec: d.map(|d| d.net_rx.bytes_per_sec),
+        net_tx_bytes_per_sec: d.map(|d| d.net_tx.bytes_per_sec),
+        net_rx_packets_per_sec: d.and_then(|d| d.net_rx.ops_per_sec),
+        net_tx_packets_per_sec: d.and_then(|d| d.net_tx.ops_per_sec),
+        disk_angle_deg: d.map(|d| d.disk_angle_deg),
+        net_rx_angle_deg: d.map(|d| d.net_rx_angle_deg),
+        net_tx_angle_deg: d.map(|d| d.net_tx_angle_deg),
+    }
+}
+
+pub fn vm_list(snap: &Snapshot) -> VmList {
+    VmList {
+        count: snap.vms.len(),
+        vms: snap.vms.iter().map(vm).collect(),
+    }
+}
+
+fn device(r: &DeviceRates) -> DeviceView {
+    DeviceView {
+        name: r.name.clone(),
+        read_bytes_per_sec: r.read.bytes_per_sec,
+        read_ops_per_sec: r.read.ops_per_sec,
+        write_bytes_per_sec: r.write.bytes_per_sec,
+        write_ops_per_sec: r.write.ops_per_sec,
+    }
+}
+
+pub fn vm_detail(v: &VmSnapshot) -> VmDetail {
+    let d = v.derived.as_ref();
+    VmDetail {
+        vm: vm(v),
+        disks: d
+            .map(|d| d.disks.iter().map(device).collect())
+            .unwrap_or_default(),
+        nics: d
+            .map(|d| d.nics.iter().map(device).collect())
+            .unwrap_or_default(),
+        vcpu_percent: d.map(|d| d.vcpu_percent.clone()).unwrap_or_default(),
+    }
+}
+
+/// `GET /history/{uuid}`: what the detail view's sparklines draw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub uuid: String,
+    /// The window returned (the request's, at most what is kept).
+    pub minutes: f64,
+    pub samples: Vec<SampleView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleView {
+    pub time: String,
+    pub cpu_percent: Option<f64>,
+    pub memory_percent: Option<f64>,
+    pub disk_bytes_per_sec: Option<f64>,
+    pub net_bytes_per_sec: Option<f64>,
+    pub net_rx_bytes_per_sec: Option<f64>,
+    pub net_tx_bytes_per_sec: Option<f64>,
+}
+
+/// The samples of the last `window` (oldest first), measured back from `now`.
+pub fn history<'a>(
+    uuid: &str,
+    samples: impl Iterator<Item = &'a Sample>,
+    window: Duration,
+    now: SystemTime,
+) -> HistoryView {
+    let cutoff = now.checked_sub(window);
+    HistoryView {
+        uuid: uuid.into(),
+        minutes: window.as_secs_f64() / 60.0,
+        samples: samples
+            .filter(|s| cutoff.is_none_or(|c| s.at >= c))
+            .map(|s| SampleView {
+                time: rfc3339(s.at),
+                cpu_percent: s.cpu_percent,
+                memory_percent: s.mem_percent,
+                disk_bytes_per_sec: s.disk_bps,
+                net_bytes_per_sec: s.net_bps,
+                net_rx_bytes_per_sec: s.rx_bps,
+                net_tx_bytes_per_sec: s.tx_bps,
+            })
+            .collect(),
+    }
+}
+
+/// The effective config as JSON, in the config file's layout, secrets as `***`.
+/// Built from the same text `--print-config` prints, so both mask alike.
+pub fn config(config: &Config) -> serde_json::Value {
+    let mut v = toml::from_str::<toml::Value>(&crate::config::docs::print_config(config))
+        .ok()
+        .and_then(|t| serde_json::to_value(t).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Some(obj) = v.as_object_mut() {
+        let output = config.run.output.as_ref().map(|o| match o {
+            crate::config::OutputTarget::Stdout => "-".to_string(),
+            crate::config::OutputTarget::File(p) => p.display().to_string(),
+        });
+        obj.insert("output".into(), serde_json::json!(output));
+        // The path in use, also when it is the computed default.
+        if let Some(c) = obj.get_mut("control").and_then(|c| c.as_object_mut()) {
+            let path = super::socket_path(&config.control).display().to_string();
+            c.insert("socket".into(), serde_json::json!(path));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_in_rfc3339() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_762_864_496_789);
+        assert_eq!(rfc3339(t), "2025-11-11T12:34:56.789Z");
+        assert_eq!(parse_rfc3339("2025-11-11T12:34:56.789Z"), Some(t));
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_762_864_496);
+        assert_eq!(rfc3339(whole), "2025-11-11T12:34:56.000Z");
+    }
+
+    #[test]
+    fn config_view_masks_every_secret() {
+        let mut c = Config::default();
+        c.influx.url = Some(url::Url::parse("http://u:pw-XYZ@127.0.0.1:8086").unwrap());
+        c.influx.token = Some(crate::config::Secret::new("tok-XYZ"));
+        c.control.token = Some(crate::config::Secret::new("ctl-XYZ"));
+        let v = config(&c);
+        let text = v.to_string();
+        assert!(!text.contains("XYZ"), "{text}");
+        assert_eq!(v["influx"]["token"], "***");
+        assert_eq!(v["control"]["token"], "***");
+        assert_eq!(v["collector"]["poll_interval"], 1.0);
+    }
+}
