@@ -69,7 +69,7 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
 /// Signals and what they do.
 pub const SIGNALS: &[(&str, &str)] = &[
     ("SIGINT, SIGTERM", "Stop collecting, flush queued lines (bounded by influx.flush_timeout), print the final counters and exit."),
-    ("SIGHUP", "Like SIGTERM: stop, flush, exit (in the terminal UI too: the terminal is gone). The unit's ExecReload sends it."),
+    ("SIGHUP", "--no-ui: re-read the config file and the environment and apply the settings marked reloadable (logged; settings that need a restart are named). The unit's ExecReload sends it. In the terminal UI: like SIGTERM (the terminal is gone)."),
 ];
 
 /// Examples: command and what it does.
