@@ -209,6 +209,14 @@ pub fn status_line(s: &Snapshot) -> String {
     if let Some(sp) = &w.spool {
         line.push_str(&spool_part(sp, SystemTime::now()));
     }
+    // A VM whose QEMU monitor hangs gets no per-domain stats: say so where the journal shows it.
+    if c.monitor_stuck_vms > 0 {
+        line.push_str(&format!(
+            "; QEMU monitor stuck for {} now ({} VM-cycles so far)",
+            crate::model::vm_count(c.monitor_stuck_vms),
+            c.monitor_stuck_samples
+        ));
+    }
     match &w.state {
         WriterState::AuthFailed => line.push_str("; writer: token rejected"),
         WriterState::Failing | WriterState::Retrying => {
@@ -265,4 +273,25 @@ pub fn final_line(r: &FinalReport) -> String {
         r.writer.write_retries,
         r.unsent,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_line_names_stuck_qemu_monitors_only_when_there_are_some() {
+        let mut s = Snapshot::empty("qemu:///system", "hv01", Duration::from_secs(1));
+        s.collector.vms_monitored = 3;
+        let calm = status_line(&s);
+        assert!(calm.starts_with("status: 3 VMs, 0 collections"), "{calm}");
+        assert!(!calm.contains("monitor"), "{calm}");
+        s.collector.monitor_stuck_vms = 1;
+        s.collector.monitor_stuck_samples = 7;
+        let stuck = status_line(&s);
+        assert!(
+            stuck.contains("; QEMU monitor stuck for 1 VM now (7 VM-cycles so far)"),
+            "{stuck}"
+        );
+    }
 }
