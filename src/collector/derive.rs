@@ -448,8 +448,8 @@ mod tests {
     }
 
     #[test]
-    fn cpu_percent_is_clamped_and_seed_formula_is_not_used() {
-        // The seed's `(cputime_ns / 1e9) % 100` would give 12 here; the real answer is 100 (clamped).
+    fn cpu_percent_is_clamped_and_the_old_formula_is_not_used() {
+        // The old collector's `(cputime_ns / 1e9) % 100` would give 12 here; the real answer is 100 (clamped).
         assert_eq!(cpu_percent(3_000_000_000, 1.0, 2), Some(100.0));
         assert_eq!(cpu_percent(0, 1.0, 2), Some(0.0));
         assert_eq!(cpu_percent(1, 1.0, 0), None);

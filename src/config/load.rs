@@ -225,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn env_reads_seed_variables() {
+    fn env_reads_the_old_collectors_variables() {
         let env = env_of(&[
             ("LIBVIRT_URI", "test:///default"),
             ("POLL_INTERVAL", "2.5"),
