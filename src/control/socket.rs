@@ -99,21 +99,30 @@ pub async fn bind(path: &Path, group: &str) -> Result<BoundSocket, SocketError> 
 
 /// Gives the socket `group`; when that is impossible, says so and keeps the
 /// process's group (the service still runs; only that group's members lose access).
+/// A service started by root is meant to be shared, so a failure there is a warning.
+/// An unprivileged user can only hand its socket to its own groups, and its socket
+/// lives in its private runtime directory anyway: there it is only a debug note,
+/// so that `vmpulse --no-ui` as a normal user starts without a warning.
 fn apply_group(path: &Path, group: &str) {
     let own = current_group_name();
-    match gid_of(group) {
-        None => tracing::warn!(
+    let problem = match gid_of(group) {
+        None => format!(
             "group '{group}' does not exist: control socket {} keeps group '{own}' (set control.group)",
             path.display()
         ),
-        Some(gid) => {
-            if let Err(e) = std::os::unix::fs::chown(path, None, Some(gid)) {
-                tracing::warn!(
-                    "cannot give control socket {} to group '{group}' ({e}): it keeps group '{own}'",
-                    path.display()
-                );
-            }
-        }
+        Some(gid) => match std::os::unix::fs::chown(path, None, Some(gid)) {
+            Ok(()) => return,
+            Err(e) => format!(
+                "cannot give control socket {} to group '{group}' ({e}): it keeps group '{own}'",
+                path.display()
+            ),
+        },
+    };
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        tracing::warn!("{problem}");
+    } else {
+        tracing::debug!("{problem}");
     }
 }
 
