@@ -6,6 +6,7 @@
 //! Needs root (creates a user, starts libvirtd and a guest through the lab).
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::lab::{Lab, URI};
@@ -30,14 +31,25 @@ fn ensure_user() {
     );
 }
 
+/// The binary, copied where any user can run it (the build tree may sit in a
+/// directory only root can enter).
+fn public_binary(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let bin = dir.join("vmpulse");
+    std::fs::copy(env!("CARGO_BIN_EXE_vmpulse"), &bin).expect("copy vmpulse");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod bin");
+    bin
+}
+
 /// Runs the real binary as the unprivileged user.
-fn vmpulse_as_user(args: &[&str]) -> Output {
+fn vmpulse_as_user(bin: &Path, args: &[&str]) -> Output {
     Command::new("runuser")
         .args(["-u", USER, "--", "env", "-i", "PATH=/usr/bin:/bin"])
         .arg(format!("HOME=/home/{USER}"))
         .arg(format!("USER={USER}"))
         .arg("XDG_CONFIG_HOME=/nonexistent-vmpulse-test")
-        .arg(env!("CARGO_BIN_EXE_vmpulse"))
+        .arg(bin)
         .args(args)
         .output()
         .expect("run vmpulse as the user")
@@ -51,8 +63,10 @@ fn vmpulse_as_user(args: &[&str]) -> Output {
 fn a_user_outside_the_libvirt_group_reads_stats_or_is_told_the_fix() {
     let (_lab, guests) = Lab::up_with(1, false);
     ensure_user();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = public_binary(dir.path());
 
-    let out = vmpulse_as_user(&["--once", "--connect", URI, "--output", "-"]);
+    let out = vmpulse_as_user(&bin, &["--once", "--connect", URI, "--output", "-"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty(), "no lines without a connection");
