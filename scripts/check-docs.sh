@@ -25,7 +25,9 @@ while IFS= read -r line; do
     done
   fi
 done < ARCHITECTURE.md
-if grep -rnE '\.\./shared|lab-facts|seeds? 00[0-9]' src tests scripts benches examples docs README.md ARCHITECTURE.md CONTRIBUTING.md \
+# The pattern is built from pieces so that this file does not match itself.
+outside="\\.\\./sha""red|lab-""facts|se""eds? 00[0-9]"
+if grep -rnE "$outside" src tests scripts benches examples docs README.md ARCHITECTURE.md CONTRIBUTING.md \
      --exclude=check-docs.sh 2>/dev/null; then
   echo "check-docs: the lines above point outside the repository; bring the facts into docs/" >&2
   fail=1
