@@ -9,6 +9,7 @@
 # Numbers, not pass/fail. Needs influxd (Debian influxdb) and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 outage=${1:-600}
 domains=${2:-100}
 before=30
@@ -16,35 +17,10 @@ tmp=$(mktemp -d)
 influx_pid=
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
-{
-  echo "<node>"
-  for i in $(seq 1 "$domains"); do
-    printf "<domain type='test'><name>bench-%04d</name><uuid>00000000-0000-0000-0000-%012d</uuid>" "$i" "$i"
-    echo "<memory unit='KiB'>1048576</memory><vcpu>2</vcpu><os><type>hvm</type></os><devices>"
-    for d in a b; do echo "<disk type='file' device='disk'><source file='/var/lib/x/$i$d.img'/><target dev='vd$d' bus='virtio'/></disk>"; done
-    for n in 0 1; do printf "<interface type='ethernet'><mac address='52:54:00:%02x:%02x:%02x'/><target dev='tap-%d-%d'/></interface>\n" "$n" $((i / 256)) $((i % 256)) "$i" "$n"; done
-    echo "</devices></domain>"
-  done
-  echo "</node>"
-} > "$tmp/host.xml"
+bench_host_xml "$domains" "$tmp/host.xml"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
-cat > "$tmp/influxd.conf" <<CONF
-reporting-enabled = false
-bind-address = "127.0.0.1:$(free_port)"
-[meta]
-  dir = "$tmp/meta"
-[data]
-  dir = "$tmp/data"
-  wal-dir = "$tmp/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$port"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-CONF
+influxd_conf "$tmp" "$port"
 start_influxd() {
   influxd run -config "$tmp/influxd.conf" >>"$tmp/influxd.log" 2>&1 &
   influx_pid=$!
