@@ -4,13 +4,14 @@
 //! let in; and the real TUI in tmux attaches to a running service, steers it
 //! with `s`, and leaves it running and collecting on `q`.
 
+mod common;
 mod control_support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
+use common::tmux::Pane;
 use control_support::*;
 
 fn sh(cmd: &str, args: &[&str]) {
@@ -144,70 +145,6 @@ fn missing_group_is_logged_and_the_process_group_kept() {
     );
 }
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(name: &str, script: &str) -> Self {
-        let t = Self {
-            socket: format!("vmpulse-ctl-{}-{name}", std::process::id()),
-        };
-        t.tmux(&[
-            "new-session",
-            "-d",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "-s",
-            "vmp",
-            "sh",
-            "-c",
-            script,
-        ]);
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run tmux (apt-get install tmux)");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let screen = self.tmux(&["capture-pane", "-p", "-t", "vmp"]);
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {secs}s waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
-
 fn status_json(socket: &Path) -> (Option<i32>, serde_json::Value) {
     let out = run(&["status", "--json", "--socket", socket.to_str().unwrap()]);
     let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
@@ -234,7 +171,7 @@ fn tui_attaches_steers_the_service_and_leaves_it_running() {
         bin = BIN,
         sock = svc.socket.display(),
     );
-    let t = Tmux::start("attach", &script);
+    let t = Pane::start("attach", &script);
     let screen = t.wait_for("the service's VMs, attached", 20, |s| {
         s.contains("db-1") && s.contains("attached to service pid")
     });
@@ -292,7 +229,7 @@ fn tui_refused_by_the_socket_names_the_group_and_runs_standalone() {
         bin = bin.display(),
         sock = svc.socket.display(),
     );
-    let t = Tmux::start("refused", &script);
+    let t = Pane::start("refused", &script);
     let screen = t.wait_for("the local VMs (standalone)", 20, |s| {
         s.contains("alpha-web")
     });

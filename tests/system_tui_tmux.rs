@@ -7,16 +7,26 @@
 //! Each test uses its own tmux server (`-L`), killed on drop. Every wait is
 //! bounded: capture-pane is polled every 100 ms up to a deadline.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+
+use common::tmux::Pane;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vmpulse");
 const HOSTILE: &str = r#"web 01,env=prod "x"\y"#;
 
+/// The TUI in a real terminal, with its own empty home.
 struct Tmux {
-    socket: String,
+    pane: Pane,
     _home: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Tmux {
+    type Target = Pane;
+    fn deref(&self) -> &Pane {
+        &self.pane
+    }
 }
 
 fn sh_quote(s: &str) -> String {
@@ -36,11 +46,6 @@ impl Tmux {
 
     /// [`Tmux::start`] under the given locale (`LANG=...`).
     fn start_with(name: &str, locale: &str) -> Self {
-        let version = Command::new("tmux").arg("-V").output();
-        assert!(
-            version.is_ok_and(|o| o.status.success()),
-            "tmux is needed for this test (apt-get install tmux)"
-        );
         let home = tempfile::tempdir().unwrap();
         let uri = format!("test://{}", fixture().display());
         // A clean environment: no Influx settings or config file from the
@@ -59,81 +64,9 @@ impl Tmux {
             bin = sh_quote(BIN),
             uri = sh_quote(&uri),
         );
-        let t = Self {
-            socket: format!("vmpulse-test-{}-{name}", std::process::id()),
+        Self {
+            pane: Pane::start(name, &script),
             _home: home,
-        };
-        t.tmux(&[
-            "new-session",
-            "-d",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "-s",
-            "vmp",
-            "sh",
-            "-c",
-            &script,
-        ]);
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn capture(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "vmp"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "vmp"];
-        args.extend_from_slice(keys);
-        self.tmux(&args);
-    }
-
-    fn literal(&self, text: &str) {
-        self.tmux(&["send-keys", "-t", "vmp", "-l", text]);
-    }
-
-    fn alternate_on(&self) -> String {
-        self.tmux(&["display", "-p", "-t", "vmp", "#{alternate_on}"])
-            .trim()
-            .to_string()
-    }
-
-    fn pane_pid(&self) -> u32 {
-        self.tmux(&["display", "-p", "-t", "vmp", "#{pane_pid}"])
-            .trim()
-            .parse()
-            .expect("pane pid")
-    }
-
-    /// Polls the pane until `pred` holds, at most `secs` seconds.
-    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let screen = self.capture();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {secs}s waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -149,14 +82,6 @@ impl Tmux {
         );
         assert_eq!(self.alternate_on(), "0", "alternate screen not left");
         screen
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
     }
 }
 
