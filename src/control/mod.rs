@@ -28,7 +28,7 @@ use crate::config::ControlConfig;
 pub fn socket_path(c: &ControlConfig) -> PathBuf {
     match &c.socket {
         Some(p) => PathBuf::from(p),
-        None => default_socket_path(is_root(), std::env::var("XDG_RUNTIME_DIR").ok()),
+        None => default_socket_path(is_root(), &|k| std::env::var(k).ok()),
     }
 }
 
@@ -64,13 +64,18 @@ pub fn listen_addr(c: &ControlConfig) -> Option<SocketAddr> {
     c.listen.as_deref().and_then(|a| a.parse().ok())
 }
 
+/// `$RUNTIME_DIRECTORY/vmpulse.sock` when systemd gives the service one
+/// (`RuntimeDirectory=`; under `DynamicUser=yes` /tmp is private), else
 /// `/run/vmpulse/vmpulse.sock` as root, `$XDG_RUNTIME_DIR/vmpulse.sock` otherwise
 /// (`/tmp/vmpulse-UID.sock` when that variable is unset).
-pub fn default_socket_path(root: bool, xdg_runtime_dir: Option<String>) -> PathBuf {
+pub fn default_socket_path(root: bool, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = crate::spool::systemd_directory(env, "RUNTIME_DIRECTORY") {
+        return dir.join("vmpulse.sock");
+    }
     if root {
         return PathBuf::from(SYSTEM_SOCKET);
     }
-    match xdg_runtime_dir.filter(|d| !d.is_empty()) {
+    match env("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("vmpulse.sock"),
         // SAFETY: getuid(2) cannot fail and touches no memory.
         None => PathBuf::from(format!("/tmp/vmpulse-{}.sock", unsafe { libc::getuid() })),
@@ -91,17 +96,29 @@ mod tests {
 
     #[test]
     fn socket_path_defaults() {
+        let user = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/1000".to_string());
         assert_eq!(
-            default_socket_path(true, Some("/run/user/1000".into())),
+            default_socket_path(true, &user),
             PathBuf::from("/run/vmpulse/vmpulse.sock")
         );
         assert_eq!(
-            default_socket_path(false, Some("/run/user/1000".into())),
+            default_socket_path(false, &user),
             PathBuf::from("/run/user/1000/vmpulse.sock")
         );
-        assert!(default_socket_path(false, None)
+        assert!(default_socket_path(false, &|_| None)
             .to_string_lossy()
             .starts_with("/tmp/vmpulse-"));
+        // Under systemd (DynamicUser=yes too): its RuntimeDirectory=, for root or not.
+        let unit = |k: &str| match k {
+            "RUNTIME_DIRECTORY" => Some("/run/vmpulse".to_string()),
+            _ => user(k),
+        };
+        for root in [true, false] {
+            assert_eq!(
+                default_socket_path(root, &unit),
+                PathBuf::from("/run/vmpulse/vmpulse.sock")
+            );
+        }
         let c = ControlConfig {
             socket: Some("/x/y.sock".into()),
             ..ControlConfig::default()

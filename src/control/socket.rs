@@ -44,10 +44,14 @@ impl Drop for SocketGuard {
     }
 }
 
-/// Binds `path` (mode 0660, group `group`). A socket file nobody answers on
-/// (a crashed run) is replaced; one a process answers on is an error naming
-/// its pid. Warnings (missing group, chown refused) are logged, not fatal.
-pub async fn bind(path: &Path, group: &str) -> Result<BoundSocket, SocketError> {
+/// The group a socket gets when control.group is not set: Debian's libvirt-daemon-system
+/// creates it for the users allowed to manage VMs.
+pub const DEFAULT_GROUP: &str = "libvirt";
+
+/// Binds `path` (mode 0660, group `group`, [`DEFAULT_GROUP`] when `None`). A socket
+/// file nobody answers on (a crashed run) is replaced; one a process answers on is an
+/// error naming its pid. Warnings (missing group, chown refused) are logged, not fatal.
+pub async fn bind(path: &Path, group: Option<&str>) -> Result<BoundSocket, SocketError> {
     let io_err = |source| SocketError::Io {
         path: path.to_path_buf(),
         source,
@@ -102,10 +106,21 @@ pub async fn bind(path: &Path, group: &str) -> Result<BoundSocket, SocketError> 
 /// A service started by root is meant to be shared, so a failure there is a warning.
 /// An unprivileged user can only hand its socket to its own groups, and its socket
 /// lives in its private runtime directory anyway: there it is only a debug note,
-/// so that `vmpulse --no-ui` as a normal user starts without a warning.
-fn apply_group(path: &Path, group: &str) {
+/// so that `vmpulse --no-ui` as a normal user starts without a warning. So is a missing
+/// default group (a host without libvirt-daemon-system, e.g. a remote libvirt URI):
+/// only a group the operator named (control.group) must exist.
+fn apply_group(path: &Path, group: Option<&str>) {
     let own = current_group_name();
+    let explicit = group.is_some();
+    let group = group.unwrap_or(DEFAULT_GROUP);
     let problem = match gid_of(group) {
+        None if !explicit => {
+            tracing::debug!(
+                "no group '{group}' on this host: control socket {} keeps group '{own}' (set control.group to share it)",
+                path.display()
+            );
+            return;
+        }
         None => format!(
             "group '{group}' does not exist: control socket {} keeps group '{own}' (set control.group)",
             path.display()
@@ -200,11 +215,11 @@ mod tests {
     async fn stale_socket_replaced_live_one_refused_with_pid() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/c.sock");
-        let first = bind(&path, "no-such-group-vmpulse").await.unwrap();
+        let first = bind(&path, Some("no-such-group-vmpulse")).await.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
         // A live listener: refused, naming this very process.
-        let err = bind(&path, "x").await.err().unwrap();
+        let err = bind(&path, Some("x")).await.err().unwrap();
         assert!(
             matches!(err, SocketError::Live { pid: Some(p), .. } if p == std::process::id()),
             "{err}"
@@ -216,12 +231,12 @@ mod tests {
         // A crashed run: the file stays but nobody listens.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(path.exists());
-        let again = bind(&path, "x").await.unwrap();
+        let again = bind(&path, Some("x")).await.unwrap();
         drop(again);
         assert!(!path.exists(), "removed on drop");
         std::fs::write(&path, "not a socket").unwrap();
         assert!(matches!(
-            bind(&path, "x").await,
+            bind(&path, Some("x")).await,
             Err(SocketError::NotSocket { .. })
         ));
     }

@@ -67,10 +67,11 @@ pub struct Spool {
     last_drop_log: Option<Instant>,
 }
 
-fn unusable(dir: &Path, e: impl std::fmt::Display) -> SpoolError {
+fn unusable(dir: &Path, e: std::io::Error) -> SpoolError {
     SpoolError::Unusable {
         dir: dir.display().to_string(),
         message: e.to_string(),
+        transient: super::transient_io(&e),
     }
 }
 
