@@ -138,6 +138,9 @@ fn status_as(c: &Booted, user: Option<&str>) -> (Option<i32>, String) {
 /// `systemd-analyze security vmpulse` on the booted system: the overall exposure.
 fn exposure(c: &Booted) -> f64 {
     let text = c.ok("systemd-analyze security --no-pager vmpulse");
+    if let Some(line) = text.lines().find(|l| l.contains("Overall exposure")) {
+        eprintln!("booted: {line}");
+    }
     text.lines()
         .find_map(|l| l.split("vmpulse.service: ").nth(1))
         .and_then(|rest| rest.split_whitespace().next())
