@@ -86,6 +86,18 @@ impl Controller {
     }
 }
 
+/// Which spool a run uses. A one-shot (`--once`, `-n`) uses none: the spool
+/// belongs to the service, which would replay a one-shot's leftovers as its
+/// own; what a one-shot cannot send by the flush timeout makes it exit 3.
+/// The service needs its spool; the TUI uses it when it is free.
+pub fn spool_mode(config: &Config, spool: SpoolConfig) -> SpoolMode {
+    match (config.run.iterations, config.run.no_ui) {
+        (Some(_), _) => SpoolMode::Off,
+        (None, true) => SpoolMode::Required(spool),
+        (None, false) => SpoolMode::BestEffort(spool),
+    }
+}
+
 pub struct EngineHandle {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     tx: mpsc::UnboundedSender<Msg>,
@@ -103,13 +115,7 @@ impl EngineHandle {
         let env = |k: &str| std::env::var(k).ok();
         let spool =
             SpoolConfig::from_settings(&config.spool, crate::spool::running_as_root(), &env);
-        // A one-shot run next to the service must not fight it for the spool's lock.
-        let mode = if config.run.no_ui && config.run.iterations.is_none() {
-            SpoolMode::Required(spool)
-        } else {
-            SpoolMode::BestEffort(spool)
-        };
-        Self::start_with_spool(config, mode)
+        Self::start_with_spool(config, spool_mode(config, spool))
     }
 
     /// [`EngineHandle::start`] with an explicit spool.

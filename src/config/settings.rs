@@ -391,8 +391,9 @@ settings! {
         /// per collection) or csv (a header row, then one row per VM per collection).
         format: crate::output::Format = Format,
             Meta::flag_only("format");
-        /// One collection (two samples a poll interval apart, for the rates), written
-        /// to --output (default stdout) or InfluxDB, then exit; implies --no-ui.
+        /// One collection (two samples a poll interval apart, for the rates) printed
+        /// on stdout, then exit; implies --no-ui. It writes only to --output or to a URL
+        /// given with --influx-url (never the file's or environment's), and never spools.
         once: bool = Switch(false),
             Meta::flag_only("once");
         /// N collections, then exit (like --once).
