@@ -979,3 +979,21 @@ fn footer_hints_come_from_the_binding_table() {
         );
     }
 }
+
+/// A TUI collecting next to a running service holds its writer off and says so
+/// in the header (not only in the log pane): the service is this host's shipper.
+#[test]
+fn held_writer_header_80x24() {
+    use vmpulse::control::shipper::Hold;
+    let (mut app, _) = fixture(true, (80, 24));
+    let mut s = (*app.live).clone();
+    s.seq += 1;
+    s.writer = WriterStats::off(vmpulse::influx::writer::OFF_HINT);
+    let s = Arc::new(s);
+    app.update(Msg::Snapshot(s.clone()), now());
+    app.writer_held = Some(Hold::ServiceRuns.header_text());
+    let out = draw(&app, &s);
+    let header = text_row(out.backend().buffer(), 1);
+    assert!(header.contains("writer off (service ships)"), "{header}");
+    insta::assert_snapshot!(out.backend());
+}

@@ -405,6 +405,10 @@ settings! {
         /// TUI: collect locally even when a service answers on the control socket.
         standalone: bool = Switch(false),
             Meta::flag_only("standalone");
+        /// TUI collecting locally: ship to InfluxDB even though a service runs on this
+        /// host or --standalone was given (the writer is held off then: the service ships).
+        write: bool = Switch(false),
+            Meta::flag_only("write");
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`server`]: the axum router and its handlers; [`views`] the JSON shapes;
 //!   [`metrics`] the Prometheus text and the `vmpulse_internal` lines.
 //! - [`client`]: requests over the socket; [`shell`] the subcommands;
-//!   [`attach`] an [`crate::ui::Engine`] fed by a running service.
+//!   [`attach`] an [`crate::ui::Engine`] fed by a running service; [`shipper`]
+//!   whether a TUI collecting on its own also ships (not next to a service).
 //! - [`reload`]: SIGHUP re-reads the config file and environment.
 
 pub mod attach;
@@ -16,6 +17,7 @@ pub mod reload;
 pub mod server;
 pub mod service;
 pub mod shell;
+pub mod shipper;
 pub mod socket;
 pub mod views;
 

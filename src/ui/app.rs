@@ -149,6 +149,8 @@ pub struct App {
     pub quitting: Option<Quitting>,
     /// Collection state asked for with `s` and not yet confirmed by a snapshot.
     pub pending_collecting: Option<bool>,
+    /// Why the local engine's InfluxDB writer is held off (`control::shipper`).
+    pub writer_held: Option<&'static str>,
     pub log_state: TuiWidgetState,
 }
 
@@ -179,6 +181,7 @@ impl App {
             live: first.clone(),
             quitting: None,
             pending_collecting: None,
+            writer_held: None,
             log_state: TuiWidgetState::new().set_default_display_level(LevelFilter::Info),
         };
         app.ingest(first);
