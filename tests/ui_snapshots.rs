@@ -322,6 +322,7 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
         requests_in_flight: 1,
         last_write_ok: Some(taken_at - Duration::from_millis(700)),
         last_error: None,
+        last_error_at: None,
         spool: None,
     };
     s

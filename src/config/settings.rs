@@ -360,6 +360,11 @@ settings! {
         /// Write a vmpulse_internal point (the service's own counters) every status interval.
         internal_metrics: bool = Switch(false),
             Meta::key("control.internal_metrics").reload();
+        /// Seconds without a successful write, while lines wait, after which `vmpulse status`
+        /// calls the writer failing (exit 1); so does a spool that grows that long.
+        write_stale_after: Option<f64> = Positive { default: None },
+            Meta::key("control.write_stale_after").env(&["VMPULSE_WRITE_STALE_AFTER"])
+                .example("30.0").computed_default("the larger of 3 poll intervals and 30 s").reload();
     }
 
     /// The on-disk spool: lines InfluxDB cannot take yet wait there instead of being dropped.

@@ -4,6 +4,7 @@
 //!
 //! - [`socket`]: where the socket lives, binding it safely (stale vs live), mode and group.
 //! - [`server`]: the axum router and its handlers; [`views`] the JSON shapes;
+//!   [`health`] the verdict of `/status` (writes stale, spool growing);
 //!   [`metrics`] the Prometheus text and the `vmpulse_internal` lines.
 //! - [`client`]: requests over the socket; [`shell`] the subcommands;
 //!   [`attach`] an [`crate::ui::Engine`] fed by a running service; [`shipper`]
@@ -12,6 +13,7 @@
 
 pub mod attach;
 pub mod client;
+pub mod health;
 pub mod metrics;
 pub mod reload;
 pub mod server;

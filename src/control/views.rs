@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::health::HealthView;
 use crate::config::Config;
 use crate::model::{
     DeviceRates, Snapshot, SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState,
@@ -59,6 +60,9 @@ pub struct StatusView {
     pub poll_interval: f64,
     pub libvirt: LibvirtView,
     pub writer: WriterView,
+    /// The verdict `vmpulse status` exits by (`control::health`).
+    #[serde(default)]
+    pub health: HealthView,
     /// The effective configuration, secrets as `***`.
     pub config: serde_json::Value,
 }
@@ -87,6 +91,9 @@ pub struct WriterView {
     pub requests_in_flight: usize,
     pub last_write_ok: Option<String>,
     pub last_error: Option<String>,
+    /// When `last_error` happened; before `last_write_ok`: writes succeed since.
+    #[serde(default)]
+    pub last_error_at: Option<String>,
     /// The on-disk spool; `null` when the writer runs without one.
     pub spool: Option<SpoolView>,
 }
@@ -136,14 +143,10 @@ pub enum Health {
 
 impl StatusView {
     pub fn health(&self) -> Health {
-        if !self.running {
-            Health::Stopped
-        } else if self.libvirt.state == "failed"
-            || matches!(self.writer.state.as_str(), "auth_failed" | "failing")
-        {
-            Health::Failing
-        } else {
-            Health::Collecting
+        match self.health.state.as_str() {
+            _ if !self.running => Health::Stopped,
+            "failing" => Health::Failing,
+            _ => Health::Collecting,
         }
     }
 }
@@ -164,6 +167,7 @@ pub fn status(
     svc: ServiceInfo,
     config: &serde_json::Value,
     now: SystemTime,
+    health: HealthView,
 ) -> StatusView {
     let c = &snap.collector;
     let w = &snap.writer;
@@ -208,8 +212,10 @@ pub fn status(
             requests_in_flight: w.requests_in_flight,
             last_write_ok: w.last_write_ok.map(rfc3339),
             last_error: w.last_error.clone(),
+            last_error_at: w.last_error_at.map(rfc3339),
             spool: w.spool.as_ref().map(spool),
         },
+        health,
         config: config.clone(),
     }
 }
