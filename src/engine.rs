@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::influx::line_protocol::{EncodeCtx, Escaping};
 use crate::influx::writer::{SpoolMode, WriterHandle};
 use crate::model::{CollectorStats, Snapshot, SourceState, WriterState, WriterStats};
-use crate::output::encoder::{Encoder, Limit, Step};
+use crate::output::encoder::{appends_to_rows, Encoder, Limit, Step};
 use crate::spool::SpoolConfig;
 
 /// What a frontend can ask of the engine.
@@ -98,6 +98,23 @@ pub fn spool_mode(config: &Config, spool: SpoolConfig) -> SpoolMode {
     }
 }
 
+/// The encoder of the first collection; a CSV file that already has rows gets no
+/// second header row.
+fn first_encoder(config: &Config) -> Encoder {
+    let encoder = Encoder::new(
+        config.run.format,
+        EncodeCtx::with_escaping(
+            &config.collector.host,
+            &config.tags,
+            Escaping::for_api(config.influx.api),
+        ),
+    );
+    match appends_to_rows(config.run.output.as_ref()) {
+        true => encoder.continuing(),
+        false => encoder,
+    }
+}
+
 pub struct EngineHandle {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     tx: mpsc::UnboundedSender<Msg>,
@@ -142,14 +159,7 @@ impl EngineHandle {
                     .map_err(|e| color_eyre::eyre::eyre!(e))?,
             ),
             deriver: Deriver::new(config.rates.clone()),
-            encoder: Encoder::new(
-                config.run.format,
-                EncodeCtx::with_escaping(
-                    &config.collector.host,
-                    &config.tags,
-                    Escaping::for_api(config.influx.api),
-                ),
-            ),
+            encoder: first_encoder(config),
             limit: config.run.iterations.map(Limit::new),
             done: done_tx,
             writer,

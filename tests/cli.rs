@@ -686,3 +686,39 @@ fn a_one_shot_never_leaves_lines_in_a_spool() {
         spool.display()
     );
 }
+
+/// Two CSV runs appending to one file make one table: a header row only in a
+/// new (or empty) file.
+#[test]
+fn csv_runs_appending_to_one_file_write_one_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vms.csv");
+    let path = file.to_str().unwrap();
+    for run in 1..=2 {
+        let out = vmpulse(
+            &[
+                "-c",
+                &e2e(),
+                "-d",
+                "0.1",
+                "-n",
+                "1",
+                "--format",
+                "csv",
+                "--output",
+                path,
+            ],
+            &[],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "run {run}: {}",
+            text(&out.stderr)
+        );
+    }
+    let csv = std::fs::read_to_string(&file).unwrap();
+    let headers = csv.lines().filter(|l| l.starts_with("time,")).count();
+    assert_eq!(headers, 1, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 2 * 2, "{csv}");
+}
