@@ -722,3 +722,29 @@ fn csv_runs_appending_to_one_file_write_one_header() {
     assert_eq!(headers, 1, "{csv}");
     assert_eq!(csv.lines().count(), 1 + 2 * 2, "{csv}");
 }
+
+/// The start-up line names the format that goes out, not always line protocol.
+#[test]
+fn the_start_up_line_names_the_output_format() {
+    for (format, said) in [
+        ("json", "writer: JSON to stdout"),
+        ("csv", "writer: CSV to stdout"),
+        ("lp", "writer: line protocol to stdout"),
+    ] {
+        let out = vmpulse(
+            &[
+                "-c",
+                "test:///default",
+                "-d",
+                "0.1",
+                "--once",
+                "--format",
+                format,
+            ],
+            &[],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains(said), "{format}: {err}");
+    }
+}
