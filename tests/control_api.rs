@@ -251,6 +251,13 @@ fn stop_and_start_show_in_the_output_lines_and_interval_sets_the_pace() {
     assert!(slow <= 4, "{slow} collections in 2 s at 1 s");
     let r = svc.req("PUT", "/poll-interval", br#"{"seconds": 0.1}"#);
     assert_eq!(r.json()["poll_interval"], 0.1);
+    // The configuration served is the one in force.
+    assert_eq!(r.json()["config"]["collector"]["poll_interval"], 0.1);
+    let config = svc.get_json("/config");
+    assert_eq!(
+        config["config"]["collector"]["poll_interval"], 0.1,
+        "{config}"
+    );
     let fast = svc.pace(Duration::from_secs(2));
     assert!(fast >= 8, "{fast} collections in 2 s at 0.1 s");
 }

@@ -119,8 +119,14 @@ fn latest(s: &Shared) -> Arc<Snapshot> {
     s.ctl.subscribe().borrow().clone()
 }
 
-fn status_of(s: &Shared, snap: &Snapshot) -> views::StatusView {
+/// The configuration in force (the poll interval as the engine runs it).
+fn config_of(s: &Shared, snap: &Snapshot) -> serde_json::Value {
     let config = s.config.read().map(|c| c.clone()).unwrap_or_default();
+    views::live_config(&config, snap)
+}
+
+fn status_of(s: &Shared, snap: &Snapshot) -> views::StatusView {
+    let config = config_of(s, snap);
     let now = SystemTime::now();
     let health = match s.health.lock() {
         Ok(h) => h.judge(snap, s.svc.started_at, now),
@@ -264,7 +270,7 @@ async fn history(
 }
 
 async fn config(State(s): St) -> Json<serde_json::Value> {
-    let config = s.config.read().map(|c| c.clone()).unwrap_or_default();
+    let config = config_of(&s, &latest(&s));
     Json(serde_json::json!({ "config": config }))
 }
 

@@ -412,6 +412,19 @@ pub fn config(config: &Config) -> serde_json::Value {
     v
 }
 
+/// The served config with what changed at run time: `PUT /poll-interval`
+/// sets the interval in force, which `/config` and `/status` must show.
+pub fn live_config(config: &serde_json::Value, snap: &Snapshot) -> serde_json::Value {
+    let mut v = config.clone();
+    if let Some(c) = v.get_mut("collector").and_then(|c| c.as_object_mut()) {
+        c.insert(
+            "poll_interval".into(),
+            serde_json::json!(snap.poll_interval.as_secs_f64()),
+        );
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
