@@ -119,6 +119,8 @@ pub struct Setting {
     pub doc: &'static str,
     pub value_name: &'static str,
     pub switch: bool,
+    /// The values to offer in completions (`Kind::choices`); empty: free text.
+    pub choices: &'static [&'static str],
     /// Checks a raw value and stores it in the config.
     pub(crate) apply: fn(&mut super::Config, &Raw) -> Result<(), String>,
     /// The current value as TOML (secrets as `***`), `None` when not set.
@@ -193,6 +195,7 @@ macro_rules! settings {
                     doc: concat!($($doc, "\n",)*),
                     value_name: Kind::value_name(&$kind),
                     switch: Kind::is_switch(&$kind),
+                    choices: Kind::choices(&$kind),
                     apply: |c: &mut super::Config, raw: &Raw| {
                         c.$sect.$field = Kind::check(&$kind, raw)?;
                         Ok(())
