@@ -998,3 +998,37 @@ fn held_writer_header_80x24() {
     assert!(header.contains("writer off (service ships)"), "{header}");
     insta::assert_snapshot!(out.backend());
 }
+
+/// VMs whose sort values look equal on screen keep their name order on every
+/// refresh, whichever is a hair higher this time (idle VMs at "0.0%").
+#[test]
+fn rows_that_look_equal_keep_their_order_across_refreshes() {
+    use vmpulse::ui::app::visible_indices;
+    use vmpulse::ui::keys::SortKey;
+    let (_, snap) = fixture(true, (80, 24));
+    let mut s = (*snap).clone();
+    let names = |s: &Snapshot, key| -> Vec<String> {
+        visible_indices(s, "", key, false)
+            .into_iter()
+            .filter(|&i| s.vms[i].derived.is_some())
+            .map(|i| s.vms[i].name().to_string())
+            .collect()
+    };
+    for round in 0..2 {
+        for (i, vm) in s.vms.iter_mut().enumerate() {
+            if let Some(d) = vm.derived.as_mut() {
+                // 5.0x %: shown as 5.0 % for all; the jitter flips each round.
+                let jitter = if (i + round) % 2 == 0 { 0.01 } else { 0.04 };
+                d.cpu_percent = Some(5.0 + jitter);
+                d.disk_read.bytes_per_sec = 1024.0 * 1024.0 * (3.0 + jitter / 10.0);
+                d.disk_write.bytes_per_sec = 0.0;
+            }
+        }
+        for key in [SortKey::Cpu, SortKey::Disk] {
+            let shown = names(&s, key);
+            let mut sorted = shown.clone();
+            sorted.sort();
+            assert_eq!(shown, sorted, "round {round}, {key:?}");
+        }
+    }
+}
