@@ -1015,14 +1015,13 @@ fn rows_that_look_equal_keep_their_order_across_refreshes() {
             .collect()
     };
     for round in 0..2 {
-        for (i, vm) in s.vms.iter_mut().enumerate() {
-            if let Some(d) = vm.derived.as_mut() {
-                // 5.0x %: shown as 5.0 % for all; the jitter flips each round.
-                let jitter = if (i + round) % 2 == 0 { 0.01 } else { 0.04 };
-                d.cpu_percent = Some(5.0 + jitter);
-                d.disk_read.bytes_per_sec = 1024.0 * 1024.0 * (3.0 + jitter / 10.0);
-                d.disk_write.bytes_per_sec = 0.0;
-            }
+        let running = s.vms.iter_mut().filter_map(|vm| vm.derived.as_mut());
+        for (i, d) in running.enumerate() {
+            // 5.0x %: shown as 5.0 % for all; the jitter flips each round.
+            let jitter = if (i + round) % 2 == 0 { 0.01 } else { 0.04 };
+            d.cpu_percent = Some(5.0 + jitter);
+            d.disk_read.bytes_per_sec = 1024.0 * 1024.0 * (3.0 + jitter / 10.0);
+            d.disk_write.bytes_per_sec = 0.0;
         }
         for key in [SortKey::Cpu, SortKey::Disk] {
             let shown = names(&s, key);
