@@ -17,8 +17,8 @@ pub struct Cli {
     /// Every setting that has a flag, from the settings table.
     #[command(flatten)]
     pub settings: SettingFlags,
-    /// Config file (TOML) [env: VMPULSE_CONFIG]
-    #[arg(long, value_name = "FILE")]
+    /// Config file (TOML) [env: VMPULSE_CONFIG]; also after a subcommand
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Print the effective configuration (secrets masked) and exit
     #[arg(long)]

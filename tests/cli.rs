@@ -748,3 +748,31 @@ fn the_start_up_line_names_the_output_format() {
         assert!(err.contains(said), "{format}: {err}");
     }
 }
+
+/// `--config` works after a subcommand, as `--socket` does: `vmpulse status
+/// --config FILE` looks for the service where that file says.
+#[test]
+fn config_is_accepted_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("from-the-file.sock");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[control]\nsocket = \"{}\"\n", socket.display()),
+    )
+    .unwrap();
+    for args in [
+        vec!["status", "--config", config.to_str().unwrap()],
+        vec!["--config", config.to_str().unwrap(), "status"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+            .args(&args)
+            .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+            .env_remove("VMPULSE_SOCKET")
+            .output()
+            .expect("run vmpulse");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.contains("from-the-file.sock"), "{args:?}: {err}");
+    }
+}
