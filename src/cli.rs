@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
 use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::layer::Layer;
@@ -16,8 +17,8 @@ pub struct Cli {
     /// Every setting that has a flag, from the settings table.
     #[command(flatten)]
     pub settings: SettingFlags,
-    /// Config file (TOML) [env: VMPULSE_CONFIG]
-    #[arg(long, value_name = "FILE")]
+    /// Config file (TOML) [env: VMPULSE_CONFIG]; also after a subcommand
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Print the effective configuration (secrets masked) and exit
     #[arg(long)]
@@ -116,6 +117,30 @@ fn help(s: &Setting) -> String {
     h
 }
 
+/// A flag's value as text, checked later by its kind (which names the setting
+/// and accepts aliases such as `V1` or `ndjson`); the choices only tell clap what
+/// to offer in shell completions, so `--format <TAB>` does not list file names.
+#[derive(Clone)]
+struct Choices(&'static [&'static str]);
+
+impl TypedValueParser for Choices {
+    type Value = String;
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        if self.0.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.0.iter().map(|v| PossibleValue::new(*v))))
+    }
+}
+
 impl Args for SettingFlags {
     fn augment_args(mut cmd: clap::Command) -> clap::Command {
         for s in SETTINGS.iter() {
@@ -131,6 +156,7 @@ impl Args for SettingFlags {
                 arg.value_name(s.value_name)
                     .num_args(1)
                     .allow_negative_numbers(true)
+                    .value_parser(Choices(s.choices))
             };
             cmd = cmd.arg(arg);
         }

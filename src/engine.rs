@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::influx::line_protocol::{EncodeCtx, Escaping};
 use crate::influx::writer::{SpoolMode, WriterHandle};
 use crate::model::{CollectorStats, Snapshot, SourceState, WriterState, WriterStats};
-use crate::output::encoder::{Encoder, Limit, Step};
+use crate::output::encoder::{appends_to_rows, Encoder, Limit, Step};
 use crate::spool::SpoolConfig;
 
 /// What a frontend can ask of the engine.
@@ -86,6 +86,35 @@ impl Controller {
     }
 }
 
+/// Which spool a run uses. A one-shot (`--once`, `-n`) uses none: the spool
+/// belongs to the service, which would replay a one-shot's leftovers as its
+/// own; what a one-shot cannot send by the flush timeout makes it exit 3.
+/// The service needs its spool; the TUI uses it when it is free.
+pub fn spool_mode(config: &Config, spool: SpoolConfig) -> SpoolMode {
+    match (config.run.iterations, config.run.no_ui) {
+        (Some(_), _) => SpoolMode::Off,
+        (None, true) => SpoolMode::Required(spool),
+        (None, false) => SpoolMode::BestEffort(spool),
+    }
+}
+
+/// The encoder of the first collection; a CSV file that already has rows gets no
+/// second header row.
+fn first_encoder(config: &Config) -> Encoder {
+    let encoder = Encoder::new(
+        config.run.format,
+        EncodeCtx::with_escaping(
+            &config.collector.host,
+            &config.tags,
+            Escaping::for_api(config.influx.api),
+        ),
+    );
+    match appends_to_rows(config.run.output.as_ref()) {
+        true => encoder.continuing(),
+        false => encoder,
+    }
+}
+
 pub struct EngineHandle {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     tx: mpsc::UnboundedSender<Msg>,
@@ -103,13 +132,7 @@ impl EngineHandle {
         let env = |k: &str| std::env::var(k).ok();
         let spool =
             SpoolConfig::from_settings(&config.spool, crate::spool::running_as_root(), &env);
-        // A one-shot run next to the service must not fight it for the spool's lock.
-        let mode = if config.run.no_ui && config.run.iterations.is_none() {
-            SpoolMode::Required(spool)
-        } else {
-            SpoolMode::BestEffort(spool)
-        };
-        Self::start_with_spool(config, mode)
+        Self::start_with_spool(config, spool_mode(config, spool))
     }
 
     /// [`EngineHandle::start`] with an explicit spool.
@@ -136,14 +159,7 @@ impl EngineHandle {
                     .map_err(|e| color_eyre::eyre::eyre!(e))?,
             ),
             deriver: Deriver::new(config.rates.clone()),
-            encoder: Encoder::new(
-                config.run.format,
-                EncodeCtx::with_escaping(
-                    &config.collector.host,
-                    &config.tags,
-                    Escaping::for_api(config.influx.api),
-                ),
-            ),
+            encoder: first_encoder(config),
             limit: config.run.iterations.map(Limit::new),
             done: done_tx,
             writer,

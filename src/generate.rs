@@ -119,10 +119,12 @@ pub fn man_page() -> String {
     let _ = man.render_synopsis_section(&mut out);
     let _ = man.render_description_section(&mut out);
     let _ = man.render_options_section(&mut out);
-    if cmd.has_subcommands() {
-        let _ = man.render_subcommands_section(&mut out);
-    }
     let mut roff = Roff::default();
+    // Not clap_mangen's section: it cites a vmpulse-status(1) page per
+    // subcommand, and only vmpulse(1) is shipped.
+    let subs = subcommands(&cmd);
+    let subs: Vec<(&str, &str)> = subs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    section(&mut roff, "SUBCOMMANDS", &subs, true);
     let env = environment();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     section(&mut roff, "ENVIRONMENT", &env, true);
@@ -144,6 +146,29 @@ pub fn man_page() -> String {
     let _ = roff.to_writer(&mut out);
     let _ = man.render_version_section(&mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Each subcommand with its flags (`vmpulse status [--json] [--socket PATH]`)
+/// and what it does, described here rather than on pages of their own.
+pub fn subcommands(cmd: &clap::Command) -> Vec<(String, String)> {
+    cmd.get_subcommands()
+        .filter(|s| s.get_name() != "help")
+        .map(|s| {
+            let mut usage = format!("vmpulse {}", s.get_name());
+            for a in s.get_arguments().filter(|a| !a.is_hide_set()) {
+                let Some(long) = a.get_long() else { continue };
+                let value = a
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .filter(|_| a.get_action().takes_values())
+                    .map(|v| format!(" {v}"))
+                    .unwrap_or_default();
+                usage.push_str(&format!(" [--{long}{value}]"));
+            }
+            let about = s.get_about().map(|a| a.to_string()).unwrap_or_default();
+            (usage, about)
+        })
+        .collect()
 }
 
 /// A section of tagged paragraphs: term in bold (or italic for paths), then its text.
@@ -227,6 +252,20 @@ mod tests {
     }
 
     #[test]
+    fn man_page_describes_subcommands_without_citing_pages_that_are_not_shipped() {
+        let man = man_page();
+        assert!(!man.contains("vmpulse\\-status(1)"), "{man}");
+        assert!(!man.contains("(1)\nStart"), "{man}");
+        for usage in [
+            "vmpulse status [\\-\\-json] [\\-\\-socket PATH]",
+            "vmpulse start [\\-\\-socket PATH]",
+            "vmpulse stop [\\-\\-socket PATH]",
+        ] {
+            assert!(man.contains(usage), "{usage} in:\n{man}");
+        }
+    }
+
+    #[test]
     fn completions_offer_every_flag_in_each_shell() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let text = completion(shell);
@@ -235,6 +274,26 @@ mod tests {
                 assert!(text.contains(bare), "{shell} completion lacks {flag}");
             }
         }
+    }
+
+    /// The `case` arm bash completion runs after `flag`.
+    fn bash_arm(script: &str, flag: &str) -> String {
+        let start = script
+            .find(&format!("{flag})"))
+            .unwrap_or_else(|| panic!("no arm for {flag}"));
+        let rest = &script[start..];
+        rest[..rest.find(";;").unwrap_or(rest.len())].to_string()
+    }
+
+    #[test]
+    fn bash_completion_offers_the_values_of_format_and_influx_api() {
+        let bash = completion(Shell::Bash);
+        for (flag, values) in [("--format", "lp json csv"), ("--influx-api", "v3 v2 v1")] {
+            let arm = bash_arm(&bash, flag);
+            assert!(arm.contains(&format!("compgen -W \"{values}\"")), "{arm}");
+            assert!(!arm.contains("compgen -f"), "file names for {flag}: {arm}");
+        }
+        assert!(bash_arm(&bash, "--output").contains("compgen -f"));
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub async fn run(config: Config, reload: Option<Reloader>) -> color_eyre::Result
         env!("CARGO_PKG_VERSION"),
         config.libvirt.uri,
         config.collector.poll_interval.as_secs_f64(),
-        writer_summary(&first),
+        writer_summary(&first, config.run.format),
         service
             .as_ref()
             .map(|s| format!("; {}", s.listening()))
@@ -175,10 +175,10 @@ fn notify_systemd(states: &[NotifyState]) {
     }
 }
 
-fn writer_summary(s: &Snapshot) -> String {
+fn writer_summary(s: &Snapshot, format: crate::output::Format) -> String {
     match &s.writer.state {
         WriterState::Off { hint } => format!("off ({hint})"),
-        WriterState::Output { target } => format!("line protocol to {target}"),
+        WriterState::Output { target } => format!("{} to {target}", format.describe()),
         _ => s
             .writer
             .endpoint

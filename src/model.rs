@@ -407,6 +407,9 @@ pub struct WriterStats {
     pub requests_in_flight: usize,
     pub last_write_ok: Option<SystemTime>,
     pub last_error: Option<String>,
+    /// When `last_error` happened (older than `last_write_ok`: writes succeed since).
+    #[serde(default)]
+    pub last_error_at: Option<SystemTime>,
     /// The on-disk spool; `None` when the writer runs without one.
     pub spool: Option<SpoolStats>,
 }
@@ -456,6 +459,7 @@ impl WriterStats {
             requests_in_flight: 0,
             last_write_ok: None,
             last_error: None,
+            last_error_at: None,
             spool: None,
         }
     }

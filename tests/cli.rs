@@ -334,8 +334,11 @@ fn stdout_output_needs_no_terminal_and_says_it_wins_over_the_url() {
             "test:///default",
             "-d",
             "0.1",
+            // A one-shot considers only a URL given by its flag.
+            "--influx-url",
+            "http://user:hunter2@127.0.0.1:9",
         ],
-        &[("INFLUX_URL", "http://user:hunter2@127.0.0.1:9")],
+        &[],
     );
     let err = text(&out.stderr);
     assert_eq!(
@@ -632,4 +635,186 @@ fn a_spool_that_cannot_be_a_directory_exits_2_one_held_by_another_process_exits_
         "names the holder: {err}"
     );
     drop(lock);
+}
+
+/// A loopback port that nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// On a packaged host the config file names the service's InfluxDB: a one-shot
+/// still prints (in the format asked for) and never connects there.
+#[test]
+fn a_one_shot_prints_and_never_writes_to_the_url_of_the_file_or_environment() {
+    let influx = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}", influx.local_addr().unwrap().port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("[influx]\nurl = \"{url}\"\n")).unwrap();
+    let config = config.to_str().unwrap();
+    for (args, env) in [
+        (
+            vec!["--once", "--format", "json", "--config", config],
+            vec![],
+        ),
+        (vec!["--once"], vec![("INFLUX_URL", url.as_str())]),
+        (
+            vec!["-n", "1", "--format", "csv"],
+            vec![("VMPULSE_CONFIG", config)],
+        ),
+    ] {
+        let mut all = vec!["-c", "test:///default", "-d", "0.1"];
+        all.extend(args.iter().copied());
+        let out = vmpulse(&all, &env);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            stdout.starts_with("{\"VMID\"")
+                || stdout.starts_with("vm_metrics,")
+                || stdout.starts_with("time,"),
+            "{args:?}: {stdout}"
+        );
+        assert_eq!(
+            counter(&stderr, "lines_written"),
+            counter(&stderr, "lines_queued")
+        );
+    }
+    influx.set_nonblocking(true).unwrap();
+    assert!(
+        influx.accept().is_err(),
+        "a one-shot connected to the InfluxDB of the config"
+    );
+}
+
+/// A one-shot that writes to an `--influx-url` it cannot reach loses its lines
+/// (exit 3) rather than leaving them in a spool the service would later replay.
+#[test]
+fn a_one_shot_never_leaves_lines_in_a_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[influx]\nflush_timeout = 0.5\nmax_backoff = 0.2\n",
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let out = vmpulse(
+        &[
+            "--once",
+            "-c",
+            "test:///default",
+            "-d",
+            "0.1",
+            "--influx-api",
+            "v1",
+            "--influx-url",
+            &url,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[("SPOOL_DIR", spool.to_str().unwrap())],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(counter(&err, "spooled"), 0, "{err}");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "the one-shot left {left:?} in {}",
+        spool.display()
+    );
+}
+
+/// Two CSV runs appending to one file make one table: a header row only in a
+/// new (or empty) file.
+#[test]
+fn csv_runs_appending_to_one_file_write_one_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vms.csv");
+    let path = file.to_str().unwrap();
+    for run in 1..=2 {
+        let out = vmpulse(
+            &[
+                "-c",
+                &e2e(),
+                "-d",
+                "0.1",
+                "-n",
+                "1",
+                "--format",
+                "csv",
+                "--output",
+                path,
+            ],
+            &[],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "run {run}: {}",
+            text(&out.stderr)
+        );
+    }
+    let csv = std::fs::read_to_string(&file).unwrap();
+    let headers = csv.lines().filter(|l| l.starts_with("time,")).count();
+    assert_eq!(headers, 1, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 2 * 2, "{csv}");
+}
+
+/// The start-up line names the format that goes out, not always line protocol.
+#[test]
+fn the_start_up_line_names_the_output_format() {
+    for (format, said) in [
+        ("json", "writer: JSON to stdout"),
+        ("csv", "writer: CSV to stdout"),
+        ("lp", "writer: line protocol to stdout"),
+    ] {
+        let out = vmpulse(
+            &[
+                "-c",
+                "test:///default",
+                "-d",
+                "0.1",
+                "--once",
+                "--format",
+                format,
+            ],
+            &[],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains(said), "{format}: {err}");
+    }
+}
+
+/// `--config` works after a subcommand, as `--socket` does: `vmpulse status
+/// --config FILE` looks for the service where that file says.
+#[test]
+fn config_is_accepted_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("from-the-file.sock");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[control]\nsocket = \"{}\"\n", socket.display()),
+    )
+    .unwrap();
+    for args in [
+        vec!["status", "--config", config.to_str().unwrap()],
+        vec!["--config", config.to_str().unwrap(), "status"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vmpulse"))
+            .args(&args)
+            .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+            .env_remove("VMPULSE_SOCKET")
+            .output()
+            .expect("run vmpulse");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.contains("from-the-file.sock"), "{args:?}: {err}");
+    }
 }

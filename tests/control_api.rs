@@ -42,6 +42,7 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "poll_interval",
             "libvirt",
             "writer",
+            "health",
             "config",
         ])
     );
@@ -68,9 +69,22 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "requests_in_flight",
             "last_write_ok",
             "last_error",
+            "last_error_at",
             "spool",
         ])
     );
+    assert_eq!(
+        keys(&status["health"]),
+        sorted(&[
+            "state",
+            "problems",
+            "last_write_ok_age_seconds",
+            "write_stale_after_seconds",
+            "spool_backlog_lines",
+            "spool_growing",
+        ])
+    );
+    assert_eq!(status["health"]["state"], "ok");
     assert_eq!(status["writer"]["state"], "output");
     // --output never spools.
     assert_eq!(status["writer"]["spool"], serde_json::Value::Null);
@@ -237,6 +251,13 @@ fn stop_and_start_show_in_the_output_lines_and_interval_sets_the_pace() {
     assert!(slow <= 4, "{slow} collections in 2 s at 1 s");
     let r = svc.req("PUT", "/poll-interval", br#"{"seconds": 0.1}"#);
     assert_eq!(r.json()["poll_interval"], 0.1);
+    // The configuration served is the one in force.
+    assert_eq!(r.json()["config"]["collector"]["poll_interval"], 0.1);
+    let config = svc.get_json("/config");
+    assert_eq!(
+        config["config"]["collector"]["poll_interval"], 0.1,
+        "{config}"
+    );
     let fast = svc.pace(Duration::from_secs(2));
     assert!(fast >= 8, "{fast} collections in 2 s at 0.1 s");
 }
@@ -814,4 +835,148 @@ fn sighup_writer_restart_hands_the_spool_to_the_new_writer() {
         "{log}"
     );
     assert!(!log.contains("running without a spool"), "{log}");
+}
+
+/// A loopback InfluxDB 1.x write endpoint that takes every request (204), on `port`.
+fn accepting_influx(port: u16) -> std::thread::JoinHandle<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the port again");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                let mut w = conn;
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err()
+                        || w.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// `vmpulse --no-ui` on the e2e fixture with its socket and spool in `dir`,
+/// without `--output`; killed on drop. Returns it and the socket path.
+struct Headless(std::process::Child);
+
+impl Headless {
+    fn start(dir: &std::path::Path, args: &[&str]) -> (Self, String) {
+        let sock = dir.join("vmpulse.sock").display().to_string();
+        let uri = fixture_uri();
+        let mut all = vec!["--no-ui", "--connect", &uri, "--socket", &sock, "-d", "0.2"];
+        all.extend_from_slice(args);
+        let child = command(&all)
+            .env("SPOOL_DIR", dir.join("spool"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start vmpulse --no-ui");
+        (Self(child), sock)
+    }
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn status_of(sock: &str) -> (Option<i32>, String) {
+    let out = run(&["status", "--socket", sock]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Collecting is not healthy when nothing reaches InfluxDB: with every write
+/// refused, `vmpulse status` exits 1 past `control.write_stale_after` and names the
+/// spool backlog and the age of the last successful write; once InfluxDB takes
+/// writes again it exits 0 and the old error says writes succeed since.
+#[test]
+fn status_fails_while_writes_are_refused_and_recovers_when_they_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[influx]\nmax_backoff = 0.3\nbatch_max_sec = 0.2\n[control]\nwrite_stale_after = 1.5\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (_svc, sock) = Headless::start(
+        dir.path(),
+        &[
+            "--influx-url",
+            &url,
+            "--influx-api",
+            "v1",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let failing = wait_until("status to say FAILING after a refused write", 20, || {
+        let (code, text) = status_of(&sock);
+        (code == Some(1) && text.contains("; last error ")).then_some(text)
+    });
+    assert!(failing.contains("FAILING"), "{failing}");
+    assert!(failing.contains("last successful write never"), "{failing}");
+    assert!(failing.contains("spool backlog "), "{failing}");
+    assert!(
+        failing.contains("problem      no successful write for"),
+        "{failing}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["status", "--json", "--socket", &sock]).stdout).unwrap();
+    let h = &json["health"];
+    assert_eq!(h["state"], "failing", "{h}");
+    assert_eq!(h["write_stale_after_seconds"], 1.5);
+    assert_eq!(h["last_write_ok_age_seconds"], serde_json::Value::Null);
+    assert!(json["writer"]["last_error_at"].is_string(), "{json}");
+
+    let _influx = accepting_influx(port);
+    let ok = wait_until("status to recover", 20, || {
+        let (code, text) = status_of(&sock);
+        (code == Some(0) && text.contains("spool backlog 0 lines")).then_some(text)
+    });
+    assert!(ok.contains("writes succeed since"), "{ok}");
+    assert!(!ok.contains("problem"), "{ok}");
+}
+
+/// A service without an InfluxDB URL is healthy and says its writer is off.
+#[test]
+fn status_of_a_service_with_the_writer_off_says_so_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_svc, sock) = Headless::start(dir.path(), &[]);
+    let text = wait_until("the service", 20, || {
+        let (code, text) = status_of(&sock);
+        (code == Some(0)).then_some(text)
+    });
+    assert!(text.contains("writer       off: no InfluxDB URL"), "{text}");
 }

@@ -46,6 +46,12 @@ impl Tmux {
 
     /// [`Tmux::start`] under the given locale (`LANG=...`).
     fn start_with(name: &str, locale: &str) -> Self {
+        Self::start_env_args(name, locale, "", "")
+    }
+
+    /// [`Tmux::start_with`], with more variables (`K=V ...`, later ones win)
+    /// and more flags, both already quoted for `sh`.
+    fn start_env_args(name: &str, locale: &str, env: &str, args: &str) -> Self {
         let home = tempfile::tempdir().unwrap();
         let uri = format!("test://{}", fixture().display());
         // A clean environment: no Influx settings or config file from the
@@ -55,7 +61,7 @@ impl Tmux {
         let script = format!(
             "env -u INFLUX_URL -u INFLUX_TOKEN -u INFLUX_DB -u INFLUX_API -u INFLUX_ORG \
              -u LIBVIRT_URI -u POLL_INTERVAL -u VMPULSE_CONFIG -u NO_COLOR -u LC_ALL -u LC_CTYPE \
-             {locale} HOME={home} XDG_CONFIG_HOME={home} VMPULSE_SOCKET={home}/none.sock {bin} --connect {uri}; \
+             {locale} HOME={home} XDG_CONFIG_HOME={home} VMPULSE_SOCKET={home}/none.sock {env} {bin} --connect {uri} {args}; \
              echo \"vmpulse-exit=$?\"; \
              stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon | sed 's/^/tty-/'; \
              sleep 120",
@@ -189,4 +195,88 @@ fn a_non_utf8_locale_draws_ascii_only() {
     );
     t.keys(&["q"]);
     t.wait_exit();
+}
+
+/// A stand-in InfluxDB: a loopback listener that only counts connections.
+fn influx_listener() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    (l, url)
+}
+
+fn connected(l: &std::net::TcpListener) -> bool {
+    l.accept().is_ok()
+}
+
+/// A `vmpulse --no-ui` service (no InfluxDB) on `socket`; killed on drop.
+struct Service(std::process::Child);
+
+impl Service {
+    fn start(socket: &Path) -> Self {
+        let child = std::process::Command::new(BIN)
+            .args(["--no-ui", "-c", "test:///default", "--socket"])
+            .arg(socket)
+            .env_remove("INFLUX_URL")
+            .env("XDG_CONFIG_HOME", "/nonexistent-vmpulse-test")
+            .env("SPOOL_DIR", socket.with_extension("spool"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the service");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(std::time::Instant::now() < deadline, "no service socket");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self(child)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Next to a running service, a TUI that collects on its own (`--standalone`
+/// here; a socket that refuses this user does the same) must not become a second
+/// shipper: its header says the writer is off and InfluxDB hears nothing from it.
+/// With no service on the host it ships, as it always did.
+#[test]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs tmux on PATH: cargo test --features system-tests"
+)]
+fn a_standalone_tui_next_to_a_service_does_not_ship() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("svc.sock");
+    let _service = Service::start(&socket);
+    let (influx, url) = influx_listener();
+    let env = format!(
+        "VMPULSE_SOCKET={} INFLUX_URL={} INFLUX_API=v1",
+        sh_quote(&socket.display().to_string()),
+        sh_quote(&url)
+    );
+    let t = Tmux::start_env_args("held", "LANG=C.UTF-8", &env, "--standalone -d 0.2");
+    t.wait_for("the held writer in the header", 20, |s| {
+        header(s).contains("writer off (service ships)")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(!connected(&influx), "the held TUI wrote to InfluxDB");
+    t.keys(&["q"]);
+    t.wait_exit();
+
+    // No service: the TUI is the host's shipper.
+    let (influx, url) = influx_listener();
+    let env = format!("INFLUX_URL={} INFLUX_API=v1", sh_quote(&url));
+    let t = Tmux::start_env_args("ships", "LANG=C.UTF-8", &env, "-d 0.2");
+    t.wait_for("the cards", 20, |s| s.contains("alpha-web"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !connected(&influx) {
+        assert!(std::time::Instant::now() < deadline, "the TUI never wrote");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    t.keys(&["q"]);
 }

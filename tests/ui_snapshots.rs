@@ -322,6 +322,7 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
         requests_in_flight: 1,
         last_write_ok: Some(taken_at - Duration::from_millis(700)),
         last_error: None,
+        last_error_at: None,
         spool: None,
     };
     s
@@ -508,7 +509,12 @@ fn help_overlay_160x48() {
 fn help_overlay_80x24() {
     let (mut app, snap) = fixture(true, (80, 24));
     ch(&mut app, '?');
-    insta::assert_snapshot!(draw(&app, &snap).backend());
+    let out = draw(&app, &snap);
+    // Keys first: the first screen shows the bindings, not the glossary.
+    let t = text(out.backend().buffer());
+    assert!(t.contains("start / stop collection"), "{t}");
+    assert!(!t.contains("Gauges:"), "{t}");
+    insta::assert_snapshot!(out.backend());
 }
 
 #[test]
@@ -977,5 +983,56 @@ fn footer_hints_come_from_the_binding_table() {
             footer.contains(&format!("{keys} {hint}")),
             "{keys} {hint} in '{footer}'"
         );
+    }
+}
+
+/// A TUI collecting next to a running service holds its writer off and says so
+/// in the header (not only in the log pane): the service is this host's shipper.
+#[test]
+fn held_writer_header_80x24() {
+    use vmpulse::control::shipper::Hold;
+    let (mut app, _) = fixture(true, (80, 24));
+    let mut s = (*app.live).clone();
+    s.seq += 1;
+    s.writer = WriterStats::off(vmpulse::influx::writer::OFF_HINT);
+    let s = Arc::new(s);
+    app.update(Msg::Snapshot(s.clone()), now());
+    app.writer_held = Some(Hold::ServiceRuns.header_text());
+    let out = draw(&app, &s);
+    let header = text_row(out.backend().buffer(), 1);
+    assert!(header.contains("writer off (service ships)"), "{header}");
+    insta::assert_snapshot!(out.backend());
+}
+
+/// VMs whose sort values look equal on screen keep their name order on every
+/// refresh, whichever is a hair higher this time (idle VMs at "0.0%").
+#[test]
+fn rows_that_look_equal_keep_their_order_across_refreshes() {
+    use vmpulse::ui::app::visible_indices;
+    use vmpulse::ui::keys::SortKey;
+    let (_, snap) = fixture(true, (80, 24));
+    let mut s = (*snap).clone();
+    let names = |s: &Snapshot, key| -> Vec<String> {
+        visible_indices(s, "", key, false)
+            .into_iter()
+            .filter(|&i| s.vms[i].derived.is_some())
+            .map(|i| s.vms[i].name().to_string())
+            .collect()
+    };
+    for round in 0..2 {
+        let running = s.vms.iter_mut().filter_map(|vm| vm.derived.as_mut());
+        for (i, d) in running.enumerate() {
+            // 5.0x %: shown as 5.0 % for all; the jitter flips each round.
+            let jitter = if (i + round) % 2 == 0 { 0.01 } else { 0.04 };
+            d.cpu_percent = Some(5.0 + jitter);
+            d.disk_read.bytes_per_sec = 1024.0 * 1024.0 * (3.0 + jitter / 10.0);
+            d.disk_write.bytes_per_sec = 0.0;
+        }
+        for key in [SortKey::Cpu, SortKey::Disk] {
+            let shown = names(&s, key);
+            let mut sorted = shown.clone();
+            sorted.sort();
+            assert_eq!(shown, sorted, "round {round}, {key:?}");
+        }
     }
 }

@@ -60,6 +60,10 @@ pub trait Kind {
     fn is_switch(&self) -> bool {
         false
     }
+    /// The values to offer (shell completion, `--help`); empty: free text.
+    fn choices(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 fn type_name(v: &toml::Value) -> &'static str {
@@ -341,6 +345,9 @@ impl Kind for Api {
     fn value_name(&self) -> &'static str {
         "v3|v2|v1"
     }
+    fn choices(&self) -> &'static [&'static str] {
+        &["v3", "v2", "v1"]
+    }
 }
 
 /// An http(s) URL with a host; empty means unset. Errors never echo it (credentials).
@@ -465,6 +472,9 @@ impl Kind for Format {
     }
     fn value_name(&self) -> &'static str {
         "lp|json|csv"
+    }
+    fn choices(&self) -> &'static [&'static str] {
+        &crate::output::Format::NAMES
     }
 }
 

@@ -1,8 +1,11 @@
 //! Rules between the settings of one run (pure): `--once` and `-n`, `--output`,
 //! `--format`, `--no-ui` and the InfluxDB URL.
 //!
-//! - `--once` is `-n 1`; both imply `--no-ui`, and with no InfluxDB URL and no
-//!   `--output` they print to stdout (what `telegraf --test` does).
+//! - `--once` is `-n 1`; both imply `--no-ui`. A one-shot is a look, not a write:
+//!   it prints to stdout (what `telegraf --test` does) unless `--output` or an
+//!   `--influx-url` *flag* names where to write. A URL from the config file or the
+//!   environment is the service's, and never makes a one-shot write (on a packaged
+//!   host `/etc/vmpulse/config.toml` has one).
 //! - `--output -` writes on stdout, where the live view draws: it implies `--no-ui`.
 //! - `--format json|csv` applies to `--output` only (InfluxDB takes line protocol).
 //! - `--output` wins over an InfluxDB URL; [`notes`] says so at startup.
@@ -17,6 +20,13 @@ fn origin(l: &Layer, id: &str) -> String {
     l.get(id)
         .map(|s| s.origin.clone())
         .unwrap_or_else(|| settings::find(id).names())
+}
+
+/// Whether the setting was given by its command-line flag (not the file or environment).
+fn from_flag(l: &Layer, id: &str) -> bool {
+    let flag = settings::find(id).meta.flag.map(|f| format!("--{f}"));
+    l.get(id)
+        .is_some_and(|v| Some(v.origin.as_str()) == flag.as_deref())
 }
 
 /// Applies the rules to a validated config.
@@ -34,6 +44,9 @@ pub fn settle(l: &Layer, c: &mut Config) -> Result<(), ConfigError> {
     }
     if c.run.iterations.is_some() {
         c.run.no_ui = true;
+        if !from_flag(l, "influx.url") {
+            c.influx.url = None;
+        }
         if c.run.output.is_none() && c.influx.url.is_none() {
             c.run.output = Some(OutputTarget::Stdout);
         }
@@ -107,6 +120,35 @@ mod tests {
             e.starts_with("--iterations:") && e.contains("--once"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_one_shot_writes_only_to_a_url_given_by_its_flag() {
+        for origin in ["INFLUX_URL", "/etc/vmpulse/config.toml: influx.url"] {
+            let c = run(Layer::default()
+                .with("run.once", true, "--once")
+                .with("run.format", "json", "--format")
+                .with("influx.url", "http://127.0.0.1:8181", origin))
+            .unwrap();
+            assert_eq!(c.influx.url, None, "{origin}");
+            assert_eq!(c.run.output, Some(OutputTarget::Stdout), "{origin}");
+            assert_eq!(c.run.format, Format::Json);
+        }
+        let c = run(Layer::default().with("run.iterations", "2", "-n").with(
+            "influx.url",
+            "http://127.0.0.1:8181",
+            "--influx-url",
+        ))
+        .unwrap();
+        assert!(c.influx.url.is_some() && c.run.output.is_none());
+        // Not a one-shot: the service keeps the URL from wherever it came.
+        let c = run(Layer::default().with("run.no_ui", true, "--no-ui").with(
+            "influx.url",
+            "http://127.0.0.1:8181",
+            "INFLUX_URL",
+        ))
+        .unwrap();
+        assert!(c.influx.url.is_some());
     }
 
     #[test]

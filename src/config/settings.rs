@@ -119,6 +119,8 @@ pub struct Setting {
     pub doc: &'static str,
     pub value_name: &'static str,
     pub switch: bool,
+    /// The values to offer in completions (`Kind::choices`); empty: free text.
+    pub choices: &'static [&'static str],
     /// Checks a raw value and stores it in the config.
     pub(crate) apply: fn(&mut super::Config, &Raw) -> Result<(), String>,
     /// The current value as TOML (secrets as `***`), `None` when not set.
@@ -193,6 +195,7 @@ macro_rules! settings {
                     doc: concat!($($doc, "\n",)*),
                     value_name: Kind::value_name(&$kind),
                     switch: Kind::is_switch(&$kind),
+                    choices: Kind::choices(&$kind),
                     apply: |c: &mut super::Config, raw: &Raw| {
                         c.$sect.$field = Kind::check(&$kind, raw)?;
                         Ok(())
@@ -358,6 +361,11 @@ settings! {
         /// Write a vmpulse_internal point (the service's own counters) every status interval.
         internal_metrics: bool = Switch(false),
             Meta::key("control.internal_metrics").reload();
+        /// Seconds without a successful write, while lines wait, after which `vmpulse status`
+        /// calls the writer failing (exit 1); so does a spool that grows that long.
+        write_stale_after: Option<f64> = Positive { default: None },
+            Meta::key("control.write_stale_after").env(&["VMPULSE_WRITE_STALE_AFTER"])
+                .example("30.0").computed_default("the larger of 3 poll intervals and 30 s").reload();
     }
 
     /// The on-disk spool: lines InfluxDB cannot take yet wait there instead of being dropped.
@@ -389,8 +397,9 @@ settings! {
         /// per collection) or csv (a header row, then one row per VM per collection).
         format: crate::output::Format = Format,
             Meta::flag_only("format");
-        /// One collection (two samples a poll interval apart, for the rates), written
-        /// to --output (default stdout) or InfluxDB, then exit; implies --no-ui.
+        /// One collection (two samples a poll interval apart, for the rates) printed
+        /// on stdout, then exit; implies --no-ui. It writes only to --output or to a URL
+        /// given with --influx-url (never the file's or environment's), and never spools.
         once: bool = Switch(false),
             Meta::flag_only("once");
         /// N collections, then exit (like --once).
@@ -402,6 +411,10 @@ settings! {
         /// TUI: collect locally even when a service answers on the control socket.
         standalone: bool = Switch(false),
             Meta::flag_only("standalone");
+        /// TUI collecting locally: ship to InfluxDB even though a service runs on this
+        /// host or --standalone was given (the writer is held off then: the service ships).
+        write: bool = Switch(false),
+            Meta::flag_only("write");
     }
 }
 

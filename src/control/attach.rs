@@ -199,10 +199,13 @@ async fn steer(client: Client, mut rx: mpsc::UnboundedReceiver<Control>) {
 
 /// The TUI: attached to the service on `control.socket` (when unset: this
 /// user's default, then the system socket) when one answers (unless
-/// `--standalone`), else with its own collector as before.
+/// `--standalone`), else with its own collector, which ships only when no
+/// service runs here or `--write` asks for it (`shipper`).
 pub async fn run_tui(config: &Config) -> color_eyre::Result<()> {
     let socket = &super::client_socket(&config.control);
-    if !config.run.standalone {
+    let service_runs = if config.run.standalone {
+        service_runs(socket).await
+    } else {
         match Attached::connect(socket).await {
             Ok(attached) => {
                 tracing::info!("attached to the service on {}", socket.display());
@@ -215,13 +218,31 @@ pub async fn run_tui(config: &Config) -> color_eyre::Result<()> {
                 }
                 return result;
             }
-            Err(ClientError::Absent { .. }) => {}
+            Err(ClientError::Absent { .. }) => false,
             Err(e @ ClientError::PermissionDenied { .. }) => {
-                tracing::warn!("{e}; running standalone with a collector of its own")
+                tracing::warn!("{e}; running standalone with a collector of its own");
+                true
             }
-            Err(e) => tracing::warn!("cannot attach: {e}; running standalone"),
+            Err(e) => {
+                tracing::warn!("cannot attach: {e}; running standalone");
+                true
+            }
         }
+    };
+    let hold = super::shipper::hold(config, service_runs);
+    if let Some(h) = &hold {
+        tracing::warn!("{}", h.log_text());
     }
-    let engine = crate::engine::EngineHandle::start(config)?;
-    crate::ui::run(engine, config).await
+    let local = super::shipper::apply(config, hold.as_ref());
+    let engine = crate::engine::EngineHandle::start(&local)?;
+    crate::ui::run(engine, &local, hold.as_ref().map(|h| h.header_text())).await
+}
+
+/// Whether a service listens on `socket`: it accepts, or refuses this user.
+/// A socket file nobody listens on (a crashed service) is no service.
+async fn service_runs(socket: &Path) -> bool {
+    match tokio::net::UnixStream::connect(socket).await {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    }
 }

@@ -4,18 +4,22 @@
 //!
 //! - [`socket`]: where the socket lives, binding it safely (stale vs live), mode and group.
 //! - [`server`]: the axum router and its handlers; [`views`] the JSON shapes;
+//!   [`health`] the verdict of `/status` (writes stale, spool growing);
 //!   [`metrics`] the Prometheus text and the `vmpulse_internal` lines.
 //! - [`client`]: requests over the socket; [`shell`] the subcommands;
-//!   [`attach`] an [`crate::ui::Engine`] fed by a running service.
+//!   [`attach`] an [`crate::ui::Engine`] fed by a running service; [`shipper`]
+//!   whether a TUI collecting on its own also ships (not next to a service).
 //! - [`reload`]: SIGHUP re-reads the config file and environment.
 
 pub mod attach;
 pub mod client;
+pub mod health;
 pub mod metrics;
 pub mod reload;
 pub mod server;
 pub mod service;
 pub mod shell;
+pub mod shipper;
 pub mod socket;
 pub mod views;
 

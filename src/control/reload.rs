@@ -59,7 +59,7 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
 
 /// The settings [`applied`] takes over; a test keeps it equal to the table's
 /// reloadable ones.
-pub const APPLIED: [&str; 15] = [
+pub const APPLIED: [&str; 16] = [
     "collector.poll_interval",
     "collector.status_interval",
     "influx.url",
@@ -74,6 +74,7 @@ pub const APPLIED: [&str; 15] = [
     "influx.no_sync",
     "control.metrics_per_vm",
     "control.internal_metrics",
+    "control.write_stale_after",
     "tags",
 ];
 
@@ -95,6 +96,7 @@ pub fn applied(running: &Config, new: &Config) -> Config {
     i.no_sync = n.no_sync;
     c.control.metrics_per_vm = new.control.metrics_per_vm;
     c.control.internal_metrics = new.control.internal_metrics;
+    c.control.write_stale_after = new.control.write_stale_after;
     c.tags = new.tags.clone();
     c
 }

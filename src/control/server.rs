@@ -24,6 +24,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::health;
 use super::socket::{self, SocketError, SocketGuard};
 use super::views::{self, ServiceInfo};
 use super::{listen_addr, metrics, socket_path};
@@ -50,6 +51,8 @@ struct Shared {
     history: Mutex<History>,
     /// `control.metrics_per_vm`; reloadable.
     metrics_per_vm: AtomicBool,
+    /// The threshold and spool trend `/status` judges health by.
+    health: Mutex<health::Watch>,
 }
 
 type St = State<Arc<Shared>>;
@@ -116,9 +119,20 @@ fn latest(s: &Shared) -> Arc<Snapshot> {
     s.ctl.subscribe().borrow().clone()
 }
 
-fn status_of(s: &Shared, snap: &Snapshot) -> views::StatusView {
+/// The configuration in force (the poll interval as the engine runs it).
+fn config_of(s: &Shared, snap: &Snapshot) -> serde_json::Value {
     let config = s.config.read().map(|c| c.clone()).unwrap_or_default();
-    views::status(snap, s.svc, &config, SystemTime::now())
+    views::live_config(&config, snap)
+}
+
+fn status_of(s: &Shared, snap: &Snapshot) -> views::StatusView {
+    let config = config_of(s, snap);
+    let now = SystemTime::now();
+    let health = match s.health.lock() {
+        Ok(h) => h.judge(snap, s.svc.started_at, now),
+        Err(e) => e.get_ref().judge(snap, s.svc.started_at, now),
+    };
+    views::status(snap, s.svc, &config, now, health)
 }
 
 async fn status(State(s): St) -> Json<views::StatusView> {
@@ -256,7 +270,7 @@ async fn history(
 }
 
 async fn config(State(s): St) -> Json<serde_json::Value> {
-    let config = s.config.read().map(|c| c.clone()).unwrap_or_default();
+    let config = config_of(&s, &latest(&s));
     Json(serde_json::json!({ "config": config }))
 }
 
@@ -340,6 +354,7 @@ pub struct Listeners {
     unix: socket::BoundSocket,
     tcp: Option<(tokio::net::TcpListener, Secret)>,
     metrics_per_vm: bool,
+    write_stale_after: Option<f64>,
 }
 
 /// Checks the settings and binds the listeners.
@@ -358,6 +373,7 @@ pub async fn listen(control: &ControlConfig) -> Result<Listeners, ServerError> {
         unix,
         tcp,
         metrics_per_vm: control.metrics_per_vm,
+        write_stale_after: control.write_stale_after,
     })
 }
 
@@ -383,6 +399,7 @@ impl Server {
             unix,
             tcp,
             metrics_per_vm,
+            write_stale_after,
         } = listeners;
         let shared = Arc::new(Shared {
             ctl: ctl.clone(),
@@ -390,6 +407,7 @@ impl Server {
             config: RwLock::new(config_view),
             history: Mutex::new(History::new(history_window)),
             metrics_per_vm: AtomicBool::new(metrics_per_vm),
+            health: Mutex::new(health::Watch::new(write_stale_after)),
         });
         let mut tasks = vec![tokio::spawn(keep_history(ctl.subscribe(), shared.clone()))];
         let app = routes(shared.clone());
@@ -443,6 +461,9 @@ impl Server {
         self.shared
             .metrics_per_vm
             .store(config.control.metrics_per_vm, Ordering::Relaxed);
+        if let Ok(mut h) = self.shared.health.lock() {
+            h.set(config.control.write_stale_after);
+        }
     }
 }
 
@@ -459,6 +480,9 @@ async fn keep_history(mut rx: watch::Receiver<Arc<Snapshot>>, shared: Arc<Shared
         let snap = rx.borrow_and_update().clone();
         if let Ok(mut h) = shared.history.lock() {
             h.ingest(&snap);
+        }
+        if let Ok(mut h) = shared.health.lock() {
+            h.observe(&snap, SystemTime::now());
         }
         if rx.changed().await.is_err() {
             return;

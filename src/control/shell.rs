@@ -2,7 +2,8 @@
 //! from the shell, with LSB exit codes.
 //!
 //! `status`: 0 the service runs and collects, 1 it runs but is stopped or
-//! failing (libvirt unreachable, writer refused), 3 no service answers,
+//! failing (`control::health`: libvirt unreachable, token refused, no successful
+//! write past `control.write_stale_after` while lines wait, a growing spool), 3 no service answers,
 //! 4 the socket refuses this user. `start` / `stop`: 0 done, 1 the service
 //! did not confirm, 4 permission denied, 7 no service answers.
 
@@ -131,24 +132,6 @@ pub fn status_text(s: &StatusView, socket: &Path, now: SystemTime) -> String {
         Some(e) => format!("{} ({e})", s.libvirt.state),
         None => s.libvirt.state.clone(),
     };
-    let w = &s.writer;
-    let mut writer = format!(
-        "{}{}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
-        w.state,
-        w.endpoint
-            .as_deref()
-            .map(|e| format!(" {e}"))
-            .unwrap_or_default(),
-        w.lines_written,
-        w.queue_depth,
-        w.queue_capacity,
-        w.lines_dropped,
-        w.lines_rejected,
-        w.write_retries
-    );
-    if let Some(e) = &w.last_error {
-        writer.push_str(&format!("; last error: {e}"));
-    }
     let mut out = format!(
         "vmpulse {} service pid {}, up {}: {state} every {}\n",
         s.version,
@@ -167,7 +150,70 @@ pub fn status_text(s: &StatusView, socket: &Path, now: SystemTime) -> String {
     if let Some(e) = &s.last_error {
         out.push_str(&format!("  last error   {e}\n"));
     }
-    out.push_str(&format!("  writer       {writer}\n"));
+    out.push_str(&format!("  writer       {}\n", writer_text(s, now)));
+    if let Some(d) = delivery_text(s) {
+        out.push_str(&format!("  delivery     {d}\n"));
+    }
+    for p in &s.health.problems {
+        out.push_str(&format!("  problem      {p}\n"));
+    }
     out.push_str(&format!("  socket       {}\n", socket.display()));
     out
+}
+
+/// The writer's state and counters, and its last error with how old it is.
+fn writer_text(s: &StatusView, now: SystemTime) -> String {
+    let w = &s.writer;
+    if w.state == "off" {
+        return "off: no InfluxDB URL (set influx.url or INFLUX_URL and reload); collecting and serving this API only".into();
+    }
+    let mut text = format!(
+        "{}{}; lines written {}, queued {}/{}, dropped {}, rejected {}, retries {}",
+        w.state,
+        w.endpoint
+            .as_deref()
+            .map(|e| format!(" {e}"))
+            .unwrap_or_default(),
+        w.lines_written,
+        w.queue_depth,
+        w.queue_capacity,
+        w.lines_dropped,
+        w.lines_rejected,
+        w.write_retries
+    );
+    if let Some(e) = &w.last_error {
+        let at = w.last_error_at.as_deref().and_then(parse_rfc3339);
+        let ok = w.last_write_ok.as_deref().and_then(parse_rfc3339);
+        let when = at
+            .map(|t| format!(" {} ago", format::age(t, now)))
+            .unwrap_or_default();
+        let since = match (at, ok) {
+            (Some(at), Some(ok)) if ok > at => ", writes succeed since",
+            _ => "",
+        };
+        text.push_str(&format!("; last error{when}{since}: {e}"));
+    }
+    text
+}
+
+/// `last successful write 3s ago; spool backlog 120 lines (growing)`, for a
+/// writer that ships to InfluxDB.
+fn delivery_text(s: &StatusView) -> Option<String> {
+    if matches!(s.writer.state.as_str(), "off" | "output") {
+        return None;
+    }
+    let h = &s.health;
+    let last = match h.last_write_ok_age_seconds {
+        Some(a) => format!(
+            "{} ago",
+            format::duration(Duration::from_secs_f64(a.max(0.0)))
+        ),
+        None => "never".into(),
+    };
+    let growing = if h.spool_growing { " (growing)" } else { "" };
+    Some(format!(
+        "last successful write {last}; spool backlog {} lines{growing}; failing after {} without a write",
+        h.spool_backlog_lines,
+        format::duration(Duration::from_secs_f64(h.write_stale_after_seconds.max(0.0)))
+    ))
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::health::HealthView;
 use crate::config::Config;
 use crate::model::{
     DeviceRates, Snapshot, SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState,
@@ -59,6 +60,9 @@ pub struct StatusView {
     pub poll_interval: f64,
     pub libvirt: LibvirtView,
     pub writer: WriterView,
+    /// The verdict `vmpulse status` exits by (`control::health`).
+    #[serde(default)]
+    pub health: HealthView,
     /// The effective configuration, secrets as `***`.
     pub config: serde_json::Value,
 }
@@ -87,6 +91,9 @@ pub struct WriterView {
     pub requests_in_flight: usize,
     pub last_write_ok: Option<String>,
     pub last_error: Option<String>,
+    /// When `last_error` happened; before `last_write_ok`: writes succeed since.
+    #[serde(default)]
+    pub last_error_at: Option<String>,
     /// The on-disk spool; `null` when the writer runs without one.
     pub spool: Option<SpoolView>,
 }
@@ -136,14 +143,10 @@ pub enum Health {
 
 impl StatusView {
     pub fn health(&self) -> Health {
-        if !self.running {
-            Health::Stopped
-        } else if self.libvirt.state == "failed"
-            || matches!(self.writer.state.as_str(), "auth_failed" | "failing")
-        {
-            Health::Failing
-        } else {
-            Health::Collecting
+        match self.health.state.as_str() {
+            _ if !self.running => Health::Stopped,
+            "failing" => Health::Failing,
+            _ => Health::Collecting,
         }
     }
 }
@@ -164,6 +167,7 @@ pub fn status(
     svc: ServiceInfo,
     config: &serde_json::Value,
     now: SystemTime,
+    health: HealthView,
 ) -> StatusView {
     let c = &snap.collector;
     let w = &snap.writer;
@@ -208,8 +212,10 @@ pub fn status(
             requests_in_flight: w.requests_in_flight,
             last_write_ok: w.last_write_ok.map(rfc3339),
             last_error: w.last_error.clone(),
+            last_error_at: w.last_error_at.map(rfc3339),
             spool: w.spool.as_ref().map(spool),
         },
+        health,
         config: config.clone(),
     }
 }
@@ -402,6 +408,19 @@ pub fn config(config: &Config) -> serde_json::Value {
             let path = super::socket_path(&config.control).display().to_string();
             c.insert("socket".into(), serde_json::json!(path));
         }
+    }
+    v
+}
+
+/// The served config with what changed at run time: `PUT /poll-interval`
+/// sets the interval in force, which `/config` and `/status` must show.
+pub fn live_config(config: &serde_json::Value, snap: &Snapshot) -> serde_json::Value {
+    let mut v = config.clone();
+    if let Some(c) = v.get_mut("collector").and_then(|c| c.as_object_mut()) {
+        c.insert(
+            "poll_interval".into(),
+            serde_json::json!(snap.poll_interval.as_secs_f64()),
+        );
     }
     v
 }

@@ -83,6 +83,15 @@ pub(crate) struct Status {
     pub state: WriterState,
     pub last_write_ok: Option<SystemTime>,
     pub last_error: Option<String>,
+    /// When `last_error` happened: status tells an old error from a current one.
+    pub last_error_at: Option<SystemTime>,
+}
+
+impl Status {
+    pub fn error(&mut self, message: String) {
+        self.last_error = Some(message);
+        self.last_error_at = Some(SystemTime::now());
+    }
 }
 
 /// State shared by the handles and the writer task.
@@ -125,6 +134,7 @@ impl Shared {
                 state,
                 last_write_ok: None,
                 last_error: None,
+                last_error_at: None,
             }),
             spool: Mutex::new(None),
         }
@@ -180,6 +190,7 @@ impl Shared {
             requests_in_flight: self.in_flight.load(Ordering::Relaxed),
             last_write_ok: st.last_write_ok,
             last_error: st.last_error.clone(),
+            last_error_at: st.last_error_at,
             spool,
         }
     }

@@ -570,7 +570,7 @@ impl Task {
                 tracing::warn!(
                     "a single line is larger than the server accepts; dropped ({message})"
                 );
-                lock(&self.shared.status).last_error = Some(message);
+                lock(&self.shared.status).error(message);
             }
             Outcome::Bisect { message } => {
                 self.count_rejected(n);
@@ -611,7 +611,7 @@ impl Task {
                     tracing::warn!("{message}; dropping lines from now on");
                 }
                 st.state = WriterState::Failing;
-                st.last_error = Some(message);
+                st.error(message);
             }
         }
     }
@@ -672,7 +672,7 @@ impl Task {
             tracing::debug!("InfluxDB write failed again, retrying in {wait:.1?}: {message}");
         }
         st.state = state;
-        st.last_error = Some(message);
+        st.error(message);
     }
 
     fn set_ok(&mut self, error: Option<String>) {
@@ -689,8 +689,8 @@ impl Task {
             }
             st.state = ok;
         }
-        if error.is_some() {
-            st.last_error = error;
+        if let Some(e) = error {
+            st.error(e);
         }
     }
 }

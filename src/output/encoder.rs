@@ -2,6 +2,7 @@
 //! format, and, for `--once` / `-n N`, which collections count.
 
 use super::{csv, json, Format};
+use crate::config::OutputTarget;
 use crate::influx::line_protocol::{encode_vm, EncodeCtx};
 use crate::model::VmSnapshot;
 
@@ -21,6 +22,12 @@ impl Encoder {
             ctx,
             header_pending: format == Format::Csv,
         }
+    }
+
+    /// For a CSV file that already has rows: its header is there, append rows only.
+    pub fn continuing(mut self) -> Self {
+        self.header_pending = false;
+        self
     }
 
     /// The lines for one collection (no trailing newlines).
@@ -43,6 +50,15 @@ impl Encoder {
                 lines
             }
         }
+    }
+}
+
+/// Whether `--output` is a file that already holds something (then a CSV header
+/// is not written again: appending runs must give one table). I/O: one `stat`.
+pub fn appends_to_rows(target: Option<&OutputTarget>) -> bool {
+    match target {
+        Some(OutputTarget::File(p)) => std::fs::metadata(p).is_ok_and(|m| m.len() > 0),
+        _ => false,
     }
 }
 
@@ -125,6 +141,8 @@ mod tests {
         assert_eq!(first.len(), 3);
         assert!(first[0].starts_with("time,timestamp_ns,host,"));
         assert_eq!(csv.encode(&vms).len(), 2, "no second header");
+        let mut appending = Encoder::new(Format::Csv, ctx(&[])).continuing();
+        assert_eq!(appending.encode(&vms).len(), 2, "the file has its header");
         assert_eq!(Encoder::new(Format::Json, ctx(&[])).encode(&vms).len(), 2);
         let lp = Encoder::new(Format::Lp, ctx(&[])).encode(&vms);
         assert!(lp.len() >= 6 && lp[0].starts_with("vm_metrics,"), "{lp:?}");

@@ -39,6 +39,17 @@ impl Format {
     }
 }
 
+impl Format {
+    /// For messages: `line protocol`, `JSON` or `CSV`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Lp => "line protocol",
+            Self::Json => "JSON",
+            Self::Csv => "CSV",
+        }
+    }
+}
+
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

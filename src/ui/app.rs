@@ -9,6 +9,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
 use tui_logger::{LevelFilter, TuiWidgetState};
 
+use super::format;
 use super::history::History;
 use super::keys::{self, Action, Context, SortKey};
 use super::layout;
@@ -149,6 +150,8 @@ pub struct App {
     pub quitting: Option<Quitting>,
     /// Collection state asked for with `s` and not yet confirmed by a snapshot.
     pub pending_collecting: Option<bool>,
+    /// Why the local engine's InfluxDB writer is held off (`control::shipper`).
+    pub writer_held: Option<&'static str>,
     pub log_state: TuiWidgetState,
 }
 
@@ -179,6 +182,7 @@ impl App {
             live: first.clone(),
             quitting: None,
             pending_collecting: None,
+            writer_held: None,
             log_state: TuiWidgetState::new().set_default_display_level(LevelFilter::Info),
         };
         app.ingest(first);
@@ -537,16 +541,19 @@ fn total_net(vm: &VmSnapshot) -> Option<f64> {
         .map(|d| d.net_rx.bytes_per_sec + d.net_tx.bytes_per_sec)
 }
 
+/// The value as the screen shows it: VMs that look equal sort by name, so jitter
+/// below the shown precision does not swap rows on every refresh.
 fn sort_value(vm: &VmSnapshot, key: SortKey) -> Option<f64> {
+    let pct = |p: Option<f64>| p.map(format::percent_as_shown);
     match key {
         SortKey::Name => None,
-        SortKey::Cpu => vm.derived.as_ref().and_then(|d| d.cpu_percent),
+        SortKey::Cpu => pct(vm.derived.as_ref().and_then(|d| d.cpu_percent)),
         SortKey::Memory => vm
             .memory
-            .and_then(|m| m.percent.or(Some(m.used_kb as f64 / 1e12))),
-        SortKey::Disk => total_disk(vm),
-        SortKey::Network => total_net(vm),
-        SortKey::Steal => vm.derived.as_ref().and_then(|d| d.cpu_split.steal),
+            .and_then(|m| pct(m.percent).or(Some(m.used_kb as f64 / 1e12))),
+        SortKey::Disk => total_disk(vm).map(format::bytes_as_shown),
+        SortKey::Network => total_net(vm).map(format::bytes_as_shown),
+        SortKey::Steal => pct(vm.derived.as_ref().and_then(|d| d.cpu_split.steal)),
     }
 }
 

@@ -7,26 +7,46 @@ const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
 pub use crate::model::vm_count;
 
-/// `1536.0` → `"1.5 KiB"`: binary prefixes, three significant digits at most.
-pub fn bytes(value: f64) -> String {
-    if !value.is_finite() || value < 0.0 {
-        return "—".into();
-    }
+/// `value` in its binary unit: the scaled number, the unit's index and how many
+/// decimals [`bytes`] shows of it.
+fn scaled(value: f64) -> (f64, usize, usize) {
     let mut v = value;
     let mut unit = 0;
     while v >= 1024.0 && unit < UNITS.len() - 1 {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{v:.0} B")
-    } else if v < 10.0 {
-        format!("{v:.2} {}", UNITS[unit])
-    } else if v < 100.0 {
-        format!("{v:.1} {}", UNITS[unit])
-    } else {
-        format!("{v:.0} {}", UNITS[unit])
+    let decimals = match (unit, v) {
+        (0, _) => 0,
+        (_, v) if v < 10.0 => 2,
+        (_, v) if v < 100.0 => 1,
+        _ => 0,
+    };
+    (v, unit, decimals)
+}
+
+/// `1536.0` → `"1.5 KiB"`: binary prefixes, three significant digits at most.
+pub fn bytes(value: f64) -> String {
+    if !value.is_finite() || value < 0.0 {
+        return "—".into();
     }
+    let (v, unit, decimals) = scaled(value);
+    format!("{v:.decimals$} {}", UNITS[unit])
+}
+
+/// `value` rounded as [`bytes`] shows it (sorting: what looks equal is equal).
+pub fn bytes_as_shown(value: f64) -> f64 {
+    if !value.is_finite() || value < 0.0 {
+        return value;
+    }
+    let (v, unit, decimals) = scaled(value);
+    let step = 10f64.powi(-(decimals as i32));
+    (v / step).round() * step * 1024f64.powi(unit as i32)
+}
+
+/// `p` rounded as [`percent`] shows it.
+pub fn percent_as_shown(p: f64) -> f64 {
+    (p * 10.0).round() / 10.0
 }
 
 /// Bytes per second, e.g. `"12.3 MiB/s"`.
@@ -244,6 +264,26 @@ pub fn truncate(s: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_round_as_they_are_shown() {
+        for v in [
+            0.0,
+            999.4,
+            1536.0,
+            5.004 * 1024.0 * 1024.0,
+            42.04 * 1024.0,
+            123.4e9,
+        ] {
+            assert_eq!(bytes(bytes_as_shown(v)), bytes(v), "{v}");
+        }
+        assert_eq!(
+            bytes_as_shown(5.001 * 1024.0 * 1024.0),
+            bytes_as_shown(5.004 * 1024.0 * 1024.0)
+        );
+        assert_eq!(percent_as_shown(5.01), percent_as_shown(5.04));
+        assert_ne!(percent_as_shown(5.01), percent_as_shown(5.11));
+    }
 
     #[test]
     fn vm_counts_are_singular_for_one() {

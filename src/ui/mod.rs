@@ -94,12 +94,25 @@ impl Fit {
 }
 
 /// Runs the TUI until the operator quits; shuts the engine down on the way out.
-pub async fn run(engine: EngineHandle, config: &Config) -> color_eyre::Result<()> {
-    run_with(engine, config).await
+/// `writer_held`: why this local engine's InfluxDB writer is off (for the header).
+pub async fn run(
+    engine: EngineHandle,
+    config: &Config,
+    writer_held: Option<&'static str>,
+) -> color_eyre::Result<()> {
+    run_held(engine, config, writer_held).await
 }
 
 /// [`run`] over any [`Engine`].
 pub async fn run_with<E: Engine>(engine: E, config: &Config) -> color_eyre::Result<()> {
+    run_held(engine, config, None).await
+}
+
+async fn run_held<E: Engine>(
+    engine: E,
+    config: &Config,
+    writer_held: Option<&'static str>,
+) -> color_eyre::Result<()> {
     let mut terminal = match ratatui::try_init() {
         Ok(t) => t,
         Err(e) => {
@@ -111,7 +124,7 @@ pub async fn run_with<E: Engine>(engine: E, config: &Config) -> color_eyre::Resu
             );
         }
     };
-    let result = event_loop(&mut terminal, engine, config).await;
+    let result = event_loop(&mut terminal, engine, config, writer_held).await;
     ratatui::restore();
     if let Ok(Some(report)) = &result {
         print_final(report);
@@ -151,6 +164,7 @@ async fn event_loop<E: Engine>(
     terminal: &mut DefaultTerminal,
     engine: E,
     config: &Config,
+    writer_held: Option<&'static str>,
 ) -> color_eyre::Result<Option<FinalReport>> {
     let mut snapshots: watch::Receiver<Arc<Snapshot>> = engine.subscribe();
     let first = snapshots.borrow_and_update().clone();
@@ -165,6 +179,7 @@ async fn event_loop<E: Engine>(
         first,
         (size.width, size.height),
     );
+    app.writer_held = writer_held;
     let mut events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;

@@ -163,6 +163,14 @@ pub fn writer_summary(snap: &Snapshot, t: Theme) -> Vec<Span<'static>> {
     }
 }
 
+/// [`writer_summary`], or why a local TUI's writer is held off (`control::shipper`).
+pub fn writer_spans(app: &App, snap: &Snapshot) -> Vec<Span<'static>> {
+    match (app.writer_held, &snap.writer.state) {
+        (Some(why), WriterState::Off { .. }) => vec![Span::styled(why, app.theme.warn())],
+        _ => writer_summary(snap, app.theme),
+    }
+}
+
 pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: SystemTime) {
     let t = app.theme;
     let shown = app.shown();
@@ -219,7 +227,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
         None => l2.push(Span::styled(" · no collection yet", t.dim())),
     }
     l2.push(Span::raw(" · writer "));
-    l2.extend(writer_summary(snap, t));
+    l2.extend(writer_spans(app, snap));
 
     let mut lines = vec![Line::from(l1), Line::from(l2)];
     if let Some(h) = host_summary(snap) {

@@ -1,5 +1,5 @@
-//! The help overlay (`?`): gauge scales, legend, and every key binding,
-//! in one or two columns; scrolls with j/k when the terminal is short.
+//! The help overlay (`?`): every key binding, gauge scales and legend, in one
+//! or two columns (keys first in one); scrolls with j/k when the terminal is short.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -97,9 +97,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
         frame.render_widget(Paragraph::new(left).scroll((scroll, 0)), l);
         frame.render_widget(Paragraph::new(right).scroll((scroll, 0)), r);
     } else {
-        // Short or narrow terminal: everything in one scrolling column.
-        let mut lines = intro;
-        lines.extend(secs.iter().flat_map(|s| section_lines(t, s, key_w)));
+        // Short or narrow terminal: one scrolling column, the keys first (what
+        // `?` is pressed for), the gauge scales and the glossary after them.
+        let mut lines: Vec<Line> = secs
+            .iter()
+            .flat_map(|s| section_lines(t, s, key_w))
+            .collect();
+        lines.extend(intro);
         frame.render_widget(
             Paragraph::new(lines)
                 .wrap(Wrap { trim: false })

@@ -45,7 +45,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(cols);
 
-    let mut summary = header::writer_summary(snap, t);
+    let mut summary = header::writer_spans(app, snap);
     // State word only here; the endpoint gets its own (truncated) row.
     summary.truncate(1);
     let mut wl = vec![Line::from(
