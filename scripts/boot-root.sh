@@ -45,7 +45,7 @@ mirror=$(mirror_of_host | head -1)
 
 mkdir -p "$cache"
 partial="$root.partial.$$"
-trap 'rm -rf --one-file-system "$partial"' EXIT
+trap 'rm -rf --one-file-system "$partial" "$partial.log"' EXIT
 echo "boot-root: debootstrap $suite into $partial" >&2
 debootstrap --variant=minbase --include="$include" "$suite" "$partial" "$mirror" >"$partial.log" 2>&1 ||
   { tail -20 "$partial.log" >&2; rm -f "$partial.log"; exit 1; }
@@ -54,7 +54,8 @@ echo "boot-root: installing $extra" >&2
 # Not booted: maintainer scripts find no running systemd and start nothing.
 systemd-nspawn -q --register=no --keep-unit -D "$partial" sh -c \
   "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $extra" \
-  >&2
+  >"$partial.log" 2>&1 || { tail -20 "$partial.log" >&2; rm -f "$partial.log"; exit 1; }
+rm -f "$partial.log"
 touch "$partial/.vmpulse-root-complete"
 # Another run may have finished first: keep its root, drop ours.
 mv -T "$partial" "$root" 2>/dev/null || true
