@@ -13,6 +13,7 @@ pub mod attach;
 pub mod client;
 pub mod metrics;
 pub mod reload;
+pub mod serve;
 pub mod server;
 pub mod service;
 pub mod shell;
