@@ -9,7 +9,6 @@
 mod control_support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -163,20 +162,6 @@ fn hostile_requests(svc: &Service) {
     }
 }
 
-/// Holds up to `n` idle TCP connections to `port`; fewer if the kernel refuses more.
-fn flood(port: u16, n: usize) -> Vec<TcpStream> {
-    let addr = ([127, 0, 0, 1], port).into();
-    let mut held = Vec::with_capacity(n);
-    let mut failures = 0;
-    while held.len() < n && failures < 50 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-            Ok(s) => held.push(s),
-            Err(_) => failures += 1,
-        }
-    }
-    held
-}
-
 fn tcp_status(port: u16) -> Option<u16> {
     let auth = format!("Bearer {TOKEN}");
     tcp_request(port, "GET", "/status", &[("Authorization", &auth)], b"")
@@ -212,7 +197,7 @@ fn hostile_values_and_2000_idle_connections_leave_the_owner_served() {
     assert_eq!(tcp_status(port), Some(200));
 
     // A peer holds 2,000 idle connections; the owner's socket answers at once.
-    let held = flood(port, FLOOD);
+    let held = idle_connections(port, FLOOD);
     assert!(held.len() >= FLOOD, "only {} connections", held.len());
     let t = Instant::now();
     let status = svc.get_json("/status");

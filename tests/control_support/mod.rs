@@ -384,6 +384,21 @@ pub fn raise_own_nofile(want: u64) -> u64 {
     lim.rlim_cur
 }
 
+/// Up to `n` idle TCP connections to 127.0.0.1:`port`, opened one after
+/// another; fewer when 50 attempts fail (a listener whose backlog is full).
+pub fn idle_connections(port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    let addr = ([127, 0, 0, 1], port).into();
+    let mut held = Vec::with_capacity(n);
+    let mut failures = 0;
+    while held.len() < n && failures < 50 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(s) => held.push(s),
+            Err(_) => failures += 1,
+        }
+    }
+    held
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
