@@ -249,3 +249,31 @@ fn hostile_values_and_2000_idle_connections_leave_the_owner_served() {
     assert!(!log.contains("panicked"), "{log}");
     assert!(!log.contains(TOKEN), "{log}");
 }
+
+/// The header-read timeout also ends idle keep-alive connections, but never
+/// a `/snapshots` stream (the TUI's attach) that outlives it.
+#[test]
+fn a_snapshots_stream_outlives_the_idle_timeout() {
+    use std::io::BufRead;
+    let svc = Service::start(&["--poll-interval", "1"]);
+    let mut s = UnixStream::connect(&svc.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /snapshots HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let started = Instant::now();
+    let mut last_snapshot = None;
+    let mut line = String::new();
+    while started.elapsed() < Duration::from_secs(14) {
+        line.clear();
+        let n = r.read_line(&mut line).expect("the stream goes on");
+        assert!(n > 0, "stream closed after {:?}", started.elapsed());
+        if line.contains("\"seq\"") {
+            last_snapshot = Some(started.elapsed());
+        }
+    }
+    let last = last_snapshot.expect("snapshots arrived");
+    assert!(last > Duration::from_secs(12), "last snapshot at {last:?}");
+    let (code, log) = svc.stop();
+    assert_eq!(code, Some(0), "{log}");
+}

@@ -68,6 +68,14 @@ impl Shared {
     fn history(&self) -> MutexGuard<'_, History> {
         self.history.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The masked config; a poisoned lock still holds a whole value (it is only replaced).
+    fn config_view(&self) -> serde_json::Value {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 type St = State<Arc<Shared>>;
@@ -147,7 +155,7 @@ fn latest(s: &Shared) -> Arc<Snapshot> {
 }
 
 fn status_of(s: &Shared, snap: &Snapshot) -> views::StatusView {
-    let config = s.config.read().map(|c| c.clone()).unwrap_or_default();
+    let config = s.config_view();
     views::status(snap, s.svc, &config, SystemTime::now())
 }
 
@@ -307,7 +315,7 @@ async fn history(
 }
 
 async fn config(State(s): St) -> Json<serde_json::Value> {
-    let config = s.config.read().map(|c| c.clone()).unwrap_or_default();
+    let config = s.config_view();
     Json(serde_json::json!({ "config": config }))
 }
 
@@ -468,9 +476,11 @@ impl Server {
     /// After a reload: what `/config` and `/status` show from now on,
     /// whether `/metrics` has per-VM series, and the TCP listener's token.
     pub fn set_config(&self, config: &crate::config::Config) {
-        if let Ok(mut c) = self.shared.config.write() {
-            *c = views::config(config);
-        }
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = views::config(config);
         self.shared
             .metrics_per_vm
             .store(config.control.metrics_per_vm, Ordering::Relaxed);
