@@ -4,9 +4,10 @@
 //! polled every second, under systemd's default soft limit of 1,024 open
 //! files (`prlimit --nofile=1024:<hard>`). An unauthenticated peer opens 1,100
 //! idle TCP connections to the listener and holds them while influxd is down
-//! for 20 s and then back. The owner's Unix socket must answer throughout,
-//! and at the end InfluxDB must hold every line the counters say were queued,
-//! with the counters adding up.
+//! for 20 s and then back, and hostile values go to the owner's socket. That
+//! socket must answer throughout (`/history` 200 included), and at the end
+//! InfluxDB must hold every line the counters say were queued, with the
+//! counters adding up.
 
 mod common;
 mod control_support;
@@ -114,6 +115,33 @@ fn hold_connections(port: u16, n: usize, hold: Duration) -> usize {
     held.len()
 }
 
+/// Sends the `i`-th of a few hostile requests on the owner's socket while the
+/// spool fills and replays; each must be refused with 400/404, changing nothing.
+fn hostile_request(vm: &Vmpulse, i: usize) {
+    let uuid = "00000000-0000-0000-0000-000000000003";
+    let long = format!("/vms/{}", "x".repeat(8_000));
+    let cases: [(&str, String, &[u8], u16); 5] = [
+        ("GET", format!("/history/{uuid}?minutes=1e18"), b"", 400),
+        ("GET", format!("/history/{uuid}?minutes=NaN"), b"", 400),
+        ("PUT", "/poll-interval".into(), br#"{"seconds": -1}"#, 400),
+        (
+            "PUT",
+            "/poll-interval".into(),
+            br#"{"seconds": 1e400}"#,
+            400,
+        ),
+        ("GET", long, b"", 404),
+    ];
+    let (method, path, body, code) = &cases[i % cases.len()];
+    let r = control_support::unix_request(&vm.socket, method, path, &[], body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    assert_eq!(r.status, *code, "{method} {path}: {}", r.body);
+    let history =
+        control_support::unix_request(&vm.socket, "GET", &format!("/history/{uuid}"), &[], b"")
+            .expect("GET /history");
+    assert_eq!(history.status, 200, "{}", history.body);
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "system-tests"),
@@ -139,7 +167,7 @@ fn fd_flood_during_an_outage_loses_nothing_and_the_owner_is_served() {
         "{limits}"
     );
 
-    let (mut slowest, mut most_fds, mut unanswered) = (Duration::ZERO, 0, 0);
+    let (mut slowest, mut most_fds, mut unanswered, mut hostile) = (Duration::ZERO, 0, 0, 0);
     let peer_got = std::thread::scope(|s| {
         let peer = s.spawn(|| hold_connections(port, PEER_CONNECTIONS, HOLD));
         let start = Instant::now();
@@ -157,6 +185,8 @@ fn fd_flood_during_an_outage_loses_nothing_and_the_owner_is_served() {
             if vm.status().is_none() {
                 unanswered += 1;
             }
+            hostile_request(&vm, hostile);
+            hostile += 1;
             slowest = slowest.max(t.elapsed());
             most_fds = most_fds.max(vm.open_fds());
             std::thread::sleep(Duration::from_millis(500));
@@ -164,6 +194,7 @@ fn fd_flood_during_an_outage_loses_nothing_and_the_owner_is_served() {
         peer.join().expect("peer thread")
     });
     assert_eq!(peer_got, PEER_CONNECTIONS, "the peer got its connections");
+    assert!(hostile > 50, "{hostile} hostile requests");
     control_support::wait_until("the spool and queue to drain", 90, || {
         vm.status().filter(|s| {
             let w = &s["writer"];
