@@ -277,3 +277,55 @@ fn a_snapshots_stream_outlives_the_idle_timeout() {
     let (code, log) = svc.stop();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// Seconds of CPU (user + system) process `pid` has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Out of file descriptors (a limit of 48, more idle connections than that on
+/// the socket): accepting backs off instead of spinning, and once the idle
+/// connections time out the owner is answered again.
+#[test]
+fn running_out_of_descriptors_neither_spins_nor_stops_the_socket() {
+    let svc = Service::start_limited(
+        tempfile::tempdir().unwrap(),
+        &["--poll-interval", "0.5"],
+        &[],
+        48,
+    );
+    let pid = svc.pid();
+    let held: Vec<UnixStream> = (0..80)
+        .filter_map(|_| UnixStream::connect(&svc.socket).ok())
+        .collect();
+    assert!(held.len() >= 60, "{} connections", held.len());
+    std::thread::sleep(Duration::from_secs(1));
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    assert!(fds >= 46, "not out of descriptors: {fds} open");
+    let (cpu0, t0) = (cpu_secs(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let share = (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64();
+    eprintln!(
+        "CPU while out of descriptors: {:.1} % of one core",
+        share * 100.0
+    );
+    assert!(
+        share < 0.3,
+        "{:.0} % of a core: accept spins",
+        share * 100.0
+    );
+    drop(held);
+    wait_until("the socket to answer again", 30, || {
+        svc.try_get("/status").ok().filter(|r| r.status == 200)
+    });
+    let (code, log) = svc.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("cannot accept connections"), "{log}");
+}
