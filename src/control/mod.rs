@@ -13,9 +13,11 @@
 
 pub mod attach;
 pub mod client;
+pub mod dirfd;
 pub mod health;
 pub mod metrics;
 pub mod reload;
+pub mod serve;
 pub mod server;
 pub mod service;
 pub mod shell;
@@ -69,15 +71,15 @@ pub fn listen_addr(c: &ControlConfig) -> Option<SocketAddr> {
 }
 
 /// `/run/vmpulse/vmpulse.sock` as root, `$XDG_RUNTIME_DIR/vmpulse.sock` otherwise
-/// (`/tmp/vmpulse-UID.sock` when that variable is unset).
+/// (`/tmp/vmpulse-UID/vmpulse.sock` when that variable is unset: a private 0700
+/// directory that `socket::bind` creates or checks, never a name others can predict and take).
 pub fn default_socket_path(root: bool, xdg_runtime_dir: Option<String>) -> PathBuf {
     if root {
         return PathBuf::from(SYSTEM_SOCKET);
     }
     match xdg_runtime_dir.filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("vmpulse.sock"),
-        // SAFETY: getuid(2) cannot fail and touches no memory.
-        None => PathBuf::from(format!("/tmp/vmpulse-{}.sock", unsafe { libc::getuid() })),
+        None => socket::fallback_dir().join("vmpulse.sock"),
     }
 }
 
@@ -103,9 +105,11 @@ mod tests {
             default_socket_path(false, Some("/run/user/1000".into())),
             PathBuf::from("/run/user/1000/vmpulse.sock")
         );
-        assert!(default_socket_path(false, None)
-            .to_string_lossy()
-            .starts_with("/tmp/vmpulse-"));
+        assert_eq!(
+            default_socket_path(false, None),
+            socket::fallback_dir().join("vmpulse.sock")
+        );
+        assert!(socket::fallback_dir().starts_with("/tmp"));
         let c = ControlConfig {
             socket: Some("/x/y.sock".into()),
             ..ControlConfig::default()
