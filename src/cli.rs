@@ -254,9 +254,7 @@ pub fn main() -> ExitCode {
             let (layer, file) = (cli.layer(), cli.config.clone());
             let reload: crate::control::service::Reloader = Box::new(move || {
                 let env = |k: &str| std::env::var(k).ok();
-                config::resolve(layer.clone(), file.clone(), &env)
-                    .map(|r| r.config)
-                    .map_err(|e| e.to_string())
+                config::resolve(layer.clone(), file.clone(), &env).map_err(|e| e.to_string())
             });
             crate::headless::run(config, Some(reload)).await
         } else {

@@ -10,6 +10,7 @@ pub mod kind;
 pub mod layer;
 pub mod load;
 pub mod run;
+pub mod secrets;
 pub mod settings;
 pub mod validate;
 
@@ -129,7 +130,8 @@ pub fn resolve(
         config_file,
         ..Config::default()
     };
-    let config = validate::validate(layer::merge(layers), defaults)?;
+    let mut config = validate::validate(layer::merge(layers), defaults)?;
+    warnings.extend(secrets::read_token_files(&mut config, env)?);
     Ok(Resolved { config, warnings })
 }
 
@@ -179,6 +181,25 @@ mod tests {
         let back = validate::validate(l, Config::default()).unwrap();
         assert_eq!(back.tags, c.tags);
         assert_eq!(back.collector.poll_interval, c.collector.poll_interval);
+    }
+
+    #[test]
+    fn a_token_from_its_file_prints_as_the_file_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tok");
+        std::fs::write(&file, "tok-FILE-SECRET\n").unwrap();
+        let flags = layer::Layer::default().with(
+            "influx.token_file",
+            file.display().to_string(),
+            "--influx-token-file",
+        );
+        let c = resolve(flags, None, &no_env).unwrap().config;
+        assert_eq!(c.influx.token, Some(Secret::new("tok-FILE-SECRET")));
+        let text = docs::print_config(&c);
+        assert!(!text.contains("tok-FILE-SECRET"), "{text}");
+        assert!(text.contains("# token is read from token_file"), "{text}");
+        let l = load::parse_file(&text, std::path::Path::new("printed.toml")).unwrap();
+        validate::validate(l, Config::default()).unwrap();
     }
 
     #[test]

@@ -513,6 +513,94 @@ fn sighup_rereads_the_config_file() {
     assert_eq!(code, Some(0), "{log}");
 }
 
+#[test]
+fn token_file_rotates_on_sighup_and_secrets_stay_out_of_errors_and_warnings() {
+    use std::os::unix::fs::PermissionsExt;
+    const FIRST: &str = "ctl-FIRST-9f1e";
+    const SECOND: &str = "ctl-SECOND-77ab";
+    const INFLUX: &str = "infl-SECRET-31c4";
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    let token_file = creds.join("control-token");
+    std::fs::write(&token_file, format!("{FIRST}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("vmpulse.toml");
+    let text = format!(
+        "[influx]\ntoken = \"{INFLUX}\"\n[control]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"control-token\"\n"
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let creds_s = creds.to_str().unwrap().to_string();
+    let svc = Service::start_in(
+        dir,
+        &["--config", &cfg_s],
+        &[("CREDENTIALS_DIRECTORY", creds_s.as_str())],
+    );
+    let status_with = |token: &str| {
+        let auth = format!("Bearer {token}");
+        tcp_request(port, "GET", "/status", &[("Authorization", &auth)], b"")
+            .expect("TCP request")
+            .status
+    };
+    assert_eq!(status_with(FIRST), 200);
+    assert_eq!(status_with(SECOND), 401);
+    let log = svc.log();
+    assert!(
+        log.contains("holds influx.token") && log.contains("chmod 600"),
+        "{log}"
+    );
+
+    // Rotation: a new token in the file, then SIGHUP (systemctl reload).
+    std::fs::write(&token_file, format!("{SECOND}\n")).unwrap();
+    svc.signal(libc::SIGHUP);
+    wait_until("the new token", 10, || {
+        (status_with(SECOND) == 200).then_some(())
+    });
+    assert_eq!(status_with(FIRST), 401);
+    let log = svc.log();
+    assert!(
+        log.contains("control.token changed (*** -> ***), applied"),
+        "{log}"
+    );
+    assert!(
+        log.contains("SIGHUP: config file"),
+        "warning on reload too: {log}"
+    );
+
+    // A syntax error on a token's line: the reload error names line and
+    // column, never the line itself.
+    std::fs::write(&cfg, format!("[influx]\ntoken = {INFLUX}\n")).unwrap();
+    svc.signal(libc::SIGHUP);
+    wait_until("the reload error", 10, || {
+        svc.log()
+            .contains("configuration not reloaded")
+            .then_some(())
+    });
+    assert!(svc.log().contains("line 2, column 9"), "{}", svc.log());
+    assert_eq!(status_with(SECOND), 200, "the running config stays");
+    // Both a token and its file: refused, naming both.
+    let out = command(&["--print-config"])
+        .env("VMPULSE_CONTROL_TOKEN", INFLUX)
+        .env("VMPULSE_CONTROL_TOKEN_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("control.token and control.token_file are both set"),
+        "{err}"
+    );
+    assert!(!err.contains(INFLUX), "{err}");
+    let (code, log) = svc.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for secret in [FIRST, SECOND, INFLUX] {
+        assert!(!log.contains(secret), "{secret} in the log: {log}");
+    }
+}
+
 async fn latest_where(
     rx: &mut tokio::sync::watch::Receiver<Arc<Snapshot>>,
     what: &str,

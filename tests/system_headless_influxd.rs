@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::final_counter as counter;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,18 +14,6 @@ fn fixture() -> String {
         "test://{}/tests/fixtures/e2e-host.xml",
         env!("CARGO_MANIFEST_DIR")
     )
-}
-
-/// `key=value` from the final counters line.
-fn counter(stderr: &str, key: &str) -> u64 {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("final:"))
-        .unwrap_or_else(|| panic!("no final line in: {stderr}"));
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
 }
 
 fn tag_values(influx: &common::InfluxD, db: &str, measurement: &str, key: &str) -> Vec<String> {

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::final_counter as counter;
+use common::stored_lines as stored;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,26 +16,6 @@ use std::time::{Duration, Instant};
 const DOMAINS: usize = 100;
 const NEEDS: &str =
     "needs influxd 1.x on PATH (Debian influxdb): cargo test --features system-tests";
-
-/// A test-driver host: `DOMAINS` running domains, one disk and one NIC each.
-fn host_xml(dir: &Path) -> String {
-    let mut x = String::from("<node>\n");
-    for i in 0..DOMAINS {
-        x.push_str(&format!(
-            "<domain type='test'><name>vm-{i:03}</name><uuid>00000000-0000-0000-0000-{i:012}</uuid>\
-             <memory unit='KiB'>1048576</memory><vcpu>1</vcpu><os><type>hvm</type></os><devices>\
-             <disk type='file' device='disk'><source file='/var/lib/x/{i}.img'/><target dev='vda' bus='virtio'/></disk>\
-             <interface type='ethernet'><mac address='52:54:00:00:{:02x}:{:02x}'/><target dev='tap{i}'/></interface>\
-             </devices></domain>\n",
-            i / 256,
-            i % 256
-        ));
-    }
-    x.push_str("</node>\n");
-    let path = dir.join("host.xml");
-    std::fs::write(&path, x).expect("write host.xml");
-    format!("test://{}", path.display())
-}
 
 /// A config file for what has no flag or variable: status every second, short backoff.
 fn config_file(dir: &Path) -> PathBuf {
@@ -62,7 +44,7 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         let dir = tempfile::tempdir().expect("temp dir");
-        let uri = host_xml(dir.path());
+        let uri = common::test_driver_host(dir.path(), DOMAINS);
         let config = config_file(dir.path());
         let spool = dir.path().join("spool");
         Setup {
@@ -184,18 +166,6 @@ impl Drop for Vmpulse {
     }
 }
 
-/// `key=value` from the final counters line.
-fn counter(log: &str, key: &str) -> u64 {
-    let line = log
-        .lines()
-        .find(|l| l.contains("final:"))
-        .unwrap_or_else(|| panic!("no final line in:\n{log}"));
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-}
-
 /// The number after `word` in a status line (`12 collections`, `spool 40 lines`).
 fn status_num(line: &str, before: &str) -> u64 {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -216,15 +186,6 @@ fn spool_lines(line: &str) -> u64 {
         .next()
         .and_then(|n| n.parse().ok())
         .expect("spool lines")
-}
-
-/// Lines InfluxDB holds, all four measurements.
-fn stored(influx: &common::InfluxD, db: &str) -> u64 {
-    influx.count(db, "vm_metrics", "state")
-        + influx.count(db, "vm_features", "memory_rate_kb_per_sec")
-        + influx.count(db, "vm_devices", "rxbytes")
-        + influx.count(db, "vm_devices", "rd_bytes")
-        + influx.count(db, "vm_totals", "state")
 }
 
 /// `vm_metrics` points per domain name.

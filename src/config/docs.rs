@@ -112,6 +112,16 @@ pub fn example_toml() -> String {
 
 /// The effective config in the example's layout, secrets as `***`. Its output is
 /// itself a valid config file.
+/// A secret read from its `_file` setting: printing it too would give a file
+/// that sets both, which is refused.
+fn read_from_file(c: &Config, s: &Setting) -> bool {
+    let file = format!("{}_file", s.id);
+    s.meta.secret
+        && SETTINGS
+            .iter()
+            .any(|f| f.id == file && (f.render)(c).is_some())
+}
+
 pub fn print_config(c: &Config) -> String {
     let mut o = String::from("# effective configuration (secrets shown as ***)\n");
     if let Some(f) = &c.config_file {
@@ -127,6 +137,10 @@ pub fn print_config(c: &Config) -> String {
         }
         for s in list {
             let key = leaf(s.meta.key.unwrap_or_default());
+            if read_from_file(c, s) {
+                let _ = writeln!(o, "# {key} is read from {key}_file");
+                continue;
+            }
             match (s.render)(c) {
                 Some(v) => {
                     let _ = writeln!(o, "{key} = {v}");

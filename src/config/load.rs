@@ -12,6 +12,27 @@ fn line_at(text: &str, offset: usize) -> usize {
     text.get(..offset).map_or(0, |t| t.matches('\n').count()) + 1
 }
 
+/// 1-based column (in characters) of a byte offset.
+fn column_at(text: &str, offset: usize) -> usize {
+    let before = text.get(..offset).unwrap_or_default();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    before[line_start..].chars().count() + 1
+}
+
+/// A TOML syntax error as line, column and the parser's message. Not the
+/// error's `Display`: that quotes the source line, which may hold a token.
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().replace('\n', " ");
+    match e.span() {
+        Some(span) => format!(
+            "line {}, column {}: {message}",
+            line_at(text, span.start),
+            column_at(text, span.start)
+        ),
+        None => message,
+    }
+}
+
 /// The line where `key` (a path of table keys) is written, for messages.
 fn line_of(text: &str, path: &[&str]) -> Option<usize> {
     let root = toml::de::DeTable::parse(text).ok()?;
@@ -36,8 +57,8 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, ConfigError> {
         path: path.to_path_buf(),
         message,
     };
-    let table: toml::Table = toml::from_str(text)
-        .map_err(|e| file_error(e.to_string().trim_end().replace('\n', " ")))?;
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| file_error(syntax_error(text, &e)))?;
     let known = settings::by_file_key();
     let p = path.display();
     let mut layer = Layer::default();
@@ -100,28 +121,18 @@ pub struct FileRead {
     pub warnings: Vec<String>,
 }
 
-/// Reads one file. A token in a file that others can read earns a warning.
+/// Reads one file. A secret (either token, a password in `influx.url`) in a
+/// file that others can read earns a warning.
 pub fn read_file(path: &Path) -> Result<FileRead, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
         path: path.to_path_buf(),
         message: format!("cannot read it: {e} (check --config / VMPULSE_CONFIG)"),
     })?;
     let layer = parse_file(&text, path)?;
-    let mut warnings = Vec::new();
-    if layer.is_set("influx.token") {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode();
-            if mode & 0o044 != 0 {
-                warnings.push(format!(
-                    "config file '{}' holds influx.token and is readable by others (mode {:o}); run: chmod 600 '{}'",
-                    path.display(),
-                    mode & 0o777,
-                    path.display()
-                ));
-            }
-        }
-    }
+    let warnings = super::secrets::readable_by_others(path, &super::secrets::secrets_in(&layer))
+        .map(|w| format!("config file {w}"))
+        .into_iter()
+        .collect();
     Ok(FileRead {
         path: path.to_path_buf(),
         layer,
@@ -195,6 +206,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_give_line_and_column_never_the_line_itself() {
+        for text in [
+            "[influx]\ntoken = apiv3_SECRETxyz123\n",
+            "[influx]\ntoken = \"apiv3_SECRETxyz123\n",
+            "[control]\ntoken = 'apiv3_SECRETxyz123\ndb = 1\n",
+            "[influx]\nurl = \"http://u:pw@h\" token = \"apiv3_SECRETxyz123\"\n",
+        ] {
+            let err = parse_file(text, Path::new("/etc/vmpulse/config.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("SECRET") && !err.contains("pw@"), "{err}");
+            assert!(
+                err.contains("/etc/vmpulse/config.toml") && err.contains("line 2, column "),
+                "{err}"
+            );
+        }
+        let err = parse_file("a = 1\n[x\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2, column 3"), "{err}");
+    }
+
+    #[test]
+    fn every_secret_in_a_world_readable_file_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let mode = |m| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
+        for (text, what) in [
+            ("[influx]\ntoken = \"t-SECRET\"\n", "influx.token"),
+            ("[control]\ntoken = \"t-SECRET\"\n", "control.token"),
+            (
+                "[influx]\nurl = \"http://u:t-SECRET@h:8086\"\n",
+                "influx.url",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            mode(0o644);
+            let w = read_file(&path).unwrap().warnings;
+            assert_eq!(w.len(), 1, "{text}");
+            assert!(w[0].contains(what) && w[0].contains("chmod 600"), "{w:?}");
+            assert!(!w[0].contains("SECRET"), "{w:?}");
+            mode(0o600);
+            assert!(read_file(&path).unwrap().warnings.is_empty());
+        }
+        std::fs::write(&path, "[influx]\ndb = \"x\"\n").unwrap();
+        mode(0o644);
+        assert!(read_file(&path).unwrap().warnings.is_empty());
     }
 
     #[test]

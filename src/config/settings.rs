@@ -270,6 +270,12 @@ settings! {
         token: Option<Secret> = SecretText,
             Meta::key("influx.token").env(&["INFLUX_TOKEN"]).flag("influx-token")
                 .example("").secret().reload();
+        /// File holding the API token instead (its trailing newline trimmed), read at
+        /// start and on SIGHUP; a relative name is looked up in $CREDENTIALS_DIRECTORY
+        /// (systemd's LoadCredential=). Not together with influx.token.
+        token_file: Option<String> = OptText { value_name: "PATH" },
+            Meta::key("influx.token_file").env(&["INFLUX_TOKEN_FILE"]).flag("influx-token-file")
+                .example("/etc/vmpulse/influx.token").reload();
         /// Write API: v3 (/api/v3/write_lp), v2 (/api/v2/write), v1 (/write).
         api: InfluxApi = Api(InfluxApi::V3),
             Meta::key("influx.api").env(&["INFLUX_API"]).flag("influx-api").reload();
@@ -354,7 +360,11 @@ settings! {
             Meta::key("control.listen").env(&["VMPULSE_CONTROL_LISTEN"]).example("127.0.0.1:9180");
         /// Bearer token every request on the TCP listener must carry.
         token: Option<Secret> = SecretText,
-            Meta::key("control.token").env(&["VMPULSE_CONTROL_TOKEN"]).example("").secret();
+            Meta::key("control.token").env(&["VMPULSE_CONTROL_TOKEN"]).example("").secret().reload();
+        /// File holding the bearer token instead, read like influx.token_file.
+        token_file: Option<String> = OptText { value_name: "PATH" },
+            Meta::key("control.token_file").env(&["VMPULSE_CONTROL_TOKEN_FILE"])
+                .example("control-token").reload();
         /// Also expose per-VM series on /metrics (for sites that scrape instead of running InfluxDB).
         metrics_per_vm: bool = Switch(false),
             Meta::key("control.metrics_per_vm").reload();

@@ -58,6 +58,17 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
         });
     }
     super::run::settle(&l, &mut c)?;
+    for (token, file) in [
+        ("influx.token", "influx.token_file"),
+        ("control.token", "control.token_file"),
+    ] {
+        if l.is_set(token) && l.is_set(file) {
+            return Err(ConfigError::Invalid {
+                origin: format!("{} and {}", origin_of(&l, token), origin_of(&l, file)),
+                message: format!("{token} and {file} are both set: keep one"),
+            });
+        }
+    }
     if let Some(listen) = &c.control.listen {
         let origin = origin_of(&l, "control.listen");
         if listen.parse::<std::net::SocketAddr>().is_err() {
@@ -66,11 +77,11 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
                 message: format!("'{listen}' is not an address and port like 127.0.0.1:9180"),
             });
         }
-        if c.control.token.is_none() {
+        if c.control.token.is_none() && c.control.token_file.is_none() {
             return Err(ConfigError::Invalid {
                 origin,
                 message:
-                    "a TCP listener needs a token: set control.token (or VMPULSE_CONTROL_TOKEN)"
+                    "a TCP listener needs a token: set control.token (or VMPULSE_CONTROL_TOKEN) or control.token_file"
                         .into(),
             });
         }

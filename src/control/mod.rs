@@ -13,9 +13,11 @@
 
 pub mod attach;
 pub mod client;
+pub mod dirfd;
 pub mod health;
 pub mod metrics;
 pub mod reload;
+pub mod serve;
 pub mod server;
 pub mod service;
 pub mod shell;
@@ -71,7 +73,8 @@ pub fn listen_addr(c: &ControlConfig) -> Option<SocketAddr> {
 /// `$RUNTIME_DIRECTORY/vmpulse.sock` when systemd gives the service one
 /// (`RuntimeDirectory=`; under `DynamicUser=yes` /tmp is private), else
 /// `/run/vmpulse/vmpulse.sock` as root, `$XDG_RUNTIME_DIR/vmpulse.sock` otherwise
-/// (`/tmp/vmpulse-UID.sock` when that variable is unset).
+/// (`/tmp/vmpulse-UID/vmpulse.sock` when that variable is unset: a private 0700
+/// directory that `socket::bind` creates or checks, never a name others can predict and take).
 pub fn default_socket_path(root: bool, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     if let Some(dir) = crate::spool::systemd_directory(env, "RUNTIME_DIRECTORY") {
         return dir.join("vmpulse.sock");
@@ -81,8 +84,7 @@ pub fn default_socket_path(root: bool, env: &dyn Fn(&str) -> Option<String>) -> 
     }
     match env("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("vmpulse.sock"),
-        // SAFETY: getuid(2) cannot fail and touches no memory.
-        None => PathBuf::from(format!("/tmp/vmpulse-{}.sock", unsafe { libc::getuid() })),
+        None => socket::fallback_dir().join("vmpulse.sock"),
     }
 }
 
@@ -109,9 +111,11 @@ mod tests {
             default_socket_path(false, &user),
             PathBuf::from("/run/user/1000/vmpulse.sock")
         );
-        assert!(default_socket_path(false, &|_| None)
-            .to_string_lossy()
-            .starts_with("/tmp/vmpulse-"));
+        assert_eq!(
+            default_socket_path(false, &|_| None),
+            socket::fallback_dir().join("vmpulse.sock")
+        );
+        assert!(socket::fallback_dir().starts_with("/tmp"));
         // Under systemd (DynamicUser=yes too): its RuntimeDirectory=, for root or not.
         let unit = |k: &str| match k {
             "RUNTIME_DIRECTORY" => Some("/run/vmpulse".to_string()),

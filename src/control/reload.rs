@@ -59,12 +59,13 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
 
 /// The settings [`applied`] takes over; a test keeps it equal to the table's
 /// reloadable ones.
-pub const APPLIED: [&str; 16] = [
+pub const APPLIED: [&str; 19] = [
     "collector.poll_interval",
     "collector.status_interval",
     "influx.url",
     "influx.db",
     "influx.token",
+    "influx.token_file",
     "influx.api",
     "influx.org",
     "influx.batch_max_lines",
@@ -75,6 +76,8 @@ pub const APPLIED: [&str; 16] = [
     "control.metrics_per_vm",
     "control.internal_metrics",
     "control.write_stale_after",
+    "control.token",
+    "control.token_file",
     "tags",
 ];
 
@@ -87,6 +90,7 @@ pub fn applied(running: &Config, new: &Config) -> Config {
     i.url = n.url.clone();
     i.db = n.db.clone();
     i.token = n.token.clone();
+    i.token_file = n.token_file.clone();
     i.api = n.api;
     i.org = n.org.clone();
     i.batch_max_lines = n.batch_max_lines;
@@ -97,6 +101,10 @@ pub fn applied(running: &Config, new: &Config) -> Config {
     c.control.metrics_per_vm = new.control.metrics_per_vm;
     c.control.internal_metrics = new.control.internal_metrics;
     c.control.write_stale_after = new.control.write_stale_after;
+    // Rotates the TCP listener's token (the server keeps its token when the
+    // new config has none); a new listener needs a restart.
+    c.control.token = new.control.token.clone();
+    c.control.token_file = new.control.token_file.clone();
     c.tags = new.tags.clone();
     c
 }

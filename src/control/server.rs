@@ -4,27 +4,28 @@
 //! Every failure a request can cause is an HTTP answer with a JSON body
 //! `{"error": "..."}` (404 unknown path, 405 wrong method, 400 bad JSON or
 //! value, 413 body too large, 401 missing or wrong token on TCP); handlers
-//! never unwrap anything a client sent, so no request can stop the service.
+//! never unwrap anything a client sent, and every query and body value is
+//! checked against its range before use, so no request can stop the service.
+//! How connections are accepted and bounded is `serve.rs`.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::health;
+use super::serve::{self, Limits, Listener, Token};
 use super::socket::{self, SocketError, SocketGuard};
 use super::views::{self, ServiceInfo};
 use super::{listen_addr, metrics, socket_path};
@@ -43,6 +44,13 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest poll interval `PUT /poll-interval` accepts (same bound as the flag).
 const MAX_POLL_SECS: f64 = 86_400.0;
 
+/// Largest `minutes` `GET /history` accepts (a year); answers cover at most
+/// the window the service keeps.
+const MAX_HISTORY_MINUTES: f64 = 525_600.0;
+
+/// Longest piece of a client's input quoted back in an error message.
+const QUOTE_CHARS: usize = 64;
+
 struct Shared {
     ctl: Controller,
     svc: ServiceInfo,
@@ -53,6 +61,29 @@ struct Shared {
     metrics_per_vm: AtomicBool,
     /// The threshold and spool trend `/status` judges health by.
     health: Mutex<health::Watch>,
+    /// The TCP listener's `control.token`; reloadable.
+    token: Option<Token>,
+}
+
+impl Shared {
+    /// The history, also after a panic elsewhere left its lock poisoned: every
+    /// change to it is one `ingest` that leaves it consistent at each step.
+    fn history(&self) -> MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The health watch, likewise: `observe` and `set` leave it whole at each step.
+    fn health(&self) -> MutexGuard<'_, health::Watch> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The masked config; a poisoned lock still holds a whole value (it is only replaced).
+    fn config_view(&self) -> serde_json::Value {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 type St = State<Arc<Shared>>;
@@ -65,7 +96,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -101,17 +132,29 @@ fn routes(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// At most [`QUOTE_CHARS`] characters of `text`, for quoting a client's input.
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_CHARS) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no such endpoint: {}", req.uri().path()),
+        format!("no such endpoint: {}", quote(req.uri().path())),
     )
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+        format!(
+            "{} is not allowed on {}",
+            quote(req.method().as_str()),
+            quote(req.uri().path())
+        ),
     )
 }
 
@@ -121,17 +164,13 @@ fn latest(s: &Shared) -> Arc<Snapshot> {
 
 /// The configuration in force (the poll interval as the engine runs it).
 fn config_of(s: &Shared, snap: &Snapshot) -> serde_json::Value {
-    let config = s.config.read().map(|c| c.clone()).unwrap_or_default();
-    views::live_config(&config, snap)
+    views::live_config(&s.config_view(), snap)
 }
 
 fn status_of(s: &Shared, snap: &Snapshot) -> views::StatusView {
     let config = config_of(s, snap);
     let now = SystemTime::now();
-    let health = match s.health.lock() {
-        Ok(h) => h.judge(snap, s.svc.started_at, now),
-        Err(e) => e.get_ref().judge(snap, s.svc.started_at, now),
-    };
+    let health = s.health().judge(snap, s.svc.started_at, now);
     views::status(snap, s.svc, &config, now, health)
 }
 
@@ -210,7 +249,10 @@ async fn vms(State(s): St) -> Json<views::VmList> {
 fn unknown_vm(uuid: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no VM with uuid '{uuid}' in the last collection (GET /vms lists them)"),
+        format!(
+            "no VM with uuid '{}' in the last collection (GET /vms lists them)",
+            quote(uuid)
+        ),
     )
 }
 
@@ -223,47 +265,65 @@ async fn vm(State(s): St, Path(uuid): Path<String>) -> ApiResult<Json<views::VmD
         .ok_or_else(|| unknown_vm(&uuid))
 }
 
-#[derive(Deserialize)]
-struct HistoryQuery {
-    minutes: Option<f64>,
+/// The window `GET /history` answers for, from its query: `minutes` (a
+/// number greater than 0, at most [`MAX_HISTORY_MINUTES`]) capped at the
+/// `kept` window; no query is the whole kept window. Any other parameter is an error.
+pub fn history_window(query: Option<&str>, kept: Duration) -> Result<Duration, String> {
+    let mut minutes = None;
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "minutes" if minutes.is_none() => minutes = Some(value.into_owned()),
+            "minutes" => return Err("minutes is given twice".into()),
+            other => {
+                return Err(format!(
+                    "unknown query parameter '{}' (only minutes)",
+                    quote(other)
+                ))
+            }
+        }
+    }
+    let Some(text) = minutes else {
+        return Ok(kept);
+    };
+    let m = text
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|m| m.is_finite() && *m > 0.0 && *m <= MAX_HISTORY_MINUTES)
+        .ok_or_else(|| {
+            format!(
+                "minutes must be a number greater than 0 and at most {MAX_HISTORY_MINUTES}, not '{}'",
+                quote(&text)
+            )
+        })?;
+    // In range, so the seconds fit a Duration.
+    Ok(Duration::from_secs_f64(m * 60.0).min(kept))
 }
 
 async fn history(
     State(s): St,
     Path(uuid): Path<String>,
-    query: Result<Query<HistoryQuery>, QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Json<views::HistoryView>> {
-    let Query(q) = query.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("minutes must be a number: {}", e.body_text()),
-        )
-    })?;
-    let h = s
-        .history
-        .lock()
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "history unavailable"))?;
-    let kept = h.window();
-    let window = match q.minutes {
-        None => kept,
-        Some(m) if m.is_finite() && m > 0.0 => Duration::from_secs_f64(m * 60.0).min(kept),
-        Some(m) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("minutes must be greater than 0, not {m}"),
-            ))
-        }
-    };
+    let kept = s.history().window();
+    let window = history_window(query.as_deref(), kept)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, m))?;
     let key = latest(&s)
         .vms
         .iter()
         .map(|v| v.uuid().to_string())
         .find(|u| u.eq_ignore_ascii_case(&uuid))
         .ok_or_else(|| unknown_vm(&uuid))?;
-    let samples = h.samples(&key).into_iter().flatten();
+    let samples: Vec<_> = s
+        .history()
+        .samples(&key)
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
     Ok(Json(views::history(
         &key,
-        samples,
+        samples.iter(),
         window,
         SystemTime::now(),
     )))
@@ -314,27 +374,6 @@ async fn snapshots(State(s): St) -> Response {
         Body::from_stream(stream),
     )
         .into_response()
-}
-
-/// TCP only: every request needs `Authorization: Bearer <control.token>`.
-async fn require_token(State(token): State<Arc<Secret>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
-        return next.run(req).await;
-    }
-    let mut res = ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "missing or wrong bearer token (Authorization: Bearer <control.token>)",
-    )
-    .into_response();
-    res.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    res
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -401,6 +440,7 @@ impl Server {
             metrics_per_vm,
             write_stale_after,
         } = listeners;
+        let token = tcp.as_ref().map(|(_, t)| Arc::new(RwLock::new(t.clone())));
         let shared = Arc::new(Shared {
             ctl: ctl.clone(),
             svc,
@@ -408,32 +448,32 @@ impl Server {
             history: Mutex::new(History::new(history_window)),
             metrics_per_vm: AtomicBool::new(metrics_per_vm),
             health: Mutex::new(health::Watch::new(write_stale_after)),
+            token: token.clone(),
         });
         let mut tasks = vec![tokio::spawn(keep_history(ctl.subscribe(), shared.clone()))];
         let app = routes(shared.clone());
         let mut listening = format!("control API on {}", unix.guard.path().display());
         let guard = unix.guard;
-        let listener = unix.listener;
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("control socket stopped serving: {e}");
-            }
-        }));
-        if let Some((listener, token)) = tcp {
+        let unix = Listener::Unix(unix.listener);
+        tasks.push(tokio::spawn(serve::serve(
+            unix,
+            app,
+            serve::UNIX_LIMITS,
+            None,
+        )));
+        if let Some((listener, _)) = tcp {
             let addr = listener.local_addr().ok();
-            let app = routes(shared.clone()).layer(middleware::from_fn_with_state(
-                Arc::new(token),
-                require_token,
-            ));
             listening.push_str(&format!(
                 " and tcp {} (bearer token required)",
                 addr.map(|a| a.to_string()).unwrap_or_default()
             ));
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!("control TCP listener stopped serving: {e}");
-                }
-            }));
+            let tcp_limits: Limits = serve::TCP_LIMITS;
+            tasks.push(tokio::spawn(serve::serve(
+                Listener::Tcp(listener),
+                routes(shared.clone()),
+                tcp_limits,
+                token,
+            )));
         }
         Self {
             shared,
@@ -452,17 +492,22 @@ impl Server {
         self.guard.path()
     }
 
-    /// After a reload: what `/config` and `/status` show from now on, and
-    /// whether `/metrics` has per-VM series.
+    /// After a reload: what `/config` and `/status` show from now on,
+    /// whether `/metrics` has per-VM series, and the TCP listener's token.
     pub fn set_config(&self, config: &crate::config::Config) {
-        if let Ok(mut c) = self.shared.config.write() {
-            *c = views::config(config);
-        }
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = views::config(config);
         self.shared
             .metrics_per_vm
             .store(config.control.metrics_per_vm, Ordering::Relaxed);
-        if let Ok(mut h) = self.shared.health.lock() {
-            h.set(config.control.write_stale_after);
+        self.shared.health().set(config.control.write_stale_after);
+        // A TCP listener keeps its token when the new config has none:
+        // validation refuses control.listen without one.
+        if let (Some(current), Some(new)) = (&self.shared.token, &config.control.token) {
+            *current.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
         }
     }
 }
@@ -478,12 +523,8 @@ impl Drop for Server {
 async fn keep_history(mut rx: watch::Receiver<Arc<Snapshot>>, shared: Arc<Shared>) {
     loop {
         let snap = rx.borrow_and_update().clone();
-        if let Ok(mut h) = shared.history.lock() {
-            h.ingest(&snap);
-        }
-        if let Ok(mut h) = shared.health.lock() {
-            h.observe(&snap, SystemTime::now());
-        }
+        shared.history().ingest(&snap);
+        shared.health().observe(&snap, SystemTime::now());
         if rx.changed().await.is_err() {
             return;
         }
@@ -493,6 +534,42 @@ async fn keep_history(mut rx: watch::Receiver<Arc<Snapshot>>, shared: Arc<Shared
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_window_takes_only_minutes_in_range() {
+        let kept = Duration::from_secs(300);
+        let w = |q: &str| history_window(Some(q), kept);
+        assert_eq!(history_window(None, kept), Ok(kept));
+        assert_eq!(w("minutes=2"), Ok(Duration::from_secs(120)));
+        assert_eq!(w("minutes=0.5"), Ok(Duration::from_secs(30)));
+        assert_eq!(w("minutes=9999"), Ok(kept), "capped at the kept window");
+        assert_eq!(w("minutes=525600"), Ok(kept));
+        for bad in [
+            "minutes=1e18",
+            "minutes=-1",
+            "minutes=NaN",
+            "minutes=nan",
+            "minutes=inf",
+            "minutes=-inf",
+            "minutes=1e308",
+            "minutes=0",
+            "minutes=",
+            "minutes=x",
+            "minutes=525601",
+            "minutes=1&minutes=2",
+            "window=5",
+        ] {
+            let err = w(bad).expect_err(bad);
+            assert!(err.contains("minutes"), "{bad}: {err}");
+        }
+        let err = w("minutes=1e18").unwrap_err();
+        assert!(
+            err.contains("greater than 0") && err.contains("525600"),
+            "{err}"
+        );
+        let long = format!("minutes={}", "9".repeat(10_000));
+        assert!(w(&long).unwrap_err().len() < 200, "input quoted in full");
+    }
 
     #[test]
     fn poll_interval_bodies() {

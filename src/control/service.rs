@@ -8,11 +8,12 @@ use super::metrics;
 use super::reload::{changes, log_changes};
 use super::server::{self, Listeners, Server, ServerError};
 use super::views::{self, ServiceInfo};
-use crate::config::Config;
+use crate::config::{Config, Resolved};
 use crate::engine::{Control, Controller, EngineHandle};
 
-/// Re-reads the config file and environment (with the same flags) for SIGHUP.
-pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+/// Re-reads the config file and environment (with the same flags) for SIGHUP,
+/// with the warnings found on the way (a file others can read holding a secret).
+pub type Reloader = Box<dyn Fn() -> Result<Resolved, String> + Send + Sync>;
 
 pub struct Service {
     server: Server,
@@ -78,7 +79,12 @@ impl Service {
             return None;
         };
         let new = match reload() {
-            Ok(c) => c,
+            Ok(Resolved { config, warnings }) => {
+                for w in warnings {
+                    tracing::warn!("SIGHUP: {w}");
+                }
+                config
+            }
             Err(e) => {
                 tracing::error!("SIGHUP: configuration not reloaded, the running one stays: {e}");
                 return None;

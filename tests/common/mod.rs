@@ -233,3 +233,46 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A test-driver host of `n` running domains (`vm-000`...), one disk and one
+/// NIC each, written to `dir/host.xml`; returns its `test://` URI.
+pub fn test_driver_host(dir: &Path, n: usize) -> String {
+    let mut x = String::from("<node>\n");
+    for i in 0..n {
+        x.push_str(&format!(
+            "<domain type='test'><name>vm-{i:03}</name><uuid>00000000-0000-0000-0000-{i:012}</uuid>\
+             <memory unit='KiB'>1048576</memory><vcpu>1</vcpu><os><type>hvm</type></os><devices>\
+             <disk type='file' device='disk'><source file='/var/lib/x/{i}.img'/><target dev='vda' bus='virtio'/></disk>\
+             <interface type='ethernet'><mac address='52:54:00:00:{:02x}:{:02x}'/><target dev='tap{i}'/></interface>\
+             </devices></domain>\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    x.push_str("</node>\n");
+    let path = dir.join("host.xml");
+    std::fs::write(&path, x).expect("write host.xml");
+    format!("test://{}", path.display())
+}
+
+/// Lines InfluxDB holds for a test-driver host like [`test_driver_host`]'s,
+/// all measurements (one disk and one NIC line per domain in `vm_devices`).
+pub fn stored_lines(influx: &InfluxD, db: &str) -> u64 {
+    influx.count(db, "vm_metrics", "state")
+        + influx.count(db, "vm_features", "memory_rate_kb_per_sec")
+        + influx.count(db, "vm_devices", "rxbytes")
+        + influx.count(db, "vm_devices", "rd_bytes")
+        + influx.count(db, "vm_totals", "state")
+}
+
+/// `key=value` from the final counters line of a `--no-ui` run's log.
+pub fn final_counter(log: &str, key: &str) -> u64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains("final:"))
+        .unwrap_or_else(|| panic!("no final line in:\n{log}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}

@@ -203,12 +203,53 @@ impl Service {
         Self::start_at(dir, socket, args, env)
     }
 
+    /// As [`Service::start_at`], with the soft limit of open files set to
+    /// `nofile` in the child (as `prlimit --nofile=N:<hard>` or systemd's default would).
+    pub fn start_limited(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        nofile: u64,
+    ) -> Self {
+        let socket = dir.path().join("vmpulse.sock");
+        Self::start_with(dir, socket, args, env, move |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe getrlimit/setrlimit between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut lim = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    lim.rlim_cur = nofile.min(lim.rlim_max);
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })
+    }
+
     /// As [`Service::start_in`], with the socket at `socket`.
     pub fn start_at(
         dir: tempfile::TempDir,
         socket: PathBuf,
         args: &[&str],
         env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_with(dir, socket, args, env, |_| {})
+    }
+
+    fn start_with(
+        dir: tempfile::TempDir,
+        socket: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+        customize: impl FnOnce(&mut Command),
     ) -> Self {
         let output = dir.path().join("out.lp");
         let stderr = dir.path().join("stderr.log");
@@ -227,6 +268,7 @@ impl Service {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        customize(&mut cmd);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -319,6 +361,48 @@ impl Drop for Service {
             let _ = c.wait();
         }
     }
+}
+
+/// Raises this process's soft limit of open files to `want` (at most the hard
+/// limit, which needs no privilege) and returns the limit now in force.
+pub fn raise_own_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write `lim`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur
+}
+
+/// Up to `n` idle TCP connections to 127.0.0.1:`port`, opened one after
+/// another; fewer when 50 attempts fail (a listener whose backlog is full).
+pub fn idle_connections(port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    let addr = ([127, 0, 0, 1], port).into();
+    let mut held = Vec::with_capacity(n);
+    let mut failures = 0;
+    while held.len() < n && failures < 50 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(s) => held.push(s),
+            Err(_) => failures += 1,
+        }
+    }
+    held
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
 }
 
 /// `vmpulse ARGS` to completion.
