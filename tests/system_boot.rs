@@ -182,6 +182,13 @@ fn the_package_runs_reloads_upgrades_stops_and_purges_under_systemd() {
     assert_eq!(code, Some(4), "vmpulse status as an outsider: {said}");
     assert!(said.contains("'libvirt'"), "names the group: {said}");
 
+    // The unit's descriptor limit applies; what an idle service holds, for the README.
+    let pid = c.prop("vmpulse", "MainPID");
+    let limits = c.ok(&format!("grep 'Max open files' /proc/{pid}/limits"));
+    assert!(limits.contains("4096"), "{limits}");
+    let fds = c.ok(&format!("ls /proc/{pid}/fd | wc -l"));
+    eprintln!("booted: an idle service holds {} descriptors", fds.trim());
+
     let score = exposure(&c);
     eprintln!("systemd-analyze security vmpulse (booted): {score}");
     assert!(score < 3.0, "exposure {score}");

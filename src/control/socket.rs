@@ -206,7 +206,12 @@ async fn check_existing(dir: &Dir, name: &CStr, path: &Path) -> Result<(), Socke
 
 /// Binds in a fresh 0700 directory next to the socket's path, sets mode and
 /// group there, renames the socket into place, removes the directory.
-fn bind_private(dir: &Dir, name: &CStr, group: Option<&str>, path: &Path) -> io::Result<UnixListener> {
+fn bind_private(
+    dir: &Dir,
+    name: &CStr,
+    group: Option<&str>,
+    path: &Path,
+) -> io::Result<UnixListener> {
     let tmp = dir.private_subdir(".vmpulse-bind-")?;
     // Checked to be ours: someone who can write `dir` may have swapped it.
     let result = dir.open_private_subdir(&tmp).and_then(|tmp_dir| {
