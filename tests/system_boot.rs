@@ -3,8 +3,9 @@
 //! `systemd-nspawn -b` (tests/common/nspawn.rs), the .deb from `scripts/package.sh`
 //! is installed with apt and the service is driven as an operator drives it: it
 //! starts and stays up, answers `vmpulse status` by group, reloads, is restarted by
-//! an upgrade, stops cleanly, refuses a bad config without a restart loop, and
-//! `apt remove` / `apt purge` take it away. The unprivileged variant
+//! an upgrade, stops cleanly, refuses a bad config without a restart loop, retries
+//! while libvirt is down and runs once it is up, and `apt remove` / `apt purge` take
+//! it away. The unprivileged variant
 //! (`DynamicUser=yes`) runs too. No seccomp kill may show in the kernel log.
 
 mod common;
@@ -239,7 +240,32 @@ fn the_package_runs_reloads_upgrades_stops_and_purges_under_systemd() {
     assert_eq!(c.prop("vmpulse", "NRestarts"), "0");
     assert_eq!(c.prop("vmpulse", "ActiveState"), "failed");
     c.ok("cp /root/config.toml /etc/vmpulse/config.toml && systemctl reset-failed vmpulse");
-    c.ok("systemctl start vmpulse");
+
+    // libvirt not up yet: exit 1, and systemd retries until it answers. (Masked, so
+    // that the unit's Wants= cannot start it again.)
+    let libvirt = "libvirtd.service libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket";
+    c.ok(&format!("systemctl mask --runtime --now {libvirt}"));
+    assert!(!c.sh("systemctl start vmpulse").status.success());
+    assert!(
+        wait_for(Duration::from_secs(20), || c.prop("vmpulse", "NRestarts")
+            != "0"),
+        "no retry: {}",
+        journal(&c)
+    );
+    // (ExecMainStatus is already the next attempt's: the journal keeps the status.)
+    let log = journal(&c);
+    assert!(
+        log.contains("cannot connect to libvirt") && log.contains("status=1/FAILURE"),
+        "{log}"
+    );
+    c.ok(&format!("systemctl unmask --runtime {libvirt}"));
+    c.ok("systemctl start libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket");
+    assert!(
+        wait_for(Duration::from_secs(20), || c.prop("vmpulse", "ActiveState")
+            == "active"),
+        "not back once libvirt answers: {}",
+        journal(&c)
+    );
 
     // Remove stops it and keeps the configuration; purge takes that and the state.
     let running = c.prop("vmpulse", "MainPID");
