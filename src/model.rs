@@ -197,6 +197,31 @@ pub struct RawDomain {
     pub wall_ns: i64,
 }
 
+impl RawDomain {
+    /// A domain before any reading: identity only, state unknown, no counters.
+    pub fn identity(uuid: &str, id: Option<u32>, name: &str, mono: Instant, wall_ns: i64) -> Self {
+        Self {
+            uuid: uuid.to_string(),
+            id,
+            name: name.to_string(),
+            state: DomainState::NoState,
+            state_reason: 0,
+            vcpus: None,
+            max_mem_kib: None,
+            cur_mem_kib: None,
+            cpu: None,
+            balloon: BalloonStats::default(),
+            vcpu_times_ns: Vec::new(),
+            vcpu_delays_ns: Vec::new(),
+            monitor_stuck: None,
+            nics: Vec::new(),
+            disks: Vec::new(),
+            mono,
+            wall_ns,
+        }
+    }
+}
+
 /// Which reading `memory_used_kb` came from (best first).
 #[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
 pub enum MemSource {

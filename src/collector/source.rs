@@ -20,8 +20,9 @@ use super::devices::DeviceCache;
 use super::fallback::{self, InfoReading};
 use super::filter::DomainFilter;
 use super::host;
+use super::schedule::HeldMonitor;
 pub use super::skip::SkipNote;
-use crate::model::{BalloonStats, CpuTimes, DomainState, HostInfo, RawDomain};
+use crate::model::{CpuTimes, DomainState, HostInfo, RawDomain};
 
 /// One cycle's raw readings.
 #[derive(Debug, Clone)]
@@ -166,6 +167,31 @@ impl LibvirtSource {
     /// `Some(true)` once the bulk call worked, `Some(false)` if the driver lacks it.
     pub fn bulk_supported(&self) -> Option<bool> {
         self.bulk_supported
+    }
+
+    /// Active domains whose QEMU monitor another call holds, and for how
+    /// long. Neither the listing nor `virDomainGetControlInfo` waits for a
+    /// monitor, so this answers while a stats call hangs in one. A domain
+    /// whose control info fails (gone meanwhile, a driver without the call)
+    /// is simply not held.
+    pub fn held_monitors(&self) -> Result<Vec<HeldMonitor>, SourceError> {
+        let doms = self
+            .conn
+            .list_all_domains(virt_sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            .map_err(|e| SourceError::List {
+                uri: self.uri.clone(),
+                message: e.message().to_string(),
+            })?;
+        Ok(doms
+            .iter()
+            .filter_map(|d| {
+                let held_for = fallback::monitor_busy(d).ok().flatten()?;
+                Some(HeldMonitor {
+                    name: d.name().ok()?,
+                    held_for,
+                })
+            })
+            .collect())
     }
 
     /// Reads every domain once. Stops starting new per-domain calls after
@@ -433,25 +459,7 @@ impl Needs {
 
 /// The domain before any reading: identity only.
 fn identity(l: &Listed) -> RawDomain {
-    RawDomain {
-        uuid: l.uuid.clone(),
-        id: l.id,
-        name: l.name.clone(),
-        state: DomainState::NoState,
-        state_reason: 0,
-        vcpus: None,
-        max_mem_kib: None,
-        cur_mem_kib: None,
-        cpu: None,
-        balloon: BalloonStats::default(),
-        vcpu_times_ns: Vec::new(),
-        vcpu_delays_ns: Vec::new(),
-        monitor_stuck: None,
-        nics: Vec::new(),
-        disks: Vec::new(),
-        mono: l.stamp.mono,
-        wall_ns: l.stamp.wall_ns,
-    }
+    RawDomain::identity(&l.uuid, l.id, &l.name, l.stamp.mono, l.stamp.wall_ns)
 }
 
 /// State, reason and when they were read: from the bulk record, else one call.
