@@ -46,6 +46,14 @@ impl Host {
         self.resumed.1.notify_all();
     }
 
+    /// Until every sample call has returned (bounded).
+    async fn wait_until_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.running.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Blocks like a call inside a stopped QEMU's monitor (bounded, so a
     /// failing test cannot hang the suite).
     fn wait_for_resume(&self) {
@@ -178,6 +186,7 @@ async fn a_monitor_that_hangs_the_call_costs_the_other_vms_nothing() {
 
     // SIGCONT: the given-up call returns and its connection is free again.
     host.resume();
+    host.wait_until_idle().await;
     let third = p.cycle(INTERVAL).await.expect("third cycle");
     assert!(summary(&third).iter().all(|(_, _, stuck)| !stuck));
 }
@@ -219,10 +228,7 @@ async fn hung_calls_are_bounded_then_cycles_are_busy_until_libvirt_returns() {
 
     host.resume();
     // The held calls return (their thread ends) and connections come back.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while host.running.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    host.wait_until_idle().await;
     let back = p.cycle(INTERVAL).await.expect("cycle after SIGCONT");
     assert_eq!(back.domains.len(), 4);
     assert_eq!(host.opens.load(Ordering::SeqCst), MAX_CONNECTIONS);

@@ -488,15 +488,24 @@ fn read_info(dom: &Domain) -> Result<(InfoReading, Stamp), VirtError> {
 }
 
 /// How long the domain's monitor has been held by another call, when the
-/// bulk record shows it could not be queried: with a working monitor, qemu
-/// always reports `balloon.rss`; without the job only `balloon.current` and
-/// `balloon.maximum` come back.
+/// bulk record may lack what needs it (see [`may_lack_monitor_data`]).
+/// Per-domain calls would then wait for the same monitor (a hung QEMU: for
+/// ever), so the caller reports the bulk record and marks the VM instead.
 fn monitor_stuck(dom: &Domain, b: &BulkStats) -> Option<Duration> {
-    let bal = b.balloon.as_ref()?;
-    if b.cpu.is_none() || bal.rss_kib.is_some() {
+    if !may_lack_monitor_data(b) {
         return None;
     }
     fallback::monitor_busy(dom).ok().flatten()
+}
+
+/// Whether a bulk record may have been read without the domain's monitor.
+/// Only a driver whose bulk call reports counters (qemu) has one; with a
+/// working monitor qemu always reports `balloon.rss`, without the job only
+/// `balloon.current` and `balloon.maximum` come back. A domain without a
+/// balloon device never has `rss`, and its balloon fallback call takes the
+/// monitor too: it is checked as well. Pure.
+fn may_lack_monitor_data(b: &BulkStats) -> bool {
+    b.cpu.is_some() && b.balloon.as_ref().and_then(|x| x.rss_kib).is_none()
 }
 
 /// Everything the bulk record supplied.
@@ -540,6 +549,35 @@ mod tests {
     #[test]
     fn source_is_send() {
         assert_send::<LibvirtSource>();
+    }
+
+    #[test]
+    fn only_counter_records_without_balloon_rss_need_a_monitor_check() {
+        let cpu = Some(CpuTimes {
+            time_ns: 1,
+            user_ns: None,
+            system_ns: None,
+        });
+        let with_rss = Some(crate::model::BalloonStats {
+            rss_kib: Some(1),
+            ..Default::default()
+        });
+        let no_rss = Some(crate::model::BalloonStats {
+            current_kib: Some(1),
+            ..Default::default()
+        });
+        let rec = |cpu, balloon| BulkStats {
+            cpu,
+            balloon,
+            ..Default::default()
+        };
+        // qemu with its monitor: nothing to check.
+        assert!(!may_lack_monitor_data(&rec(cpu, with_rss)));
+        // qemu without the monitor job (NOWAIT passed it by), or without a balloon.
+        assert!(may_lack_monitor_data(&rec(cpu, no_rss)));
+        assert!(may_lack_monitor_data(&rec(cpu, None)));
+        // The test driver's state-only records: no monitor at all.
+        assert!(!may_lack_monitor_data(&rec(None, None)));
     }
 
     #[test]
