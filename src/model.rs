@@ -396,6 +396,11 @@ pub struct CollectorStats {
     pub monitor_stuck_vms: usize,
     /// Sum over cycles of `monitor_stuck_vms` (VM-cycles without monitor data).
     pub monitor_stuck_samples: u64,
+    /// libvirt calls given up while stuck (a hung QEMU monitor) and still
+    /// pending: each holds one of the poller's connections, and a libvirtd
+    /// worker, until libvirt returns (at most `collector::poll::MAX_CONNECTIONS`).
+    #[serde(default)]
+    pub libvirt_calls_held: usize,
     pub last_error: Option<String>,
 }
 
@@ -564,6 +569,7 @@ impl Snapshot {
                 used_bulk: false,
                 monitor_stuck_vms: 0,
                 monitor_stuck_samples: 0,
+                libvirt_calls_held: 0,
                 last_error: None,
             },
             writer: WriterStats::off("set INFLUX_URL or --influx-url (or --output FILE|-)"),

@@ -157,6 +157,15 @@ impl<S: Source> Poller<S> {
         }
     }
 
+    /// Calls still running in libvirt, on their connections: between cycles,
+    /// the calls given up while stuck.
+    pub fn held_calls(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.try_lock(), Err(TryLockError::WouldBlock)))
+            .count()
+    }
+
     /// Opens a connection if needed and samples every domain once. A call
     /// stuck in a QEMU monitor is given up for that VM after the soft
     /// deadline (see the module header); a call that times out for any
@@ -291,6 +300,8 @@ fn run_job<S: Source>(
         // Listing failed: the connection is suspect, reopen next cycle.
         *guard = None;
     }
+    // Free before the cycle hears of it, so that `held_calls` is exact then.
+    drop(guard);
     send(Event::Done(
         result.map_err(|e| CycleError::Source(e.to_string())),
     ));

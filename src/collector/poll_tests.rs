@@ -183,10 +183,12 @@ async fn a_monitor_that_hangs_the_call_costs_the_other_vms_nothing() {
     assert_eq!(summary(&second)[1], ("stuck".into(), Some(3), true));
     assert_eq!(host.probes.load(Ordering::SeqCst), probes);
     assert_eq!(host.opens.load(Ordering::SeqCst), 2, "one held, one in use");
+    assert_eq!(p.held_calls(), 1);
 
     // SIGCONT: the given-up call returns and its connection is free again.
     host.resume();
     host.wait_until_idle().await;
+    assert_eq!(p.held_calls(), 0);
     let third = p.cycle(INTERVAL).await.expect("third cycle");
     assert!(summary(&third).iter().all(|(_, _, stuck)| !stuck));
 }
@@ -225,6 +227,7 @@ async fn hung_calls_are_bounded_then_cycles_are_busy_until_libvirt_returns() {
     assert!(matches!(busy, Err(CycleError::Busy { .. })), "{busy:?}");
     assert_eq!(host.max_running.load(Ordering::SeqCst), MAX_CONNECTIONS);
     assert_eq!(host.calls.load(Ordering::SeqCst), MAX_CONNECTIONS);
+    assert_eq!(p.held_calls(), MAX_CONNECTIONS);
 
     host.resume();
     // The held calls return (their thread ends) and connections come back.
