@@ -39,9 +39,10 @@ pub struct Plan {
 
 impl Plan {
     /// A quarter of the poll interval, at least [`MIN_SOFT_DEADLINE`], at most
-    /// the libvirt timeout (after which the call is given up anyway).
+    /// half the libvirt timeout (so a probe still runs before the call is
+    /// given up as timed out).
     pub fn new(poll_interval: Duration, timeout: Duration) -> Self {
-        let soft = (poll_interval / 4).max(MIN_SOFT_DEADLINE).min(timeout);
+        let soft = (poll_interval / 4).max(MIN_SOFT_DEADLINE).min(timeout / 2);
         Self {
             soft,
             stuck_after: soft / 2,
@@ -89,8 +90,8 @@ mod tests {
         assert_eq!(Plan::new(ms(1000), ms(10_000)).soft, ms(250));
         assert_eq!(Plan::new(ms(1000), ms(10_000)).stuck_after, ms(125));
         assert_eq!(Plan::new(ms(100), ms(10_000)).soft, MIN_SOFT_DEADLINE);
-        // Never past the timeout: the call is given up there anyway.
-        assert_eq!(Plan::new(ms(60_000), ms(3_000)).soft, ms(3_000));
+        // A probe runs before the call times out.
+        assert_eq!(Plan::new(ms(60_000), ms(3_000)).soft, ms(1_500));
     }
 
     #[test]
