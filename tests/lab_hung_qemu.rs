@@ -2,9 +2,10 @@
 //! stall or a QEMU bug); every other guest must still get a sample every
 //! cycle, whether vmpulse was started before or after the hang, even in the
 //! cycle that first meets the hung monitor, and the hung one comes back after
-//! SIGCONT. With the default `LIBVIRT_TIMEOUT` (10 s): a healthy guest's
-//! samples are at most 1.5 poll intervals apart. Three real TCG guests via
-//! `scripts/lab-host.sh up 3`. Needs root (starts libvirtd).
+//! SIGCONT; also with two of the three stopped at once. With the default
+//! `LIBVIRT_TIMEOUT` (10 s), a healthy guest's samples are at most 1.5 poll
+//! intervals apart. Three real TCG guests via `scripts/lab-host.sh up 3`.
+//! Needs root (starts libvirtd).
 mod common;
 
 use std::time::{Duration, Instant};
@@ -65,6 +66,41 @@ fn healthy_guests_kept_their_samples(
             ));
         }
     }
+    failures
+}
+
+/// Checks a run that started with a QEMU already stopped: the first healthy
+/// sample comes from the first cycle (not after a timed-out call), and gaps
+/// count from it (process start-up is not the collector's).
+fn sampled_from_the_start(
+    lines: &[LpLine],
+    healthy: &[String],
+    start_at: f64,
+    cont_at: f64,
+    what: &str,
+) -> Vec<String> {
+    let first = healthy
+        .iter()
+        .filter_map(|g| sample_times(lines, g, start_at, cont_at).first().copied())
+        .fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "{what}: first healthy sample {:.2} s after the start",
+        first - start_at
+    );
+    let mut failures = Vec::new();
+    if first - start_at > 2.0 * POLL + 1.0 {
+        failures.push(format!(
+            "{what}: the first healthy sample came {:.2} s after the start",
+            first - start_at
+        ));
+    }
+    failures.extend(healthy_guests_kept_their_samples(
+        lines,
+        healthy,
+        first.min(cont_at),
+        cont_at,
+        what,
+    ));
     failures
 }
 
@@ -166,29 +202,36 @@ fn other_guests_keep_their_samples_while_one_qemu_is_stopped() {
     let log = vm.log_text();
     assert!(status.success(), "vmpulse: {status}\n{log}");
     let lines = vm.lines();
-    // Counted from the first healthy sample: no earlier one to measure a gap
-    // from (process start-up is not the collector's). That first sample must
-    // still come from the first cycle, not after a timed-out call.
-    let first = healthy
-        .iter()
-        .filter_map(|g| sample_times(&lines, g, start_at, cont_at).first().copied())
-        .fold(f64::INFINITY, f64::min);
-    eprintln!(
-        "started after the stop: first healthy sample {:.2} s after the start",
-        first - start_at
-    );
-    if first - start_at > 2.0 * POLL + 1.0 {
-        failures.push(format!(
-            "started after the stop: the first healthy sample came {:.2} s after the start",
-            first - start_at
-        ));
-    }
-    failures.extend(healthy_guests_kept_their_samples(
+    failures.extend(sampled_from_the_start(
         &lines,
         &healthy,
-        first.min(cont_at),
+        start_at,
         cont_at,
         "started after the stop",
+    ));
+
+    // 3. Two of the three QEMUs are stopped when vmpulse starts: the second
+    // call, which passes the first hung monitor by, hangs in the other one.
+    let pids = [qemu_pid(&guests[1]), qemu_pid(&guests[2])];
+    for p in pids {
+        signal(p, libc::SIGSTOP);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let start_at = common::lab::wall_secs();
+    let mut vm = Vmpulse::start(POLL, &env);
+    vm.keep_running_until(Instant::now() + Duration::from_secs(12));
+    let cont_at = common::lab::wall_secs();
+    for p in pids {
+        signal(p, libc::SIGCONT);
+    }
+    let status = vm.terminate();
+    assert!(status.success(), "vmpulse: {status}\n{}", vm.log_text());
+    failures.extend(sampled_from_the_start(
+        &vm.lines(),
+        &guests[..1],
+        start_at,
+        cont_at,
+        "two stopped before the start",
     ));
     assert!(
         failures.is_empty(),
