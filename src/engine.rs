@@ -328,9 +328,10 @@ impl Engine {
 
     async fn cycle(&mut self) {
         let started = Instant::now();
-        let result = self.poller.cycle().await;
+        let result = self.poller.cycle(self.snap.poll_interval).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let stats = &mut self.snap.collector;
+        stats.libvirt_calls_held = self.poller.held_calls();
         match result {
             Ok(sample) => {
                 if self.snap.source != SourceState::Connected {

@@ -217,6 +217,14 @@ pub fn status_line(s: &Snapshot) -> String {
             c.monitor_stuck_samples
         ));
     }
+    // Each one holds a connection and a libvirtd worker until that QEMU answers.
+    if c.libvirt_calls_held > 0 {
+        line.push_str(&format!(
+            "; {} libvirt call{} held by a hung monitor",
+            c.libvirt_calls_held,
+            if c.libvirt_calls_held == 1 { "" } else { "s" }
+        ));
+    }
     match &w.state {
         WriterState::AuthFailed => line.push_str("; writer: token rejected"),
         WriterState::Failing | WriterState::Retrying => {
@@ -292,6 +300,13 @@ mod tests {
         assert!(
             stuck.contains("; QEMU monitor stuck for 1 VM now (7 VM-cycles so far)"),
             "{stuck}"
+        );
+        assert!(!stuck.contains("held"), "{stuck}");
+        s.collector.libvirt_calls_held = 1;
+        let held = status_line(&s);
+        assert!(
+            held.contains("; 1 libvirt call held by a hung monitor"),
+            "{held}"
         );
     }
 }

@@ -197,6 +197,31 @@ pub struct RawDomain {
     pub wall_ns: i64,
 }
 
+impl RawDomain {
+    /// A domain before any reading: identity only, state unknown, no counters.
+    pub fn identity(uuid: &str, id: Option<u32>, name: &str, mono: Instant, wall_ns: i64) -> Self {
+        Self {
+            uuid: uuid.to_string(),
+            id,
+            name: name.to_string(),
+            state: DomainState::NoState,
+            state_reason: 0,
+            vcpus: None,
+            max_mem_kib: None,
+            cur_mem_kib: None,
+            cpu: None,
+            balloon: BalloonStats::default(),
+            vcpu_times_ns: Vec::new(),
+            vcpu_delays_ns: Vec::new(),
+            monitor_stuck: None,
+            nics: Vec::new(),
+            disks: Vec::new(),
+            mono,
+            wall_ns,
+        }
+    }
+}
+
 /// Which reading `memory_used_kb` came from (best first).
 #[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
 pub enum MemSource {
@@ -371,6 +396,11 @@ pub struct CollectorStats {
     pub monitor_stuck_vms: usize,
     /// Sum over cycles of `monitor_stuck_vms` (VM-cycles without monitor data).
     pub monitor_stuck_samples: u64,
+    /// libvirt calls given up while stuck (a hung QEMU monitor) and still
+    /// pending: each holds one of the poller's connections, and a libvirtd
+    /// worker, until libvirt returns (at most `collector::poll::MAX_CONNECTIONS`).
+    #[serde(default)]
+    pub libvirt_calls_held: usize,
     pub last_error: Option<String>,
 }
 
@@ -543,6 +573,7 @@ impl Snapshot {
                 used_bulk: false,
                 monitor_stuck_vms: 0,
                 monitor_stuck_samples: 0,
+                libvirt_calls_held: 0,
                 last_error: None,
             },
             writer: WriterStats::off("set INFLUX_URL or --influx-url (or --output FILE|-)"),

@@ -306,6 +306,7 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
         used_bulk: true,
         monitor_stuck_vms: 0,
         monitor_stuck_samples: 0,
+        libvirt_calls_held: 0,
         last_error: None,
     };
     s.vms = vms;
