@@ -259,19 +259,24 @@ fn spool_part(sp: &crate::model::SpoolStats, now: SystemTime) -> String {
     s
 }
 
+/// The last line: `lines_queued + lines_recovered = lines_written +
+/// lines_rejected + lines_dropped + unsent + spooled` (`unaccounted` says by
+/// how much that fails; 0 when every line is accounted for).
 pub fn final_line(r: &FinalReport) -> String {
-    let spooled = r.writer.spool.as_ref().map_or(0, |s| s.lines);
+    let spooled = r.writer.spooled();
     format!(
-        "final: collections={} collection_errors={} vms={} lines_queued={} lines_written={} lines_dropped={} lines_rejected={} write_retries={} unsent={} spooled={spooled}",
+        "final: collections={} collection_errors={} vms={} lines_queued={} lines_recovered={} lines_written={} lines_dropped={} lines_rejected={} write_retries={} unsent={} spooled={spooled} unaccounted={}",
         r.collector.total_collections,
         r.collector.total_errors,
         r.collector.vms_monitored,
         r.writer.lines_queued,
+        r.writer.lines_recovered,
         r.writer.lines_written,
         r.writer.lines_dropped,
         r.writer.lines_rejected,
         r.writer.write_retries,
         r.unsent,
+        r.writer.unaccounted(),
     )
 }
 

@@ -66,11 +66,15 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "queue_depth",
             "queue_capacity",
             "requests_in_flight",
+            "lines_in_flight",
+            "lines_recovered",
+            "lines_unaccounted",
             "last_write_ok",
             "last_error",
             "spool",
         ])
     );
+    assert_eq!(status["writer"]["lines_unaccounted"], 0);
     assert_eq!(status["writer"]["state"], "output");
     // --output never spools.
     assert_eq!(status["writer"]["spool"], serde_json::Value::Null);
