@@ -342,6 +342,12 @@ fn metrics_parse_as_prometheus_text_and_equal_status() {
         ("vmpulse_queue_capacity", n(&w["queue_capacity"])),
         ("vmpulse_spool_bytes", 0.0),
         ("vmpulse_spool_lines", 0.0),
+        ("vmpulse_lines_in_flight", n(&w["lines_in_flight"])),
+        (
+            "vmpulse_spool_lines_recovered_total",
+            n(&w["lines_recovered"]),
+        ),
+        ("vmpulse_lines_unaccounted", 0.0),
         (
             "vmpulse_last_collection_duration_seconds",
             n(&status["last_collection_duration_ms"]) / 1000.0,

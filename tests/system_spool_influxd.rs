@@ -283,10 +283,15 @@ fn outage_of_a_minute_loses_nothing_and_does_not_spin() {
     assert_eq!(counter(&log, "lines_dropped"), 0, "{log}");
     assert_eq!(counter(&log, "lines_rejected"), 0, "{log}");
     assert_eq!(counter(&log, "unsent"), 0, "{log}");
+    assert_eq!(counter(&log, "unaccounted"), 0, "{log}");
     assert_eq!(
         stored(&influx, "outage"),
         queued,
         "InfluxDB holds every queued line"
+    );
+    eprintln!(
+        "{}",
+        log.lines().find(|l| l.contains("final:")).unwrap_or("")
     );
     // A busy loop costs a whole core; 100 domains in a debug build cost a few %.
     assert!(
@@ -329,6 +334,8 @@ fn sigkill_during_an_outage_then_restart_loses_nothing() {
     let (code, log2) = second.stop();
     assert_eq!(code, Some(0), "{log2}");
     assert_eq!(counter(&log2, "lines_dropped"), 0, "{log2}");
+    assert_eq!(counter(&log2, "unaccounted"), 0, "{log2}");
+    assert!(counter(&log2, "lines_recovered") > 0, "{log2}");
     assert!(
         log2.contains("to replay"),
         "the second run found the first run's spool:\n{log2}"

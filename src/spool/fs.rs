@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 pub const DIR_MODE: u32 = 0o700;
 /// Mode of segment and lock files.
 pub const FILE_MODE: u32 = 0o600;
+/// The lock file that marks a directory as a spool.
+pub const LOCK_FILE: &str = "lock";
 
 /// What a call does, for [`Faults`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,17 +96,35 @@ impl Fs for RealFs {
     }
 
     fn create_dir(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)?;
-        // Also for a directory an older vmpulse made with the umask's mode:
-        // set on the opened directory (O_NOFOLLOW), never through a symlink.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(parent)?;
+        }
+        let created = match std::fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e),
+        };
+        // Set on the opened directory: the umask may have taken bits away.
         let d = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(dir)?;
-        d.set_permissions(std::fs::Permissions::from_mode(DIR_MODE))
+        let mode = d.metadata()?.permissions().mode() & 0o777;
+        // An existing directory is tightened only when it is a spool already
+        // (an older vmpulse made it with the umask's mode), never a shared
+        // directory someone named as spool.dir.
+        if created || (mode & 0o077 != 0 && dir.join(LOCK_FILE).is_file()) {
+            d.set_permissions(std::fs::Permissions::from_mode(DIR_MODE))?;
+        } else if mode & 0o077 != 0 {
+            tracing::warn!(
+                "spool directory {} (spool.dir) has mode {mode:o}: other users can read VM names and metrics; chmod 700 it",
+                dir.display()
+            );
+        }
+        Ok(())
     }
 
     fn identity(&self, path: &Path) -> std::io::Result<Identity> {
@@ -219,8 +239,12 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("f")), 0o600);
-        // An existing directory with a loose mode is tightened.
+        // An existing directory is left alone, unless it is a spool already
+        // (an older vmpulse made it with the umask's mode).
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        RealFs.create_dir(&dir).expect("again");
+        assert_eq!(mode(&dir), 0o755);
+        std::fs::write(dir.join(LOCK_FILE), "1\n").expect("lock file");
         RealFs.create_dir(&dir).expect("again");
         assert_eq!(mode(&dir), 0o700);
     }

@@ -34,12 +34,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::fs::{Fs, Identity, Open, RealFs};
+use super::fs::{Fs, Identity, Open, RealFs, LOCK_FILE};
 use super::record::{self, Decoded};
 use super::{SpoolConfig, SpoolError};
 use crate::model::{SpoolState, SpoolStats};
 
-const LOCK_FILE: &str = "lock";
 const SEGMENT_EXT: &str = "seg";
 /// Repeated "spool full" warnings are at most this frequent.
 const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
