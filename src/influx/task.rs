@@ -530,11 +530,9 @@ impl Task {
         drop(buf);
         self.shared.in_flight.store(0, Ordering::Relaxed);
         self.shared.in_flight_lines.store(0, Ordering::Relaxed);
-        let kept = if self.spool.as_ref().is_some_and(|s| s.down.is_none()) {
-            self.spill_all()
-        } else {
-            0
-        };
+        // One more try even when the spool rests (a failed read, or a disk
+        // that has room again): what fails stays counted as unsent.
+        let kept = self.spill_all();
         if let Some(side) = self.spool.as_mut() {
             if let Err(e) = off_async(|| side.spool.sync_now()) {
                 tracing::warn!("spool fsync at exit failed: {e}");
