@@ -810,6 +810,9 @@ fn sighup_writer_restart_hands_the_spool_to_the_new_writer() {
     });
     let kept = after["writer"]["spool"]["lines"].as_u64().unwrap();
     assert!(kept > 0, "{after}");
+    // The lines the old writer left in the spool are the new one's
+    // `lines_recovered`: counted once, the books still balance.
+    assert_eq!(after["writer"]["lines_unaccounted"], 0, "{after}");
     // SAFETY: as above.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
@@ -824,4 +827,5 @@ fn sighup_writer_restart_hands_the_spool_to_the_new_writer() {
         "{log}"
     );
     assert!(!log.contains("running without a spool"), "{log}");
+    assert!(log.contains(" unaccounted=0"), "{log}");
 }
