@@ -615,7 +615,8 @@ impl Task {
             .lines_written
             .fetch_add(delivered as u64, Ordering::Relaxed);
         if let (Some(seg), Some(side)) = (from, self.spool.as_mut()) {
-            side.spool.ack(seg, n, delivered);
+            // May delete a finished segment file: off the async workers too.
+            off_async(|| side.spool.ack(seg, n, delivered));
         }
     }
 
