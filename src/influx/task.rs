@@ -360,7 +360,9 @@ impl Task {
         if let Some(b) = side.again.pop_front() {
             return Some(b);
         }
-        if !usable {
+        // Only a read worth making leaves the async worker (`block_in_place`
+        // hands the worker to another thread: not for nothing on every turn).
+        if !usable || !side.spool.has_unread() {
             return None;
         }
         match off_async(|| side.spool.next_batch()) {
