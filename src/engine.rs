@@ -166,6 +166,7 @@ impl EngineHandle {
             spool_mode: spool,
             writer_config: Box::new(config.clone()),
             retired: Vec::new(),
+            handed_over: 0,
             writer_off,
             flush_timeout: config.influx.flush_timeout,
             snap: first,
@@ -249,6 +250,9 @@ struct Engine {
     writer_config: Box<Config>,
     /// Final counters of writers a reload replaced; they keep counting.
     retired: Vec<WriterStats>,
+    /// Lines the replaced writers left in the spool: the next writer finds
+    /// them again (`lines_recovered`), so they are not counted twice.
+    handed_over: u64,
     /// Off changes only with a reload; skip encoding lines nobody will send.
     writer_off: bool,
     flush_timeout: Duration,
@@ -328,9 +332,10 @@ impl Engine {
 
     async fn cycle(&mut self) {
         let started = Instant::now();
-        let result = self.poller.cycle().await;
+        let result = self.poller.cycle(self.snap.poll_interval).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let stats = &mut self.snap.collector;
+        stats.libvirt_calls_held = self.poller.held_calls();
         match result {
             Ok(sample) => {
                 if self.snap.source != SourceState::Connected {
@@ -438,24 +443,29 @@ impl Engine {
             _ => self.flush_timeout.min(Duration::from_secs(2)),
         };
         let old = self.writer.clone().shutdown(timeout).await;
+        // The old writer's queue is gone: its unsent lines count as dropped.
         if old.queue_depth > 0 {
             tracing::warn!(
-                "{} lines unsent when the old writer stopped for the reload",
+                "{} lines dropped at the reload: the writer being replaced could neither send nor spool them",
                 old.queue_depth
             );
         }
-        // The old writer's queue is gone: its unsent lines count as dropped.
+        self.handed_over += old.spooled();
         self.retired.push(WriterStats {
             lines_dropped: old.lines_dropped + old.queue_depth as u64,
             queue_depth: 0,
             ..old
         });
-        // A spool problem after a reload must not leave the service without a writer.
+        // A spool problem after a reload must not leave the service without a
+        // writer; a spool still locked (the old writer's lock not yet gone)
+        // or unusable is tried again until it opens, not given up.
         let mode = match &self.spool_mode {
-            SpoolMode::Required(c) => SpoolMode::BestEffort(c.clone()),
+            SpoolMode::Required(c) | SpoolMode::Retry(c) => SpoolMode::Retry(c.clone()),
             other => other.clone(),
         };
-        let (writer, used) = match WriterHandle::start_with_spool(config, mode.clone()) {
+        let started =
+            crate::spool::off_async(|| WriterHandle::start_with_spool(config, mode.clone()));
+        let (writer, used) = match started {
             Ok(w) => {
                 tracing::info!("writer restarted with the reloaded settings");
                 (w, config.clone())
@@ -465,7 +475,7 @@ impl Engine {
                     "reloaded writer settings not applied ({e}); back to the previous ones"
                 );
                 let prev = (*self.writer_config).clone();
-                match WriterHandle::start_with_spool(&prev, mode) {
+                match crate::spool::off_async(|| WriterHandle::start_with_spool(&prev, mode)) {
                     Ok(w) => (w, prev),
                     Err(e) => {
                         tracing::error!("writer could not be restarted: {e}; lines are not sent until the next reload");
@@ -487,13 +497,18 @@ impl Engine {
 
     /// The writer's counters plus those of writers a reload replaced.
     fn writer_stats(&self, mut s: WriterStats) -> WriterStats {
+        let mut recovered = s.lines_recovered;
         for o in &self.retired {
+            recovered += o.lines_recovered;
             s.lines_queued += o.lines_queued;
             s.lines_written += o.lines_written;
             s.lines_dropped += o.lines_dropped;
             s.lines_rejected += o.lines_rejected;
             s.write_retries += o.write_retries;
         }
+        // Until the new writer has its spool open, the lines handed over wait
+        // on disk uncounted: `unaccounted` says so meanwhile.
+        s.lines_recovered = recovered.saturating_sub(self.handed_over);
         s
     }
 

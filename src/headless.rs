@@ -217,6 +217,14 @@ pub fn status_line(s: &Snapshot) -> String {
             c.monitor_stuck_samples
         ));
     }
+    // Each one holds a connection and a libvirtd worker until that QEMU answers.
+    if c.libvirt_calls_held > 0 {
+        line.push_str(&format!(
+            "; {} libvirt call{} held by a hung monitor",
+            c.libvirt_calls_held,
+            if c.libvirt_calls_held == 1 { "" } else { "s" }
+        ));
+    }
     match &w.state {
         WriterState::AuthFailed => line.push_str("; writer: token rejected"),
         WriterState::Failing | WriterState::Retrying => {
@@ -259,25 +267,66 @@ fn spool_part(sp: &crate::model::SpoolStats, now: SystemTime) -> String {
     s
 }
 
+/// The last line: `lines_queued + lines_recovered = lines_written +
+/// lines_rejected + lines_dropped + unsent + spooled` (`unaccounted` says by
+/// how much that fails; 0 when every line is accounted for).
 pub fn final_line(r: &FinalReport) -> String {
-    let spooled = r.writer.spool.as_ref().map_or(0, |s| s.lines);
+    let spooled = r.writer.spooled();
     format!(
-        "final: collections={} collection_errors={} vms={} lines_queued={} lines_written={} lines_dropped={} lines_rejected={} write_retries={} unsent={} spooled={spooled}",
+        "final: collections={} collection_errors={} vms={} lines_queued={} lines_recovered={} lines_written={} lines_dropped={} lines_rejected={} write_retries={} unsent={} spooled={spooled} unaccounted={}",
         r.collector.total_collections,
         r.collector.total_errors,
         r.collector.vms_monitored,
         r.writer.lines_queued,
+        r.writer.lines_recovered,
         r.writer.lines_written,
         r.writer.lines_dropped,
         r.writer.lines_rejected,
         r.writer.write_retries,
         r.unsent,
+        r.writer.unaccounted(),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn final_line_balances_the_books_and_says_by_how_much_when_not() {
+        let mut w = crate::model::WriterStats::off("x");
+        w.lines_queued = 100;
+        w.lines_recovered = 20;
+        w.lines_written = 90;
+        w.lines_dropped = 5;
+        w.lines_rejected = 1;
+        w.queue_depth = 4;
+        w.spool = Some(crate::model::SpoolStats {
+            dir: "/s".into(),
+            state: SpoolState::Active,
+            bytes: 1,
+            lines: 20,
+            oldest: None,
+            lines_replayed: 0,
+            segments_dropped: 0,
+            corrupt_skipped: 0,
+            lines_recovered: 20,
+            lines_dropped: 0,
+        });
+        let mut r = FinalReport {
+            collector: Snapshot::empty("test:///default", "h", Duration::from_secs(1)).collector,
+            unsent: 4,
+            writer: w,
+        };
+        let line = final_line(&r);
+        assert!(
+            line.contains("lines_queued=100 lines_recovered=20 lines_written=90 lines_dropped=5 lines_rejected=1")
+                && line.ends_with("unsent=4 spooled=20 unaccounted=0"),
+            "{line}"
+        );
+        r.writer.lines_written = 80;
+        assert!(final_line(&r).ends_with("unaccounted=10"));
+    }
 
     #[test]
     fn status_line_names_stuck_qemu_monitors_only_when_there_are_some() {
@@ -292,6 +341,13 @@ mod tests {
         assert!(
             stuck.contains("; QEMU monitor stuck for 1 VM now (7 VM-cycles so far)"),
             "{stuck}"
+        );
+        assert!(!stuck.contains("held"), "{stuck}");
+        s.collector.libvirt_calls_held = 1;
+        let held = status_line(&s);
+        assert!(
+            held.contains("; 1 libvirt call held by a hung monitor"),
+            "{held}"
         );
     }
 }

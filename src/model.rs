@@ -197,6 +197,31 @@ pub struct RawDomain {
     pub wall_ns: i64,
 }
 
+impl RawDomain {
+    /// A domain before any reading: identity only, state unknown, no counters.
+    pub fn identity(uuid: &str, id: Option<u32>, name: &str, mono: Instant, wall_ns: i64) -> Self {
+        Self {
+            uuid: uuid.to_string(),
+            id,
+            name: name.to_string(),
+            state: DomainState::NoState,
+            state_reason: 0,
+            vcpus: None,
+            max_mem_kib: None,
+            cur_mem_kib: None,
+            cpu: None,
+            balloon: BalloonStats::default(),
+            vcpu_times_ns: Vec::new(),
+            vcpu_delays_ns: Vec::new(),
+            monitor_stuck: None,
+            nics: Vec::new(),
+            disks: Vec::new(),
+            mono,
+            wall_ns,
+        }
+    }
+}
+
 /// Which reading `memory_used_kb` came from (best first).
 #[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
 pub enum MemSource {
@@ -371,6 +396,11 @@ pub struct CollectorStats {
     pub monitor_stuck_vms: usize,
     /// Sum over cycles of `monitor_stuck_vms` (VM-cycles without monitor data).
     pub monitor_stuck_samples: u64,
+    /// libvirt calls given up while stuck (a hung QEMU monitor) and still
+    /// pending: each holds one of the poller's connections, and a libvirtd
+    /// worker, until libvirt returns (at most `collector::poll::MAX_CONNECTIONS`).
+    #[serde(default)]
+    pub libvirt_calls_held: usize,
     pub last_error: Option<String>,
 }
 
@@ -405,6 +435,13 @@ pub struct WriterStats {
     pub lines_rejected: u64,
     pub write_retries: u64,
     pub requests_in_flight: usize,
+    /// Live lines on the wire (replayed ones are still counted in the spool).
+    #[serde(default)]
+    pub lines_in_flight: usize,
+    /// Lines found in the spool at start (left by an earlier run or a
+    /// replaced writer): they enter the books here, not in `lines_queued`.
+    #[serde(default)]
+    pub lines_recovered: u64,
     pub last_write_ok: Option<SystemTime>,
     pub last_error: Option<String>,
     /// When `last_error` happened (older than `last_write_ok`: writes succeed since).
@@ -442,9 +479,38 @@ pub struct SpoolStats {
     pub segments_dropped: u64,
     /// Corrupt or torn records found (at start or on replay), skipped.
     pub corrupt_skipped: u64,
+    /// Lines found in the spool when it was opened (left by an earlier run).
+    #[serde(default)]
+    pub lines_recovered: u64,
+    /// Lines that left the spool unsent (size limit, corrupt records, files
+    /// deleted); included in the writer's `lines_dropped`.
+    #[serde(default)]
+    pub lines_dropped: u64,
 }
 
 impl WriterStats {
+    /// Lines in the spool now (0 without one).
+    pub fn spooled(&self) -> u64 {
+        self.spool.as_ref().map_or(0, |s| s.lines)
+    }
+
+    /// Every line is accounted for when this is 0:
+    /// `lines_queued + lines_recovered = lines_written + lines_rejected +
+    /// lines_dropped + spooled + queue_depth + lines_in_flight`. Positive:
+    /// lines gone without a counter. Exact when the writer is idle (final
+    /// counters, `settled_stats`); a live reading may be off by a batch
+    /// moving between two counters.
+    pub fn unaccounted(&self) -> i64 {
+        let came = self.lines_queued + self.lines_recovered;
+        let went = self.lines_written
+            + self.lines_rejected
+            + self.lines_dropped
+            + self.spooled()
+            + self.queue_depth as u64
+            + self.lines_in_flight as u64;
+        came as i64 - went as i64
+    }
+
     pub fn off(hint: impl Into<String>) -> Self {
         Self {
             state: WriterState::Off { hint: hint.into() },
@@ -457,6 +523,8 @@ impl WriterStats {
             lines_rejected: 0,
             write_retries: 0,
             requests_in_flight: 0,
+            lines_in_flight: 0,
+            lines_recovered: 0,
             last_write_ok: None,
             last_error: None,
             last_error_at: None,
@@ -543,6 +611,7 @@ impl Snapshot {
                 used_bulk: false,
                 monitor_stuck_vms: 0,
                 monitor_stuck_samples: 0,
+                libvirt_calls_held: 0,
                 last_error: None,
             },
             writer: WriterStats::off("set INFLUX_URL or --influx-url (or --output FILE|-)"),

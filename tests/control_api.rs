@@ -67,6 +67,9 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "queue_depth",
             "queue_capacity",
             "requests_in_flight",
+            "lines_in_flight",
+            "lines_recovered",
+            "lines_unaccounted",
             "last_write_ok",
             "last_error",
             "last_error_at",
@@ -85,6 +88,7 @@ fn every_endpoint_answers_with_its_exact_fields() {
         ])
     );
     assert_eq!(status["health"]["state"], "ok");
+    assert_eq!(status["writer"]["lines_unaccounted"], 0);
     assert_eq!(status["writer"]["state"], "output");
     // --output never spools.
     assert_eq!(status["writer"]["spool"], serde_json::Value::Null);
@@ -359,6 +363,12 @@ fn metrics_parse_as_prometheus_text_and_equal_status() {
         ("vmpulse_queue_capacity", n(&w["queue_capacity"])),
         ("vmpulse_spool_bytes", 0.0),
         ("vmpulse_spool_lines", 0.0),
+        ("vmpulse_lines_in_flight", n(&w["lines_in_flight"])),
+        (
+            "vmpulse_spool_lines_recovered_total",
+            n(&w["lines_recovered"]),
+        ),
+        ("vmpulse_lines_unaccounted", 0.0),
         (
             "vmpulse_last_collection_duration_seconds",
             n(&status["last_collection_duration_ms"]) / 1000.0,
@@ -909,6 +919,9 @@ fn sighup_writer_restart_hands_the_spool_to_the_new_writer() {
     });
     let kept = after["writer"]["spool"]["lines"].as_u64().unwrap();
     assert!(kept > 0, "{after}");
+    // The lines the old writer left in the spool are the new one's
+    // `lines_recovered`: counted once, the books still balance.
+    assert_eq!(after["writer"]["lines_unaccounted"], 0, "{after}");
     // SAFETY: as above.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
@@ -923,6 +936,7 @@ fn sighup_writer_restart_hands_the_spool_to_the_new_writer() {
         "{log}"
     );
     assert!(!log.contains("running without a spool"), "{log}");
+    assert!(log.contains(" unaccounted=0"), "{log}");
 }
 
 /// A loopback InfluxDB 1.x write endpoint that takes every request (204), on `port`.

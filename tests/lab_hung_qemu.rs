@@ -1,8 +1,11 @@
 //! One guest's QEMU hangs (SIGSTOP: its monitor never answers, as in a storage
 //! stall or a QEMU bug); every other guest must still get a sample every
-//! cycle, whether vmpulse was started before or after the hang, and the hung
-//! one comes back after SIGCONT. Three real TCG guests via
-//! `scripts/lab-host.sh up 3`. Needs root (starts libvirtd).
+//! cycle, whether vmpulse was started before or after the hang, even in the
+//! cycle that first meets the hung monitor, and the hung one comes back after
+//! SIGCONT; also with two of the three stopped at once. With the default
+//! `LIBVIRT_TIMEOUT` (10 s), a healthy guest's samples are at most 1.5 poll
+//! intervals apart. Three real TCG guests via `scripts/lab-host.sh up 3`.
+//! Needs root (starts libvirtd).
 mod common;
 
 use std::time::{Duration, Instant};
@@ -10,9 +13,8 @@ use std::time::{Duration, Instant};
 use common::lab::{qemu_pid, series, signal, Lab, LpLine, Vmpulse};
 
 const POLL: f64 = 1.0;
-/// LIBVIRT_TIMEOUT for vmpulse: how long the first call on the hung monitor
-/// blocks before the cycle is retried on another connection.
-const TIMEOUT_S: f64 = 3.0;
+/// The longest allowed gap between a healthy guest's samples.
+const MAX_GAP: f64 = 1.5 * POLL;
 
 /// Sample instants (vm_metrics line timestamps) of `vm` in `[from, to]`.
 fn sample_times(lines: &[LpLine], vm: &str, from: f64, to: f64) -> Vec<f64> {
@@ -32,7 +34,7 @@ fn longest_gap(times: &[f64], from: f64, to: f64) -> f64 {
 }
 
 /// Checks that every healthy guest was sampled all through `[from, to]`:
-/// no gap longer than one timed-out call plus two poll intervals.
+/// no gap longer than [`MAX_GAP`] (edges included), and most cycles there.
 fn healthy_guests_kept_their_samples(
     lines: &[LpLine],
     healthy: &[String],
@@ -41,10 +43,15 @@ fn healthy_guests_kept_their_samples(
     what: &str,
 ) -> Vec<String> {
     let mut failures = Vec::new();
-    let allowed = TIMEOUT_S + 0.5 + 2.0 * POLL + 1.0;
+    let allowed = MAX_GAP;
     for g in healthy {
         let times = sample_times(lines, g, from, to);
-        let gap = longest_gap(&times, from, to);
+        // The gap that spans `from` counts from the sample before it.
+        let before = sample_times(lines, g, from - 10.0 * POLL, from)
+            .last()
+            .copied()
+            .unwrap_or(from);
+        let gap = longest_gap(&times, before, to);
         let want = ((to - from - allowed) / POLL * 0.7).floor().max(1.0) as usize;
         eprintln!(
             "{what}: '{g}' {} samples in {:.1} s, longest gap {gap:.2} s",
@@ -62,6 +69,41 @@ fn healthy_guests_kept_their_samples(
     failures
 }
 
+/// Checks a run that started with a QEMU already stopped: the first healthy
+/// sample comes from the first cycle (not after a timed-out call), and gaps
+/// count from it (process start-up is not the collector's).
+fn sampled_from_the_start(
+    lines: &[LpLine],
+    healthy: &[String],
+    start_at: f64,
+    cont_at: f64,
+    what: &str,
+) -> Vec<String> {
+    let first = healthy
+        .iter()
+        .filter_map(|g| sample_times(lines, g, start_at, cont_at).first().copied())
+        .fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "{what}: first healthy sample {:.2} s after the start",
+        first - start_at
+    );
+    let mut failures = Vec::new();
+    if first - start_at > 2.0 * POLL + 1.0 {
+        failures.push(format!(
+            "{what}: the first healthy sample came {:.2} s after the start",
+            first - start_at
+        ));
+    }
+    failures.extend(healthy_guests_kept_their_samples(
+        lines,
+        healthy,
+        first.min(cont_at),
+        cont_at,
+        what,
+    ));
+    failures
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "lab-tests"),
@@ -72,7 +114,8 @@ fn other_guests_keep_their_samples_while_one_qemu_is_stopped() {
     let stuck = guests[1].clone();
     let healthy: Vec<String> = guests.iter().filter(|g| **g != stuck).cloned().collect();
     let pid = qemu_pid(&stuck);
-    let env = [("LIBVIRT_TIMEOUT", "3")];
+    // The default LIBVIRT_TIMEOUT (10 s): the hung call must not be waited for.
+    let env: [(&str, &str); 0] = [];
     let mut failures = Vec::new();
 
     // 1. vmpulse runs, then the QEMU stops, then it resumes.
@@ -113,25 +156,42 @@ fn other_guests_keep_their_samples_while_one_qemu_is_stopped() {
     let mut vm = Vmpulse::start(POLL, &env);
     vm.keep_running_until(Instant::now() + Duration::from_secs(10));
     // vmpulse's first call now holds the stopped guest's monitor: a sample of
-    // our own (NOWAIT) answers at once and marks that guest, and only it.
+    // our own (NOWAIT) answers at once and marks that guest, and only it. A
+    // healthy guest is marked too when vmpulse's own cycle holds its monitor
+    // at that instant (two samplers race): that must not happen three times.
     let mut src =
         vmpulse::collector::source::LibvirtSource::open(common::lab::URI, Duration::from_secs(60))
             .expect("open qemu:///system");
-    let t0 = Instant::now();
-    let sample = src
-        .sample(Instant::now() + Duration::from_secs(10))
-        .expect("sample while one monitor hangs");
-    let took = t0.elapsed();
-    let marked: Vec<&str> = sample
-        .domains
-        .iter()
-        .filter(|d| d.monitor_stuck.is_some())
-        .map(|d| d.name.as_str())
-        .collect();
-    eprintln!("own sample while '{stuck}' hangs: {took:?}, marked stuck: {marked:?}");
-    if marked != [stuck.as_str()] || took > Duration::from_secs(2) {
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let sample = src
+            .sample(Instant::now() + Duration::from_secs(10))
+            .expect("sample while one monitor hangs");
+        let took = t0.elapsed();
+        let marked: Vec<String> = sample
+            .domains
+            .iter()
+            .filter(|d| d.monitor_stuck.is_some())
+            .map(|d| d.name.clone())
+            .collect();
+        eprintln!("own sample while '{stuck}' hangs: {took:?}, marked stuck: {marked:?}");
+        let only_stuck = marked == [stuck.clone()];
+        tries.push((took, marked));
+        if only_stuck
+            || took > Duration::from_secs(2)
+            || !tries.iter().all(|t| t.1.contains(&stuck))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(330));
+    }
+    let ok = tries.last().is_some_and(|(took, marked)| {
+        *marked == [stuck.clone()] && *took <= Duration::from_secs(2)
+    });
+    if !ok {
         failures.push(format!(
-            "a sample while '{stuck}' hangs took {took:?} and marked {marked:?} (want only '{stuck}', fast)"
+            "samples while '{stuck}' hangs (took, marked): {tries:?} (want only '{stuck}', fast)"
         ));
     }
     vm.keep_running_until(Instant::now() + Duration::from_secs(10));
@@ -142,14 +202,36 @@ fn other_guests_keep_their_samples_while_one_qemu_is_stopped() {
     let log = vm.log_text();
     assert!(status.success(), "vmpulse: {status}\n{log}");
     let lines = vm.lines();
-    // The first cycle waits for the hung call once (LIBVIRT_TIMEOUT) before
-    // retrying on another connection: count from there.
-    failures.extend(healthy_guests_kept_their_samples(
+    failures.extend(sampled_from_the_start(
         &lines,
         &healthy,
-        start_at + 1.0,
+        start_at,
         cont_at,
         "started after the stop",
+    ));
+
+    // 3. Two of the three QEMUs are stopped when vmpulse starts: the second
+    // call, which passes the first hung monitor by, hangs in the other one.
+    let pids = [qemu_pid(&guests[1]), qemu_pid(&guests[2])];
+    for p in pids {
+        signal(p, libc::SIGSTOP);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let start_at = common::lab::wall_secs();
+    let mut vm = Vmpulse::start(POLL, &env);
+    vm.keep_running_until(Instant::now() + Duration::from_secs(12));
+    let cont_at = common::lab::wall_secs();
+    for p in pids {
+        signal(p, libc::SIGCONT);
+    }
+    let status = vm.terminate();
+    assert!(status.success(), "vmpulse: {status}\n{}", vm.log_text());
+    failures.extend(sampled_from_the_start(
+        &vm.lines(),
+        &guests[..1],
+        start_at,
+        cont_at,
+        "two stopped before the start",
     ));
     assert!(
         failures.is_empty(),

@@ -274,3 +274,25 @@ fn cpu_split_is_left_out_without_per_vcpu_counters() {
     }
     assert!(text.contains("cpu_usage_percent="), "{text}");
 }
+
+#[test]
+fn held_monitors_answers_with_none_held_on_an_idle_host() {
+    // The poller's probe: the test driver answers virDomainGetControlInfo
+    // ("ok" for every domain), so nothing is blamed and no call is doubled.
+    let src = LibvirtSource::open(&fixture_uri(), TTL).expect("open test driver");
+    let held = src.held_monitors().expect("probe answers");
+    assert!(held.is_empty(), "{held:?}");
+}
+
+#[tokio::test]
+async fn the_poller_samples_the_fixture_within_one_cycle() {
+    use vmpulse::collector::poll::Poller;
+    let p = Poller::new(&fixture_uri(), TTL, Duration::from_secs(10));
+    let s = p
+        .cycle(Duration::from_secs(1))
+        .await
+        .expect("cycle on the test driver");
+    assert_eq!(s.domains.len(), expected().len());
+    assert!(s.domains.iter().all(|d| d.monitor_stuck.is_none()));
+    assert_eq!(p.held_calls(), 0, "no call left running");
+}

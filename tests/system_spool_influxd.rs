@@ -11,6 +11,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DOMAINS: usize = 100;
@@ -244,10 +246,15 @@ fn outage_of_a_minute_loses_nothing_and_does_not_spin() {
     assert_eq!(counter(&log, "lines_dropped"), 0, "{log}");
     assert_eq!(counter(&log, "lines_rejected"), 0, "{log}");
     assert_eq!(counter(&log, "unsent"), 0, "{log}");
+    assert_eq!(counter(&log, "unaccounted"), 0, "{log}");
     assert_eq!(
         stored(&influx, "outage"),
         queued,
         "InfluxDB holds every queued line"
+    );
+    eprintln!(
+        "{}",
+        log.lines().find(|l| l.contains("final:")).unwrap_or("")
     );
     // A busy loop costs a whole core; 100 domains in a debug build cost a few %.
     assert!(
@@ -290,6 +297,8 @@ fn sigkill_during_an_outage_then_restart_loses_nothing() {
     let (code, log2) = second.stop();
     assert_eq!(code, Some(0), "{log2}");
     assert_eq!(counter(&log2, "lines_dropped"), 0, "{log2}");
+    assert_eq!(counter(&log2, "unaccounted"), 0, "{log2}");
+    assert!(counter(&log2, "lines_recovered") > 0, "{log2}");
     assert!(
         log2.contains("to replay"),
         "the second run found the first run's spool:\n{log2}"
@@ -427,4 +436,116 @@ fn unusable_spool_dir_exits_2_and_a_torn_segment_is_skipped() {
     assert!(log.contains("torn or corrupt tail"), "{log}");
     assert_eq!(counter(&log, "lines_rejected"), 0, "{log}");
     assert_eq!(influx.count("torn", "spooltest", "v"), 5);
+}
+
+/// Descriptors vmpulse holds now.
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Holds up to `max` idle connections to `sock`; every 3 s the 20 oldest
+/// (those the process accepted) are closed and replaced, so that at its
+/// descriptor limit the process's own calls now and then win a descriptor.
+fn flood(sock: PathBuf, max: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut held = std::collections::VecDeque::new();
+        let mut opened = 0;
+        let mut tick = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            if held.len() < max {
+                if let Ok(c) = std::os::unix::net::UnixStream::connect(&sock) {
+                    held.push_back(c);
+                    opened += 1;
+                }
+            }
+            tick += 1;
+            if tick.is_multiple_of(150) {
+                held.drain(..held.len().min(20));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        opened
+    })
+}
+
+/// File descriptors run out during an outage: the process's limit is set
+/// just above what it uses, and idle connections to its control socket take
+/// the rest, so appends to a new segment, replay reads and connects to
+/// InfluxDB fail with EMFILE at random points while InfluxDB is down and
+/// after it is back. Nothing is lost and nothing uncounted: the final
+/// counters balance and InfluxDB holds every queued line.
+#[test]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs influxd 1.x on PATH and prlimit: cargo test --features system-tests"
+)]
+fn fd_exhaustion_during_an_outage_loses_nothing() {
+    let mut influx = common::InfluxD::start();
+    influx.create_db("emfile");
+    let s = Setup::new();
+    // Segments of 1 MB: a new file is needed every few seconds. The memory
+    // queue (default) holds lines while the spool rests after an EMFILE.
+    let env = [
+        ("BATCH_MAX_LINES", "500"),
+        ("SPOOL_MAX_BYTES", "8000000"),
+        ("VMPULSE_LOG", "info,vmpulse=debug"),
+    ];
+    let vm = s.start(&influx, "emfile", &env, 1);
+    vm.wait_status(Duration::from_secs(20), "collections", |l| {
+        status_num(l, "collections") >= 3
+    });
+    let limit = open_fds(vm.pid()) + 16;
+    let set = Command::new("prlimit")
+        .args(["--pid", &vm.pid().to_string()])
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("run prlimit");
+    assert!(set.success(), "prlimit failed");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = flood(s.spool.with_file_name("vmpulse-1.sock"), 200, stop.clone());
+    std::thread::sleep(Duration::from_secs(5));
+    influx.stop();
+    let mut at_limit = Vec::new();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_secs(5));
+        at_limit.push(open_fds(vm.pid()));
+    }
+    influx.start_again();
+    std::thread::sleep(Duration::from_secs(20));
+    stop.store(true, Ordering::Relaxed);
+    let opened = flooder.join().expect("flood thread");
+    vm.wait_status(Duration::from_secs(60), "the spool to drain", |l| {
+        spool_lines(l) == 0
+    });
+    let (code, log) = vm.stop();
+    let emfile = log.matches("os error 24").count();
+    let kinds = [
+        "cannot write the spool",
+        "cannot read the spool",
+        "tcp open error",
+    ]
+    .map(|k| {
+        (
+            k,
+            log.lines()
+                .filter(|l| l.contains(k) && l.contains("os error 24"))
+                .count(),
+        )
+    });
+    eprintln!("EMFILE by kind: {kinds:?}");
+    eprintln!(
+        "fd limit {limit} ({at_limit:?} open during the outage), {opened} connections opened, {emfile} EMFILE errors logged\n{}",
+        log.lines().find(|l| l.contains("final:")).unwrap_or("")
+    );
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(counter(&log, "unaccounted"), 0, "{log}");
+    assert_eq!(counter(&log, "lines_dropped"), 0, "{log}");
+    assert_eq!(counter(&log, "unsent"), 0, "{log}");
+    assert_eq!(counter(&log, "spooled"), 0, "{log}");
+    assert!(!log.contains("rest skipped"), "{log}");
+    assert_eq!(
+        stored(&influx, "emfile"),
+        counter(&log, "lines_queued"),
+        "InfluxDB holds every queued line"
+    );
 }

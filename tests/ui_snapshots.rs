@@ -306,6 +306,7 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
         used_bulk: true,
         monitor_stuck_vms: 0,
         monitor_stuck_samples: 0,
+        libvirt_calls_held: 0,
         last_error: None,
     };
     s.vms = vms;
@@ -320,6 +321,8 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
         lines_rejected: 0,
         write_retries: 0,
         requests_in_flight: 1,
+        lines_in_flight: 0,
+        lines_recovered: 0,
         last_write_ok: Some(taken_at - Duration::from_millis(700)),
         last_error: None,
         last_error_at: None,

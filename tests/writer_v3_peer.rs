@@ -19,6 +19,7 @@ const TOKEN: &str = "s3cr3t-token-value";
 
 #[derive(Debug, Clone)]
 struct Req {
+    method: String,
     target: String,
     headers: BTreeMap<String, String>,
     raw_len: usize,
@@ -33,6 +34,8 @@ struct Reply {
     headers: Vec<(&'static str, String)>,
     body: String,
     delay: Duration,
+    /// Announce a 1 GiB body, send this many bytes of it, then hold the connection.
+    endless_body: Option<usize>,
 }
 
 impl Reply {
@@ -42,6 +45,7 @@ impl Reply {
             headers: vec![],
             body: String::new(),
             delay: Duration::ZERO,
+            endless_body: None,
         }
     }
 }
@@ -158,16 +162,16 @@ fn serve(sock: TcpStream, st: Arc<PeerState>) {
         let mut parts = head[0].split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let target = parts.next().unwrap_or("").to_string();
-        assert_eq!(method, "POST", "writer only POSTs");
         let headers: BTreeMap<String, String> = head[1..]
             .iter()
             .filter_map(|h| h.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
+        // A followed redirect turns the POST into a GET without a body.
         let len: usize = headers
             .get("content-length")
             .and_then(|v| v.parse().ok())
-            .expect("writer sends Content-Length");
+            .unwrap_or(0);
         let mut raw = vec![0u8; len];
         let mut got = 0;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -189,8 +193,12 @@ fn serve(sock: TcpStream, st: Arc<PeerState>) {
             raw.clone()
         };
         let text = String::from_utf8(body).expect("utf-8 body");
-        assert!(text.ends_with('\n'), "body ends with a newline");
+        assert!(
+            method != "POST" || text.ends_with('\n'),
+            "body ends with a newline"
+        );
         let mut req = Req {
+            method,
             target,
             headers,
             raw_len: len,
@@ -215,6 +223,11 @@ fn serve(sock: TcpStream, st: Arc<PeerState>) {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        if let Some(sent) = reply.endless_body {
+            endless(&mut writer, reply.status, sent, &st);
+            st.active.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
         let mut resp = format!(
             "HTTP/1.1 {} X\r\nContent-Length: {}\r\n",
             reply.status,
@@ -232,6 +245,29 @@ fn serve(sock: TcpStream, st: Arc<PeerState>) {
         if writer.write_all(resp.as_bytes()).is_err() {
             break 'conn;
         }
+    }
+}
+
+/// A body announced as 1 GiB: `sent` bytes of it, then nothing until the peer stops.
+fn endless(writer: &mut TcpStream, status: u16, sent: usize, st: &PeerState) {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n",
+        1u64 << 30
+    );
+    if writer.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let chunk = vec![b'x'; 8192];
+    let mut left = sent;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        if writer.write_all(&chunk[..n]).is_err() {
+            return;
+        }
+        left -= n;
+    }
+    while !st.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -737,4 +773,82 @@ fn common_vm(name: &str) -> vmpulse::model::VmSnapshot {
         memory: None,
         derived: None,
     }
+}
+
+/// A proxy that answers the write with a redirect to a page that says 200:
+/// the redirect is not followed (a POST turned into a GET would "succeed"),
+/// nothing counts as written, and the error names where it pointed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_is_an_error_naming_the_location_never_a_write() {
+    for status in [301u16, 302, 307, 308] {
+        let peer = Peer::start(move |req, _| {
+            if req.target.starts_with("/api/v3/") {
+                Reply {
+                    headers: vec![("Location", "/login?next=write".into())],
+                    ..Reply::status(status)
+                }
+            } else {
+                Reply {
+                    body: "<html>welcome</html>".into(),
+                    ..Reply::status(200)
+                }
+            }
+        });
+        let w = WriterHandle::start(&config(&peer.url())).expect("start");
+        w.enqueue(lines("r", 10));
+        let failing = wait_for(Duration::from_secs(5), || {
+            w.stats().state == WriterState::Failing
+        })
+        .await;
+        let stats = w.shutdown(Duration::from_millis(200)).await;
+        assert!(failing, "{status}: {stats:?}");
+        assert_eq!(
+            stats.lines_written, 0,
+            "{status}: a redirect is not a write"
+        );
+        let err = stats.last_error.unwrap_or_default();
+        assert!(
+            err.contains(&status.to_string()) && err.contains("/login?next=write"),
+            "{status}: {err}"
+        );
+        let reqs = peer.requests();
+        assert!(
+            reqs.iter()
+                .all(|r| r.method == "POST" && r.target.starts_with("/api/v3/")),
+            "{status}: the redirect was followed: {:?}",
+            reqs.iter()
+                .map(|r| (&r.method, &r.target))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+/// An error body that never ends (announced as 1 GiB, then silence): the
+/// writer reads at most 64 KiB of it, classifies the answer and retries,
+/// instead of holding the request until its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_body_is_capped_not_read_to_the_end() {
+    let peer = Peer::start(|_, i| {
+        if i == 0 {
+            Reply {
+                endless_body: Some(256 << 10),
+                ..Reply::status(503)
+            }
+        } else {
+            Reply::status(204)
+        }
+    });
+    let mut c = config(&peer.url());
+    c.influx.request_timeout = Duration::from_secs(30);
+    let w = WriterHandle::start(&c).expect("start");
+    let sent = lines("b", 5);
+    w.enqueue(sent.clone());
+    let started = Instant::now();
+    assert_eq!(w.flush(Duration::from_secs(10)).await, 0);
+    let took = started.elapsed();
+    let stats = w.shutdown(Duration::from_secs(1)).await;
+    assert!(took < Duration::from_secs(5), "waited {took:?} on the body");
+    assert_eq!(stats.write_retries, 1);
+    assert_eq!(stats.lines_written, 5);
+    assert_eq!(sorted(peer.accepted_lines()), sorted(sent));
 }

@@ -8,6 +8,7 @@ pub mod fallback;
 pub mod filter;
 pub mod host;
 pub mod poll;
+pub mod schedule;
 pub mod skip;
 pub mod source;
 pub mod state_reason;

@@ -20,8 +20,9 @@ use super::devices::DeviceCache;
 use super::fallback::{self, InfoReading};
 use super::filter::DomainFilter;
 use super::host;
+use super::schedule::HeldMonitor;
 pub use super::skip::SkipNote;
-use crate::model::{BalloonStats, CpuTimes, DomainState, HostInfo, RawDomain};
+use crate::model::{CpuTimes, DomainState, HostInfo, RawDomain};
 
 /// One cycle's raw readings.
 #[derive(Debug, Clone)]
@@ -166,6 +167,31 @@ impl LibvirtSource {
     /// `Some(true)` once the bulk call worked, `Some(false)` if the driver lacks it.
     pub fn bulk_supported(&self) -> Option<bool> {
         self.bulk_supported
+    }
+
+    /// Active domains whose QEMU monitor another call holds, and for how
+    /// long. Neither the listing nor `virDomainGetControlInfo` waits for a
+    /// monitor, so this answers while a stats call hangs in one. A domain
+    /// whose control info fails (gone meanwhile, a driver without the call)
+    /// is simply not held.
+    pub fn held_monitors(&self) -> Result<Vec<HeldMonitor>, SourceError> {
+        let doms = self
+            .conn
+            .list_all_domains(virt_sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            .map_err(|e| SourceError::List {
+                uri: self.uri.clone(),
+                message: e.message().to_string(),
+            })?;
+        Ok(doms
+            .iter()
+            .filter_map(|d| {
+                let held_for = fallback::monitor_busy(d).ok().flatten()?;
+                Some(HeldMonitor {
+                    name: d.name().ok()?,
+                    held_for,
+                })
+            })
+            .collect())
     }
 
     /// Reads every domain once. Stops starting new per-domain calls after
@@ -433,25 +459,7 @@ impl Needs {
 
 /// The domain before any reading: identity only.
 fn identity(l: &Listed) -> RawDomain {
-    RawDomain {
-        uuid: l.uuid.clone(),
-        id: l.id,
-        name: l.name.clone(),
-        state: DomainState::NoState,
-        state_reason: 0,
-        vcpus: None,
-        max_mem_kib: None,
-        cur_mem_kib: None,
-        cpu: None,
-        balloon: BalloonStats::default(),
-        vcpu_times_ns: Vec::new(),
-        vcpu_delays_ns: Vec::new(),
-        monitor_stuck: None,
-        nics: Vec::new(),
-        disks: Vec::new(),
-        mono: l.stamp.mono,
-        wall_ns: l.stamp.wall_ns,
-    }
+    RawDomain::identity(&l.uuid, l.id, &l.name, l.stamp.mono, l.stamp.wall_ns)
 }
 
 /// State, reason and when they were read: from the bulk record, else one call.
@@ -480,15 +488,24 @@ fn read_info(dom: &Domain) -> Result<(InfoReading, Stamp), VirtError> {
 }
 
 /// How long the domain's monitor has been held by another call, when the
-/// bulk record shows it could not be queried: with a working monitor, qemu
-/// always reports `balloon.rss`; without the job only `balloon.current` and
-/// `balloon.maximum` come back.
+/// bulk record may lack what needs it (see [`may_lack_monitor_data`]).
+/// Per-domain calls would then wait for the same monitor (a hung QEMU: for
+/// ever), so the caller reports the bulk record and marks the VM instead.
 fn monitor_stuck(dom: &Domain, b: &BulkStats) -> Option<Duration> {
-    let bal = b.balloon.as_ref()?;
-    if b.cpu.is_none() || bal.rss_kib.is_some() {
+    if !may_lack_monitor_data(b) {
         return None;
     }
     fallback::monitor_busy(dom).ok().flatten()
+}
+
+/// Whether a bulk record may have been read without the domain's monitor.
+/// Only a driver whose bulk call reports counters (qemu) has one; with a
+/// working monitor qemu always reports `balloon.rss`, without the job only
+/// `balloon.current` and `balloon.maximum` come back. A domain without a
+/// balloon device never has `rss`, and its balloon fallback call takes the
+/// monitor too: it is checked as well. Pure.
+fn may_lack_monitor_data(b: &BulkStats) -> bool {
+    b.cpu.is_some() && b.balloon.as_ref().and_then(|x| x.rss_kib).is_none()
 }
 
 /// Everything the bulk record supplied.
@@ -532,6 +549,35 @@ mod tests {
     #[test]
     fn source_is_send() {
         assert_send::<LibvirtSource>();
+    }
+
+    #[test]
+    fn only_counter_records_without_balloon_rss_need_a_monitor_check() {
+        let cpu = Some(CpuTimes {
+            time_ns: 1,
+            user_ns: None,
+            system_ns: None,
+        });
+        let with_rss = Some(crate::model::BalloonStats {
+            rss_kib: Some(1),
+            ..Default::default()
+        });
+        let no_rss = Some(crate::model::BalloonStats {
+            current_kib: Some(1),
+            ..Default::default()
+        });
+        let rec = |cpu, balloon| BulkStats {
+            cpu,
+            balloon,
+            ..Default::default()
+        };
+        // qemu with its monitor: nothing to check.
+        assert!(!may_lack_monitor_data(&rec(cpu, with_rss)));
+        // qemu without the monitor job (NOWAIT passed it by), or without a balloon.
+        assert!(may_lack_monitor_data(&rec(cpu, no_rss)));
+        assert!(may_lack_monitor_data(&rec(cpu, None)));
+        // The test driver's state-only records: no monitor at all.
+        assert!(!may_lack_monitor_data(&rec(None, None)));
     }
 
     #[test]

@@ -226,7 +226,7 @@ settings! {
         uri: String = Text { default: qemu_system, value_name: "URI" },
             Meta::key("libvirt.uri").env(&["LIBVIRT_URI", "LIBVIRT_DEFAULT_URI"])
                 .flag("connect").short('c');
-        /// Seconds one sampling cycle's libvirt calls may take before the rest is skipped.
+        /// Seconds one sampling cycle's libvirt calls may take before the rest is skipped (a call stuck in one VM's QEMU monitor is given up for that VM after a quarter of the poll interval, at most half this timeout).
         timeout: Duration = Seconds::new(10.0),
             Meta::key("libvirt.timeout").env(&["LIBVIRT_TIMEOUT"]);
         /// Seconds device names read from domain XML are reused.

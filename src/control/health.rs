@@ -215,6 +215,8 @@ mod tests {
             lines_replayed: 0,
             segments_dropped: 0,
             corrupt_skipped: 0,
+            lines_recovered: 0,
+            lines_dropped: 0,
         })
     }
 

@@ -93,7 +93,7 @@ fn service_series(s: &Snapshot, started_at: SystemTime) -> Vec<Series> {
         series(
             "vmpulse_lines_dropped_total",
             "counter",
-            "Lines dropped (queue full, output closed, flush timeout).",
+            "Lines dropped (queue full, spool full or corrupt, output closed, flush timeout).",
             w.lines_dropped as f64,
         ),
         series(
@@ -107,6 +107,24 @@ fn service_series(s: &Snapshot, started_at: SystemTime) -> Vec<Series> {
             "counter",
             "Write requests retried.",
             w.write_retries as f64,
+        ),
+        series(
+            "vmpulse_lines_in_flight",
+            "gauge",
+            "Live lines on the wire (replayed ones count in vmpulse_spool_lines).",
+            w.lines_in_flight as f64,
+        ),
+        series(
+            "vmpulse_spool_lines_recovered_total",
+            "counter",
+            "Lines found in the spool at start (left by an earlier run).",
+            w.lines_recovered as f64,
+        ),
+        series(
+            "vmpulse_lines_unaccounted",
+            "gauge",
+            "Lines queued or recovered and not written, rejected, dropped, spooled, queued or in flight (0 when all are accounted for).",
+            w.unaccounted() as f64,
         ),
         series(
             "vmpulse_queue_depth",

@@ -89,6 +89,16 @@ pub struct WriterView {
     pub queue_depth: usize,
     pub queue_capacity: usize,
     pub requests_in_flight: usize,
+    /// Live lines on the wire (replayed ones count in the spool's `lines`).
+    #[serde(default)]
+    pub lines_in_flight: usize,
+    /// Lines found in the spool at start.
+    #[serde(default)]
+    pub lines_recovered: u64,
+    /// `lines_queued + lines_recovered` minus written, rejected, dropped,
+    /// spooled, queued and in flight: 0 when every line is accounted for.
+    #[serde(default)]
+    pub lines_unaccounted: i64,
     pub last_write_ok: Option<String>,
     pub last_error: Option<String>,
     /// When `last_error` happened; before `last_write_ok`: writes succeed since.
@@ -210,6 +220,9 @@ pub fn status(
             queue_depth: w.queue_depth,
             queue_capacity: w.queue_capacity,
             requests_in_flight: w.requests_in_flight,
+            lines_in_flight: w.lines_in_flight,
+            lines_recovered: w.lines_recovered,
+            lines_unaccounted: w.unaccounted(),
             last_write_ok: w.last_write_ok.map(rfc3339),
             last_error: w.last_error.clone(),
             last_error_at: w.last_error_at.map(rfc3339),

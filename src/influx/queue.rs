@@ -25,6 +25,28 @@ pub(crate) struct Buf {
     pub queue_bytes: usize,
     drops_logged: bool,
     last_drop_log: Option<Instant>,
+    /// Lines `enqueue` took in and dropped at once, all time.
+    pub enq_queued: u64,
+    pub enq_dropped: u64,
+    /// The counters as the task left them after its last step.
+    books: Books,
+}
+
+/// Every counter of the equation at one instant, taken by the task between
+/// two of its steps (no line half way between two counters). Readers add
+/// what `enqueue` did since, which moves lines only between `queued`,
+/// `depth` and `dropped`, so what they see always balances.
+#[derive(Default, Clone)]
+struct Books {
+    queued: u64,
+    written: u64,
+    rejected: u64,
+    dropped: u64,
+    depth: usize,
+    in_flight_lines: usize,
+    spool: Option<SpoolStats>,
+    enq_queued: u64,
+    enq_dropped: u64,
 }
 
 impl Buf {
@@ -106,6 +128,7 @@ pub(crate) struct Shared {
     pub lines_rejected: AtomicU64,
     pub write_retries: AtomicU64,
     pub in_flight: AtomicUsize,
+    /// Live lines on the wire (replayed ones stay counted in the spool).
     pub in_flight_lines: AtomicUsize,
     pub closed: AtomicBool,
     /// Turns of the task's loop: a busy loop shows up here (tests).
@@ -168,30 +191,55 @@ impl Shared {
         }
     }
 
-    /// Lines in memory or on the wire (not counting the spool).
+    /// Lines in memory or on the wire (not counting the spool's).
     pub fn unsent(&self) -> usize {
         lock(&self.buf).depth() + self.in_flight_lines.load(Ordering::Relaxed)
     }
 
-    pub fn stats(&self) -> WriterStats {
-        let depth = lock(&self.buf).depth();
+    /// Records the books; only the task calls this, between two of its steps.
+    pub fn close_books(&self) {
         let spool = lock(&self.spool).clone();
+        let mut buf = lock(&self.buf);
+        buf.books = Books {
+            queued: self.lines_queued.load(Ordering::Relaxed),
+            written: self.lines_written.load(Ordering::Relaxed),
+            rejected: self.lines_rejected.load(Ordering::Relaxed),
+            dropped: self.lines_dropped.load(Ordering::Relaxed),
+            depth: buf.depth(),
+            in_flight_lines: self.in_flight_lines.load(Ordering::Relaxed),
+            spool,
+            enq_queued: buf.enq_queued,
+            enq_dropped: buf.enq_dropped,
+        };
+    }
+
+    /// The counters: the task's last books plus what `enqueue` did since.
+    pub fn stats(&self) -> WriterStats {
+        let (b, new_queued, new_dropped) = {
+            let buf = lock(&self.buf);
+            let b = buf.books.clone();
+            let q = buf.enq_queued - b.enq_queued;
+            let d = buf.enq_dropped - b.enq_dropped;
+            (b, q, d)
+        };
         let st = lock(&self.status);
         WriterStats {
             state: st.state.clone(),
             endpoint: self.endpoint.clone(),
-            lines_queued: self.lines_queued.load(Ordering::Relaxed),
-            queue_depth: depth,
+            lines_queued: b.queued + new_queued,
+            queue_depth: (b.depth as u64 + new_queued - new_dropped) as usize,
             queue_capacity: self.capacity,
-            lines_written: self.lines_written.load(Ordering::Relaxed),
-            lines_dropped: self.lines_dropped.load(Ordering::Relaxed),
-            lines_rejected: self.lines_rejected.load(Ordering::Relaxed),
+            lines_written: b.written,
+            lines_dropped: b.dropped + new_dropped,
+            lines_rejected: b.rejected,
             write_retries: self.write_retries.load(Ordering::Relaxed),
             requests_in_flight: self.in_flight.load(Ordering::Relaxed),
+            lines_in_flight: b.in_flight_lines,
+            lines_recovered: b.spool.as_ref().map_or(0, |s| s.lines_recovered),
             last_write_ok: st.last_write_ok,
             last_error: st.last_error.clone(),
             last_error_at: st.last_error_at,
-            spool,
+            spool: b.spool,
         }
     }
 }

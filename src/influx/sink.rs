@@ -12,13 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use futures::future::BoxFuture;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{
+    HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+};
 
 use crate::config::{Config, InfluxApi, OutputTarget, Secret};
 use crate::influx::queue::lock;
 use crate::influx::retry::{self, Outcome};
 use crate::influx::writer::WriterError;
 use crate::model::WriterState;
+
+/// At most this much of a response body is read: InfluxDB's answers are
+/// small, and a proxy or a hostile peer must not make us buffer gigabytes.
+pub const MAX_RESPONSE_BODY: usize = 64 << 10;
 
 /// One batch of lines (no trailing newlines), shared with the task so that a
 /// send that panics never takes its lines with it.
@@ -141,6 +147,9 @@ impl HttpSink {
         };
         let client = reqwest::Client::builder()
             .timeout(ic.request_timeout)
+            // A followed 301/302 turns the POST into a GET that a proxy page
+            // may answer 2xx: the batch would count as written. Never follow.
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(ic.max_in_flight.max(1))
             .build()
             .map_err(|e| WriterError::Setup(format!("cannot build the HTTP client: {e}")))?;
@@ -167,34 +176,72 @@ impl HttpSink {
             Auth::Header(v) => req.header(AUTHORIZATION, v.clone()),
             Auth::Basic { user, password } => req.basic_auth(user, Some(password.expose())),
         };
-        let resp = match req.body(body).send().await {
+        let mut resp = match req.body(body).send().await {
             Ok(r) => r,
             Err(e) => return retry::network_error(&error_chain(&e)),
         };
         let status = resp.status().as_u16();
+        if (300..400).contains(&status) {
+            return redirect(status, resp.headers().get(LOCATION));
+        }
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        match resp.bytes().await {
-            Ok(bytes) => retry::classify_for(
-                self.api,
-                status,
-                retry_after.as_deref(),
-                &bytes,
-                SystemTime::now(),
-            ),
-            // The status alone decides when the body cannot be read.
-            Err(_) => retry::classify_for(
-                self.api,
-                status,
-                retry_after.as_deref(),
-                b"",
-                SystemTime::now(),
-            ),
+        // The status alone decides when the body cannot be read.
+        let body = read_capped(&mut resp, MAX_RESPONSE_BODY).await;
+        retry::classify_for(
+            self.api,
+            status,
+            retry_after.as_deref(),
+            &body,
+            SystemTime::now(),
+        )
+    }
+}
+
+/// Up to `cap` bytes of the body; what follows is never read (the
+/// connection is dropped with the response). A read error ends it early.
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(cap - body.len());
+                body.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
         }
     }
+    body
+}
+
+/// A 3xx is an error for the operator: the lines are kept and retried slowly
+/// (never counted as written); the message names where it pointed.
+fn redirect(status: u16, location: Option<&HeaderValue>) -> Outcome {
+    let to = location
+        .and_then(|v| v.to_str().ok())
+        .map(mask_location)
+        .unwrap_or_else(|| "no Location".into());
+    Outcome::Failing {
+        status,
+        message: format!(
+            "InfluxDB answered {status} redirecting to {to}; redirects are not followed: set INFLUX_URL / --influx-url to the address that takes writes"
+        ),
+    }
+}
+
+/// A Location without any password it may carry, cut to a readable length.
+fn mask_location(raw: &str) -> String {
+    let shown = match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => raw.to_string(),
+    };
+    shown.chars().take(200).collect()
 }
 
 /// An error and its causes ("error sending request ...: connection refused").
@@ -446,6 +493,25 @@ mod tests {
             Auth::Header(v) => assert_eq!(v.to_str().ok(), Some("Bearer tok")),
             _ => panic!("expected a Bearer header"),
         }
+    }
+
+    #[test]
+    fn redirect_names_the_location_without_its_password() {
+        let v = HeaderValue::from_static("https://u:hunter2@proxy.example/login");
+        match redirect(302, Some(&v)) {
+            Outcome::Failing { status, message } => {
+                assert_eq!(status, 302);
+                assert!(
+                    message.contains("https://u:***@proxy.example/login"),
+                    "{message}"
+                );
+                assert!(!message.contains("hunter2"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(redirect(301, None), Outcome::Failing { message, .. } if message.contains("no Location"))
+        );
     }
 
     #[test]

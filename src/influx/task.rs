@@ -13,8 +13,17 @@
 //!   its capacity, memory lines are appended to the spool. Once writes
 //!   succeed, the spool is replayed oldest first, alternating with live
 //!   batches so that live lines never wait behind the backlog for more than
-//!   one batch. A spool that cannot be written falls back to memory only,
-//!   and is tried again every `SPOOL_RETRY`.
+//!   one batch. A spool that cannot be written or read (disk full, EMFILE,
+//!   EIO) falls back to memory only and is tried again every `SPOOL_RETRY`;
+//!   nothing in it is skipped for an I/O error. A spool that could not be
+//!   opened (still locked by the writer a reload replaces) is opened again
+//!   on the same schedule when the writer was started to retry it.
+//! - Every line is accounted for: `lines_queued + lines_recovered =
+//!   lines_written + lines_rejected + lines_dropped + spooled + queued in
+//!   memory + live lines in flight` (`WriterStats::unaccounted`). Replayed
+//!   lines on the wire stay counted in the spool until acknowledged.
+//! - Spool file work runs through `spool::off_async`, fsyncs on blocking
+//!   threads: a slow disk never stalls the other async tasks.
 //! - Every wait has a deadline: the loop sleeps until a request completes, a
 //!   line or control message arrives, or the earliest of retry time, batch
 //!   age (only when a request could start), fsync, flush and shutdown deadlines.
@@ -31,7 +40,7 @@ use crate::influx::queue::{lock, Shared};
 use crate::influx::retry::{self, Outcome};
 use crate::influx::sink::{Batch, Sink};
 use crate::model::{SpoolState, WriterState, WriterStats};
-use crate::spool::Spool;
+use crate::spool::{off_async, Spool, SpoolConfig};
 
 /// First retry waits at least this long (or `max_backoff`, if smaller).
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
@@ -55,6 +64,8 @@ pub(crate) enum Ctrl {
         deadline: Instant,
         reply: oneshot::Sender<WriterStats>,
     },
+    /// The counters read between two steps of the task (consistent with each other).
+    Stats { reply: oneshot::Sender<WriterStats> },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,8 +88,10 @@ pub(crate) struct SpoolSide {
     spool: Spool,
     /// Batches read back that must be sent again, ahead of unread records.
     again: VecDeque<(u64, Vec<String>)>,
-    /// Why appends fail, and when to try again (memory only until then).
+    /// Why appends or reads fail, and when to try again (memory only until then).
     down: Option<(String, Instant)>,
+    /// The spool's `lines_dropped` already added to the writer's.
+    dropped_seen: u64,
 }
 
 impl SpoolSide {
@@ -87,6 +100,29 @@ impl SpoolSide {
             spool,
             again: VecDeque::new(),
             down: None,
+            dropped_seen: 0,
+        }
+    }
+
+    /// An append or read failed: memory only until `SPOOL_RETRY` has passed.
+    fn failed(&mut self, reason: String) {
+        if self.down.is_none() {
+            tracing::error!(
+                "{reason} ({}); keeping lines in memory only, trying again every {} s",
+                self.spool.dir().display(),
+                SPOOL_RETRY.as_secs_f64()
+            );
+        }
+        self.down = Some((reason, Instant::now() + SPOOL_RETRY));
+    }
+
+    /// An append or read worked: the spool is back if it was down.
+    fn worked(&mut self) {
+        if let Some((reason, _)) = self.down.take() {
+            tracing::info!(
+                "spool {} usable again (was: {reason})",
+                self.spool.dir().display()
+            );
         }
     }
 
@@ -115,6 +151,8 @@ pub(crate) struct Task {
     shutdown: Option<(Instant, oneshot::Sender<WriterStats>)>,
     rejections_logged: u64,
     spool: Option<SpoolSide>,
+    /// A spool to open again (it was locked or unusable), and when.
+    reopen: Option<(SpoolConfig, Instant)>,
     /// Alternates replayed and live batches.
     replay_turn: bool,
 }
@@ -125,8 +163,9 @@ impl Task {
         sink: Arc<dyn Sink>,
         limits: Limits,
         spool: Option<SpoolSide>,
+        reopen: Option<SpoolConfig>,
     ) -> Self {
-        let task = Self {
+        let mut task = Self {
             shared,
             sink,
             limits,
@@ -139,6 +178,7 @@ impl Task {
             shutdown: None,
             rejections_logged: 0,
             spool,
+            reopen: reopen.map(|c| (c, Instant::now() + SPOOL_RETRY)),
             replay_turn: true,
         };
         task.publish_spool();
@@ -151,6 +191,7 @@ impl Task {
         loop {
             shared.loop_turns.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
+            self.reopen_spool(now);
             self.spill(now);
             self.dispatch(now);
             self.sync_spool(now);
@@ -172,6 +213,10 @@ impl Task {
                 msg = ctrl.recv(), if ctrl_open => match msg {
                     Some(Ctrl::Flush { deadline, reply }) => self.flushers.push((deadline, reply)),
                     Some(Ctrl::Shutdown { deadline, reply }) => self.shutdown = Some((deadline, reply)),
+                    Some(Ctrl::Stats { reply }) => {
+                        self.publish_spool();
+                        let _ = reply.send(self.shared.stats());
+                    }
                     None => ctrl_open = false,
                 },
                 _ = shared.notify.notified() => {}
@@ -224,29 +269,13 @@ impl Task {
         let mut rest = batches.into_iter();
         let now = SystemTime::now();
         for batch in rest.by_ref() {
-            match side.spool.append(&batch, now) {
-                Ok(dropped) => {
+            match off_async(|| side.spool.append(&batch, now)) {
+                Ok(()) => {
                     kept += batch.len();
-                    self.shared
-                        .lines_dropped
-                        .fetch_add(dropped, Ordering::Relaxed);
-                    if let Some((reason, _)) = side.down.take() {
-                        tracing::info!(
-                            "spool {} writable again (was: {reason})",
-                            side.spool.dir().display()
-                        );
-                    }
+                    side.worked();
                 }
                 Err(e) => {
-                    let reason = format!("cannot write the spool: {e}");
-                    if side.down.is_none() {
-                        tracing::error!(
-                            "{reason} ({}); keeping lines in memory only, trying again every {} s",
-                            side.spool.dir().display(),
-                            SPOOL_RETRY.as_secs()
-                        );
-                    }
-                    side.down = Some((reason, Instant::now() + SPOOL_RETRY));
+                    side.failed(format!("cannot write the spool: {e}"));
                     let mut unspooled: Vec<Vec<String>> = vec![batch];
                     unspooled.extend(rest);
                     let mut buf = lock(&self.shared.buf);
@@ -260,6 +289,28 @@ impl Task {
             }
         }
         kept
+    }
+
+    /// Opens the spool again when it was locked or unusable and its time has come.
+    fn reopen_spool(&mut self, now: Instant) {
+        let Some((cfg, at)) = &self.reopen else {
+            return;
+        };
+        if *at > now {
+            return;
+        }
+        match off_async(|| Spool::open(cfg)) {
+            Ok(spool) => {
+                tracing::info!("spool {} opened; lines go to disk again", cfg.dir.display());
+                self.spool = Some(SpoolSide::new(spool));
+                self.reopen = None;
+            }
+            Err(e) => {
+                tracing::debug!("spool still not usable: {e}");
+                *lock(&self.shared.spool) = Some(off_stats(cfg, e.to_string()));
+                self.reopen = Some((cfg.clone(), now + SPOOL_RETRY));
+            }
+        }
     }
 
     /// Starts as many requests as the rules allow.
@@ -276,7 +327,10 @@ impl Task {
             let n = batch.len();
             let lines: Batch = Arc::new(batch);
             self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
-            self.shared.in_flight_lines.fetch_add(n, Ordering::Relaxed);
+            // Replayed lines stay counted in the spool until acknowledged.
+            if from.is_none() {
+                self.shared.in_flight_lines.fetch_add(n, Ordering::Relaxed);
+            }
             let handle = self.joins.spawn(self.sink.clone().export(lines.clone()));
             self.in_flight.insert(handle.id(), Sent { lines, from });
         }
@@ -298,9 +352,31 @@ impl Task {
         None
     }
 
+    /// The next batch from the spool. A read that fails (EMFILE, EIO) keeps
+    /// every record and rests the spool until `SPOOL_RETRY` has passed.
     fn next_replayed(&mut self) -> Option<(u64, Vec<String>)> {
+        let usable = self.spool_usable(Instant::now());
         let side = self.spool.as_mut()?;
-        side.again.pop_front().or_else(|| side.spool.next_batch())
+        if let Some(b) = side.again.pop_front() {
+            return Some(b);
+        }
+        // Only a read worth making leaves the async worker (`block_in_place`
+        // hands the worker to another thread: not for nothing on every turn).
+        if !usable || !side.spool.has_unread() {
+            return None;
+        }
+        match off_async(|| side.spool.next_batch()) {
+            Ok(b) => {
+                if b.is_some() {
+                    side.worked();
+                }
+                b
+            }
+            Err(e) => {
+                side.failed(format!("cannot read the spool: {e}"));
+                None
+            }
+        }
     }
 
     /// Whether a live batch would go out now.
@@ -375,10 +451,13 @@ impl Task {
             }
             // A resting spool is tried again at its time (past times need no wake).
             if let Some((_, t)) = side.down.as_ref().filter(|(_, t)| *t > now) {
-                if lock(&self.shared.buf).depth() > 0 {
+                if lock(&self.shared.buf).depth() > 0 || side.spool.has_unread() {
                     at(*t);
                 }
             }
+        }
+        if let Some((_, t)) = &self.reopen {
+            at(*t);
         }
         for (d, _) in &self.flushers {
             at(*d);
@@ -391,19 +470,26 @@ impl Task {
 
     /// Appended records reach the disk at least every fsync interval, off the async threads.
     fn sync_spool(&mut self, now: Instant) {
-        if let Some(file) = self.spool.as_mut().and_then(|s| s.spool.take_sync(now)) {
+        if let Some(job) = self.spool.as_mut().and_then(|s| s.spool.take_sync(now)) {
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = file.sync_data() {
+                if let Err(e) = job.run() {
                     tracing::warn!("spool fsync failed: {e}");
                 }
             });
         }
     }
 
-    fn publish_spool(&self) {
-        if let Some(side) = &self.spool {
+    /// Publishes the spool's counters (lines it dropped join
+    /// `lines_dropped`) and closes the books: call only between two steps.
+    fn publish_spool(&mut self) {
+        if let Some(side) = &mut self.spool {
+            let dropped = side.spool.lines_dropped();
+            let new = dropped.saturating_sub(side.dropped_seen);
+            side.dropped_seen = dropped;
+            self.shared.lines_dropped.fetch_add(new, Ordering::Relaxed);
             *lock(&self.shared.spool) = Some(side.spool.stats(side.state()));
         }
+        self.shared.close_books();
     }
 
     fn answer_flushers(&mut self, now: Instant) {
@@ -446,13 +532,11 @@ impl Task {
         drop(buf);
         self.shared.in_flight.store(0, Ordering::Relaxed);
         self.shared.in_flight_lines.store(0, Ordering::Relaxed);
-        let kept = if self.spool.as_ref().is_some_and(|s| s.down.is_none()) {
-            self.spill_all()
-        } else {
-            0
-        };
+        // One more try even when the spool rests (a failed read, or a disk
+        // that has room again): what fails stays counted as unsent.
+        let kept = self.spill_all();
         if let Some(side) = self.spool.as_mut() {
-            if let Err(e) = side.spool.sync_now() {
+            if let Err(e) = off_async(|| side.spool.sync_now()) {
                 tracing::warn!("spool fsync at exit failed: {e}");
             }
             let st = side.spool.stats(side.state());
@@ -495,7 +579,9 @@ impl Task {
         };
         let n = sent.lines.len();
         self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.shared.in_flight_lines.fetch_sub(n, Ordering::Relaxed);
+        if sent.from.is_none() {
+            self.shared.in_flight_lines.fetch_sub(n, Ordering::Relaxed);
+        }
         let lines = unwrap_batch(sent.lines);
         match outcome {
             Ok(outcome) => self.handle(lines, sent.from, outcome),
@@ -531,7 +617,8 @@ impl Task {
             .lines_written
             .fetch_add(delivered as u64, Ordering::Relaxed);
         if let (Some(seg), Some(side)) = (from, self.spool.as_mut()) {
-            side.spool.ack(seg, n, delivered);
+            // May delete a finished segment file: off the async workers too.
+            off_async(|| side.spool.ack(seg, n, delivered));
         }
     }
 
@@ -698,6 +785,22 @@ impl Task {
 /// The lines of a finished request (the task holds the only other reference).
 fn unwrap_batch(b: Batch) -> Vec<String> {
     Arc::try_unwrap(b).unwrap_or_else(|shared| shared.as_ref().clone())
+}
+
+/// Spool counters for a spool this writer runs without.
+pub(crate) fn off_stats(cfg: &SpoolConfig, reason: String) -> crate::model::SpoolStats {
+    crate::model::SpoolStats {
+        dir: cfg.dir.display().to_string(),
+        state: SpoolState::Off { reason },
+        bytes: 0,
+        lines: 0,
+        oldest: None,
+        lines_replayed: 0,
+        segments_dropped: 0,
+        corrupt_skipped: 0,
+        lines_recovered: 0,
+        lines_dropped: 0,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::influx::queue::{lock, Shared};
 use crate::influx::sink::{FileSink, HttpSink, Sink};
-use crate::influx::task::{Ctrl, Limits, SpoolSide, Task};
-use crate::model::{SpoolState, SpoolStats, WriterStats};
+use crate::influx::task::{off_stats, Ctrl, Limits, SpoolSide, Task};
+use crate::model::WriterStats;
 use crate::spool::{Spool, SpoolConfig, SpoolError};
 
 /// Hint shown while the writer is off.
@@ -45,6 +45,10 @@ pub enum SpoolMode {
     Required(SpoolConfig),
     /// A spool that cannot be opened is reported and the writer runs memory only (TUI).
     BestEffort(SpoolConfig),
+    /// Like `BestEffort`, and a spool that cannot be opened now (still locked
+    /// by the writer a reload replaces, fds exhausted) is tried again every
+    /// few seconds until it opens.
+    Retry(SpoolConfig),
 }
 
 /// Cheap to clone; all clones feed the same queue.
@@ -93,10 +97,29 @@ impl WriterHandle {
         sink: Arc<dyn Sink>,
         mode: SpoolMode,
     ) -> Result<Self, WriterError> {
+        let (spool, off_reason) = crate::spool::off_async(|| open_spool(&mode))?;
+        Self::start_open(config, sink, spool, off_reason.map(|r| (mode, r)))
+    }
+
+    /// Starts the writer task over a spool opened by the caller (tests open
+    /// one over a file layer that fails on purpose).
+    pub fn start_with_open_spool(
+        config: &Config,
+        sink: Arc<dyn Sink>,
+        spool: Spool,
+    ) -> Result<Self, WriterError> {
+        Self::start_open(config, sink, Some(spool), None)
+    }
+
+    fn start_open(
+        config: &Config,
+        sink: Arc<dyn Sink>,
+        spool: Option<Spool>,
+        off: Option<(SpoolMode, String)>,
+    ) -> Result<Self, WriterError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             WriterError::Setup("the InfluxDB writer must be started inside a tokio runtime".into())
         })?;
-        let (spool, off_reason) = open_spool(&mode)?;
         let ic = &config.influx;
         let capacity = ic.max_queue.max(1);
         let shared = Arc::new(Shared::new(
@@ -104,9 +127,17 @@ impl WriterHandle {
             Some(sink.endpoint()),
             sink.ok_state(),
         ));
-        if let (Some(reason), SpoolMode::BestEffort(cfg)) = (off_reason, &mode) {
-            *lock(&shared.spool) = Some(off_stats(cfg, reason));
-        }
+        let reopen = match off {
+            Some((SpoolMode::BestEffort(cfg), reason)) => {
+                *lock(&shared.spool) = Some(off_stats(&cfg, reason));
+                None
+            }
+            Some((SpoolMode::Retry(cfg), reason)) => {
+                *lock(&shared.spool) = Some(off_stats(&cfg, reason));
+                Some(cfg)
+            }
+            _ => None,
+        };
         let limits = Limits {
             max_in_flight: sink.max_in_flight(ic.max_in_flight),
             batch_max_lines: ic.batch_max_lines.max(1),
@@ -115,7 +146,13 @@ impl WriterHandle {
             max_backoff: ic.max_backoff,
         };
         let (ctrl, ctrl_rx) = mpsc::unbounded_channel();
-        let task = Task::new(shared.clone(), sink, limits, spool.map(SpoolSide::new));
+        let task = Task::new(
+            shared.clone(),
+            sink,
+            limits,
+            spool.map(SpoolSide::new),
+            reopen,
+        );
         runtime.spawn(task.run(ctrl_rx));
         Ok(Self {
             inner: Some(Arc::new(Inner { shared, ctrl })),
@@ -130,13 +167,16 @@ impl WriterHandle {
         }
         let sh = &inner.shared;
         let n = lines.len();
-        sh.lines_queued.fetch_add(n as u64, Ordering::Relaxed);
-        if sh.closed.load(Ordering::Relaxed) {
-            sh.lines_dropped.fetch_add(n as u64, Ordering::Relaxed);
-            return;
-        }
         {
+            // Counted under the queue's lock: `stats` sees lines and counters move together.
             let mut buf = lock(&sh.buf);
+            sh.lines_queued.fetch_add(n as u64, Ordering::Relaxed);
+            buf.enq_queued += n as u64;
+            if sh.closed.load(Ordering::Relaxed) {
+                sh.lines_dropped.fetch_add(n as u64, Ordering::Relaxed);
+                buf.enq_dropped += n as u64;
+                return;
+            }
             // Lines that would be dropped at once are never copied in.
             let skip = n.saturating_sub(sh.capacity);
             for line in lines.into_iter().skip(skip) {
@@ -144,6 +184,7 @@ impl WriterHandle {
                 buf.queue.push_back(line);
             }
             let dropped = skip + buf.enforce_capacity(sh.capacity);
+            buf.enq_dropped += dropped as u64;
             sh.count_drops(&mut buf, dropped);
         }
         sh.notify.notify_one();
@@ -154,6 +195,20 @@ impl WriterHandle {
             Some(inner) => inner.shared.stats(),
             None => WriterStats::off(OFF_HINT),
         }
+    }
+
+    /// The counters as the task sees them between two of its steps, so that
+    /// no line is half way between two of them: with no `enqueue` running at
+    /// the same time, `unaccounted()` is exactly 0.
+    pub async fn settled_stats(&self) -> WriterStats {
+        let Some(inner) = &self.inner else {
+            return self.stats();
+        };
+        let (reply, rx) = oneshot::channel();
+        if inner.ctrl.send(Ctrl::Stats { reply }).is_err() {
+            return self.stats();
+        }
+        rx.await.unwrap_or_else(|_| inner.shared.stats())
     }
 
     /// Sends everything queued so far; gives up after `timeout` (at once
@@ -198,7 +253,7 @@ fn open_spool(mode: &SpoolMode) -> Result<(Option<Spool>, Option<String>), Write
     let (cfg, required) = match mode {
         SpoolMode::Off => return Ok((None, None)),
         SpoolMode::Required(cfg) => (cfg, true),
-        SpoolMode::BestEffort(cfg) => (cfg, false),
+        SpoolMode::BestEffort(cfg) | SpoolMode::Retry(cfg) => (cfg, false),
     };
     if !cfg.enabled {
         return Ok((None, None));
@@ -213,26 +268,13 @@ fn open_spool(mode: &SpoolMode) -> Result<(Option<Spool>, Option<String>), Write
     }
 }
 
-fn off_stats(cfg: &SpoolConfig, reason: String) -> SpoolStats {
-    SpoolStats {
-        dir: cfg.dir.display().to_string(),
-        state: SpoolState::Off { reason },
-        bytes: 0,
-        lines: 0,
-        oldest: None,
-        lines_replayed: 0,
-        segments_dropped: 0,
-        corrupt_skipped: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::OutputTarget;
     use crate::influx::retry::{Outcome, RejectedCount};
     use crate::influx::sink::Batch;
-    use crate::model::WriterState;
+    use crate::model::{SpoolState, WriterState};
     use futures::future::BoxFuture;
     use std::sync::atomic::AtomicUsize;
     use std::sync::Mutex;
@@ -654,12 +696,8 @@ mod tests {
         }
     }
 
-    /// The disk goes away at run time: memory only with the state saying so,
-    /// then back to the spool once it can be written again. Nothing is lost.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn unwritable_spool_falls_back_to_memory_and_returns() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let spool_dir = dir.path().join("spool");
+    /// A sink that is down until `up` is set.
+    fn switchable() -> (Arc<std::sync::atomic::AtomicBool>, Arc<Fake>) {
         let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let up2 = up.clone();
         let sink = Fake::new(move |_, _| {
@@ -669,15 +707,43 @@ mod tests {
                 down()
             }
         });
-        // Small segments: the next append needs a new file, which cannot be created.
+        (up, sink)
+    }
+
+    /// Polls `cond` every 20 ms for at most 10 s.
+    async fn until(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cond()
+    }
+
+    /// The books balance (read between two steps of the task).
+    async fn assert_accounted(w: &WriterHandle, step: &str) -> WriterStats {
+        let s = w.settled_stats().await;
+        assert_eq!(s.unaccounted(), 0, "{step}: {s:#?}");
+        s
+    }
+
+    /// The disk fills up (ENOSPC), then no descriptor can be opened
+    /// (EMFILE): memory only with the state saying so, then back to the
+    /// spool once it can be written again. Nothing is lost or uncounted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unwritable_spool_falls_back_to_memory_and_returns() {
+        use crate::spool::fs::{Faults, Op};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (up, sink) = switchable();
+        // Segments of 16 KiB: appends soon need a new file.
         let cfg = SpoolConfig {
-            max_bytes: 64 << 10,
-            ..SpoolConfig::with_dir(spool_dir.clone())
+            max_bytes: 128 << 10,
+            ..SpoolConfig::with_dir(dir.path().join("spool"))
         };
+        let faults = Faults::new();
+        let spool = Spool::open_with(&cfg, Arc::new(faults.clone())).expect("spool");
         let mut c = config(10, 10_000);
         c.influx.max_in_flight = 1;
-        let w =
-            WriterHandle::start_sink(&c, sink.clone(), SpoolMode::Required(cfg)).expect("start");
+        let w = WriterHandle::start_with_open_spool(&c, sink.clone(), spool).expect("start");
         let state = |w: &WriterHandle| w.stats().spool.map(|s| s.state);
         let mut next = 0;
         let mut feed = |w: &WriterHandle, n: usize| {
@@ -687,43 +753,232 @@ mod tests {
             }
         };
         feed(&w, 5);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(until(|| w.stats().spool.is_some_and(|s| s.lines == 500)).await);
         assert_eq!(state(&w), Some(SpoolState::Active));
-        std::fs::remove_dir_all(&spool_dir).expect("remove the spool dir");
-        for _ in 0..20 {
-            feed(&w, 1);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        match state(&w) {
-            Some(SpoolState::Unavailable { reason }) => {
-                assert!(reason.contains("cannot write the spool"), "{reason}")
+        assert_accounted(&w, "spooled").await;
+        for (op, errno) in [(Op::Write, libc::ENOSPC), (Op::Open, libc::EMFILE)] {
+            faults.fail(op, errno, 1_000);
+            let mut unavailable = false;
+            for _ in 0..100 {
+                feed(&w, 1);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                unavailable = matches!(state(&w), Some(SpoolState::Unavailable { reason }) if reason.contains("cannot write the spool"));
+                if unavailable {
+                    break;
+                }
             }
-            other => panic!("{other:?}"),
+            assert!(unavailable, "{op:?}: {:?}", state(&w));
+            let s = assert_accounted(&w, "memory only").await;
+            assert!(s.queue_depth > 0, "lines wait in memory");
+            faults.clear();
+            feed(&w, 10);
+            assert!(until(|| state(&w) == Some(SpoolState::Active)).await);
+            assert_accounted(&w, "spool back").await;
         }
-        let in_memory = w.stats().queue_depth;
-        assert!(in_memory > 0, "lines wait in memory");
-        std::fs::create_dir_all(&spool_dir).expect("recreate");
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        feed(&w, 1);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(state(&w), Some(SpoolState::Active));
         up.store(true, Ordering::Relaxed);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while w.stats().spool.is_some_and(|s| s.lines > 0) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let all = until(|| sink.delivered().len() >= next).await;
         let s = w.shutdown(Duration::from_secs(2)).await;
-        assert_eq!(s.lines_dropped, 0);
-        // Lines in the deleted segment files went with the directory; those
-        // memory kept while the spool was down, and everything after, arrive.
+        assert!(all, "{s:#?}");
+        assert_eq!(s.unaccounted(), 0, "{s:#?}");
+        assert_eq!((s.lines_dropped, s.lines_written), (0, next as u64));
         let mut got = sink.delivered();
         got.sort();
-        got.dedup();
-        assert_eq!(got.len(), sink.delivered().len(), "no duplicates");
-        assert!(
-            got.len() >= in_memory + 100,
-            "{} delivered, {in_memory} were in memory",
-            got.len()
+        let mut want = lines(0, next);
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    /// Before the fix, appends went on into a deleted directory's unlinked
+    /// file, and what it held vanished without a counter. Now the deletion is
+    /// noticed, its lines are counted as dropped, the directory comes back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deleted_spool_directory_is_counted_not_lost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool_dir = dir.path().join("spool");
+        let (up, sink) = switchable();
+        let mut c = config(10, 10_000);
+        c.influx.max_in_flight = 1;
+        let w =
+            WriterHandle::start_sink(&c, sink.clone(), SpoolMode::Required(spool_cfg(&spool_dir)))
+                .expect("start");
+        w.enqueue(lines(0, 300));
+        assert!(until(|| w.stats().spool.is_some_and(|s| s.lines == 300)).await);
+        std::fs::remove_dir_all(&spool_dir).expect("remove the spool dir");
+        w.enqueue(lines(300, 200));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        up.store(true, Ordering::Relaxed);
+        let settled = until(|| {
+            let s = w.stats();
+            s.lines_written + s.lines_dropped >= 500 || sink.delivered().len() >= 500
+        })
+        .await;
+        let s = w.shutdown(Duration::from_secs(2)).await;
+        assert!(settled, "{s:#?}");
+        let spooled = s.spool.as_ref().map_or(0, |sp| sp.lines);
+        assert_eq!(
+            s.lines_queued,
+            s.lines_written + s.lines_dropped + s.lines_rejected + spooled + s.queue_depth as u64,
+            "every line accounted for: {s:#?}"
         );
+        assert_eq!(s.lines_dropped, 300, "{s:#?}");
+        assert_eq!(sink.delivered(), lines(300, 200));
+        assert!(spool_dir.is_dir(), "the directory is made again");
+    }
+
+    /// Fault injection at every step of an outage and its replay: appends
+    /// fail with ENOSPC and EMFILE, fsync with EIO, replay reads with EIO
+    /// and EMFILE, a record rots on disk. After every step the books
+    /// balance; at the end every line was written once, except the rotten
+    /// record's, which are counted as dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_line_accounted_for_under_injected_faults() {
+        use crate::spool::fs::{Faults, Op};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (up, sink) = switchable();
+        let cfg = SpoolConfig {
+            max_bytes: 64 << 10,
+            fsync_interval: Duration::from_millis(50),
+            ..SpoolConfig::with_dir(dir.path().join("spool"))
+        };
+        let faults = Faults::new();
+        let spool = Spool::open_with(&cfg, Arc::new(faults.clone())).expect("spool");
+        let mut c = config(50, 10_000);
+        c.influx.max_in_flight = 2;
+        let w = WriterHandle::start_with_open_spool(&c, sink.clone(), spool).expect("start");
+        let mut next = 0;
+        let mut feed = |w: &WriterHandle, n: usize| {
+            w.enqueue(lines(next, n));
+            next += n;
+        };
+        let steps: [(&str, Option<(Op, i32)>); 4] = [
+            ("outage, spooling", None),
+            ("append ENOSPC", Some((Op::Write, libc::ENOSPC))),
+            ("new segment EMFILE", Some((Op::Open, libc::EMFILE))),
+            ("fsync EIO", Some((Op::Sync, libc::EIO))),
+        ];
+        for (step, fault) in steps {
+            if let Some((op, errno)) = fault {
+                faults.fail(op, errno, 3);
+            }
+            for _ in 0..10 {
+                feed(&w, 200);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_accounted(&w, step).await;
+            faults.clear();
+        }
+        // A record rots on disk: the first one of the oldest segment.
+        let mut segs: Vec<_> = std::fs::read_dir(&cfg.dir)
+            .expect("ls")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .collect();
+        segs.sort();
+        let mut data = std::fs::read(&segs[0]).expect("read");
+        data[crate::spool::record::HEADER + 3] ^= 0x40;
+        std::fs::write(&segs[0], &data).expect("write");
+        // InfluxDB is back; replay meets read errors, then none.
+        up.store(true, Ordering::Relaxed);
+        for (step, op, errno) in [
+            ("replay read EIO", Op::Read, libc::EIO),
+            ("replay open EMFILE", Op::Open, libc::EMFILE),
+        ] {
+            faults.fail(op, errno, 2);
+            feed(&w, 100);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            assert_accounted(&w, step).await;
+            faults.clear();
+        }
+        assert!(
+            until(|| {
+                let s = w.stats();
+                s.spooled() == 0 && s.queue_depth == 0 && s.lines_in_flight == 0
+            })
+            .await,
+            "{:#?}",
+            w.stats()
+        );
+        let s = w.shutdown(Duration::from_secs(2)).await;
+        assert_eq!(s.unaccounted(), 0, "{s:#?}");
+        let spool = s.spool.clone().expect("spool");
+        assert_eq!(spool.corrupt_skipped, 1, "{s:#?}");
+        assert!(s.lines_dropped > 0, "the rotten record is counted");
+        assert_eq!(s.lines_dropped, spool.lines_dropped);
+        let mut got = sink.delivered();
+        got.sort();
+        let n = got.len();
+        got.dedup();
+        assert_eq!(got.len(), n, "no line written twice");
+        assert_eq!(n as u64 + s.lines_dropped, next as u64, "{s:#?}");
+        assert_eq!(s.lines_written, n as u64);
+    }
+
+    /// A writer started while another holds the spool's lock (a SIGHUP
+    /// restart whose predecessor is still letting go) takes the spool as
+    /// soon as it is free, instead of staying memory only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_locked_spool_is_taken_once_free_when_retrying() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let holder = Spool::open(&spool_cfg(dir.path())).expect("spool");
+        let (_up, sink) = switchable();
+        let w = WriterHandle::start_sink(
+            &config(10, 10_000),
+            sink,
+            SpoolMode::Retry(spool_cfg(dir.path())),
+        )
+        .expect("start");
+        let state = |w: &WriterHandle| w.stats().spool.map(|s| s.state);
+        assert!(matches!(state(&w), Some(SpoolState::Off { reason }) if reason.contains("in use")));
+        w.enqueue(lines(0, 30));
+        drop(holder);
+        assert!(until(|| state(&w) == Some(SpoolState::Active)).await);
+        assert!(until(|| w.stats().spooled() == 30).await, "{:?}", w.stats());
+        let s = w.shutdown(Duration::from_millis(200)).await;
+        assert_eq!((s.spooled(), s.unaccounted()), (30, 0));
+    }
+
+    /// `/status` and `/metrics` read the counters while lines move: every
+    /// reading balances, not only the final one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn live_readings_always_balance() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Every fourth request fails: spilling, replaying and live sends interleave.
+        let sink = Arc::new(Fake {
+            delay: Duration::from_millis(2),
+            ..Arc::into_inner(Fake::new(|_, call| {
+                if call % 4 == 3 {
+                    down()
+                } else {
+                    Answer::Now(Outcome::Done)
+                }
+            }))
+            .expect("fresh")
+        });
+        let mut c = config(20, 300);
+        c.influx.max_backoff = Duration::from_millis(20);
+        let w =
+            WriterHandle::start_sink(&c, sink.clone(), SpoolMode::Required(spool_cfg(dir.path())))
+                .expect("start");
+        let reader = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                let mut readings = 0;
+                for _ in 0..3000 {
+                    let s = w.stats();
+                    assert_eq!(s.unaccounted(), 0, "{s:#?}");
+                    readings += 1;
+                    tokio::task::yield_now().await;
+                }
+                readings
+            })
+        };
+        for i in 0..300 {
+            w.enqueue(lines(i * 37, 37));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(reader.await.expect("reader"), 3000);
+        let s = w.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(s.unaccounted(), 0, "{s:#?}");
     }
 }

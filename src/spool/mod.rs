@@ -4,10 +4,12 @@
 //! - [`record`]: one record = one batch of lines with length and CRC-32 (pure).
 //! - [`store`]: the directory: lock file, segments, append, replay, acks,
 //!   size budget, fsync.
+//! - [`fs`]: the file operations, behind a trait so tests can fail them.
 //!
 //! The writer task (`crate::influx::task`) decides when lines go to the spool
 //! and when they are read back; this module only keeps them safe.
 
+pub mod fs;
 pub mod record;
 pub mod store;
 
@@ -98,6 +100,19 @@ pub fn systemd_directory(env: &dyn Fn(&str) -> Option<String>, var: &str) -> Opt
         .next()
         .filter(|d| Path::new(d).is_absolute())
         .map(PathBuf::from)
+}
+
+/// Runs blocking spool work (appends, replay reads, opening and checking a
+/// spool, fsync at exit) without stalling the async workers: on the
+/// multi-threaded runtime `block_in_place` hands this worker's other tasks to
+/// another thread first; elsewhere (a current-thread runtime in tests, or no
+/// runtime) it simply runs.
+pub fn off_async<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Why the spool cannot be used at start.
