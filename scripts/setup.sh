@@ -4,7 +4,8 @@
 #   scripts/setup.sh test    + the servers and tools the test suite runs for real
 #                              (influxd 1.x, VictoriaMetrics, virsh, tmux), and what the
 #                              package test uses (dpkg-dev, man-db, systemd-analyze,
-#                              readelf, cargo-deb); real guests'
+#                              readelf, cargo-deb), and what the boot test uses
+#                              (debootstrap, systemd-nspawn); real guests'
 #                              packages are installed by scripts/lab-host.sh itself.
 set -euo pipefail
 what=${1:-build}
@@ -12,8 +13,9 @@ pkgs=(libvirt-dev pkg-config)
 bins=(pkg-config)
 if [ "$what" = test ]; then
   pkgs+=(libvirt-clients libvirt-daemon influxdb victoria-metrics tmux procps
-    dpkg-dev man-db systemd binutils)
-  bins+=(virsh influxd victoria-metrics tmux dpkg-shlibdeps man systemd-analyze readelf)
+    dpkg-dev man-db systemd binutils debootstrap systemd-container)
+  bins+=(virsh influxd victoria-metrics tmux dpkg-shlibdeps man systemd-analyze readelf
+    debootstrap systemd-nspawn)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

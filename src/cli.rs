@@ -271,11 +271,16 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vmpulse: {e:#}");
-            // An unusable or locked spool directory is a bad setting, like any other.
-            if let Some(crate::influx::writer::WriterError::Spool(_)) =
+            // A spool directory that cannot be one is a bad setting (2: systemd does not
+            // restart); a full or failing disk, or a lock another process holds, may
+            // clear (1: Restart=on-failure tries again).
+            if let Some(crate::influx::writer::WriterError::Spool(spool)) =
                 e.downcast_ref::<crate::influx::writer::WriterError>()
             {
-                return ExitCode::from(2);
+                return match spool.is_transient() {
+                    true => ExitCode::FAILURE,
+                    false => ExitCode::from(2),
+                };
             }
             match e.downcast_ref::<crate::headless::LinesUnsent>() {
                 Some(_) => ExitCode::from(crate::headless::LinesUnsent::EXIT_CODE),

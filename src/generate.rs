@@ -61,8 +61,8 @@ pub const FILES: &[(&str, &str)] = &[
 /// Exit statuses.
 pub const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "Success, including a clean stop on SIGINT or SIGTERM after the flush."),
-    ("1", "Runtime failure, e.g. libvirt unreachable at start (the message names the URI and libvirt's answer)."),
-    ("2", "Bad input: an unknown flag, a malformed value, an unreadable or invalid config file (one line names the setting); or no terminal for the live view."),
+    ("1", "Runtime failure that may clear by itself, so the unit's Restart=on-failure tries again: libvirt unreachable at start (the message names the URI and libvirt's answer), the spool directory on a full, failing or read-only disk, or its lock held by another process."),
+    ("2", "Bad input, never restarted by the unit: an unknown flag, a malformed value, an unreadable or invalid config file (one line names the setting), a spool directory that cannot be one or that this user may not write; or no terminal for the live view."),
     ("3", "Lines were neither sent nor kept in the spool when the flush timeout ran out (--no-ui): data was lost."),
 ];
 

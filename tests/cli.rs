@@ -595,6 +595,48 @@ fn sighup_reloads_and_sigterm_flushes_and_exits() {
     assert_eq!(text.lines().count(), written, "{err}");
 }
 
+/// Exit statuses systemd acts on (`RestartPreventExitStatus=2`): a spool directory that
+/// cannot be one is a setting to fix (2, not restarted); a spool another process holds
+/// may be free on the next try (1, `Restart=on-failure` retries). The spool is opened
+/// only for an InfluxDB URL; nothing listens at this one, and nothing is sent.
+#[test]
+fn a_spool_that_cannot_be_a_directory_exits_2_one_held_by_another_process_exits_1() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").expect("write");
+    let run = |spool: &std::path::Path| {
+        let spool = spool.display().to_string();
+        let args = ["--no-ui", "-c", "test:///default", "--spool-dir", &spool];
+        vmpulse(&args, &[("INFLUX_URL", "http://127.0.0.1:9")])
+    };
+    let out = run(&file.join("spool"));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--spool-dir") && err.contains("a-file/spool"),
+        "{err}"
+    );
+
+    // Held like a running vmpulse holds it: flock on its lock file, our pid inside.
+    let held = dir.path().join("held");
+    std::fs::create_dir(&held).expect("mkdir");
+    let mut lock = std::fs::File::create(held.join("lock")).expect("lock file");
+    write!(lock, "{}", std::process::id()).expect("write pid");
+    // SAFETY: flock(2) on a descriptor this test owns until the end of the test.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0, "flock");
+    let out = run(&held);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "names the holder: {err}"
+    );
+    drop(lock);
+}
+
 /// A loopback port that nothing listens on (bound, then released).
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

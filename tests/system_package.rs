@@ -1,7 +1,9 @@
 //! The Debian package, for real: `scripts/package.sh` builds it (release binary, man
 //! page and completions generated from the flags, cargo-deb), `dpkg-deb` shows the
-//! files and modes, `dpkg -i` installs it on this machine, the installed binary, man
-//! page and unit work, and `dpkg --purge` removes it again.
+//! files, modes and maintainer scripts, `dpkg -i` installs it on this machine, the
+//! installed binary, man page and unit work, and `dpkg --purge` removes it again,
+//! leaving the host as it was (a failed run purges too). Its service under a booted
+//! systemd is tests/system_boot.rs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -83,10 +85,10 @@ fn deb_has_the_files_installs_and_its_unit_verifies() {
     );
 
     let field = |f: &str| stdout(&run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(f)));
+    let depends = field("Depends");
     assert!(
-        field("Depends").contains("libvirt0"),
-        "Depends: {}",
-        field("Depends")
+        depends.contains("libvirt0") && depends.contains("ca-certificates"),
+        "Depends: {depends}"
     );
     let conffiles = stdout(&run(Command::new("dpkg-deb")
         .arg("-I")
@@ -99,6 +101,27 @@ fn deb_has_the_files_installs_and_its_unit_verifies() {
         );
     }
 
+    // The systemd snippets (cargo-deb adds them only with `maintainer-scripts` set).
+    let script = |name: &str| stdout(&run(Command::new("dpkg-deb").arg("-I").arg(&deb).arg(name)));
+    let postinst = script("postinst");
+    assert!(
+        postinst.contains("deb-systemd-helper enable vmpulse.service")
+            && postinst.contains("_dh_action=restart")
+            && postinst.contains("daemon-reload"),
+        "postinst: {postinst}"
+    );
+    let prerm = script("prerm");
+    assert!(
+        prerm.contains("deb-systemd-invoke stop vmpulse.service"),
+        "prerm: {prerm}"
+    );
+    let postrm = script("postrm");
+    assert!(
+        postrm.contains("deb-systemd-helper purge vmpulse.service")
+            && postrm.contains("rm -rf /var/lib/vmpulse"),
+        "postrm: {postrm}"
+    );
+
     // The shipped binary carries no debug info.
     let x = tempfile::tempdir().unwrap();
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(x.path()));
@@ -108,6 +131,8 @@ fn deb_has_the_files_installs_and_its_unit_verifies() {
     let size = std::fs::metadata(&bin).unwrap().len();
     assert!(size < 40 << 20, "binary is {size} bytes");
 
+    let host_before = HOST_TRACES.map(|p| Path::new(p).exists());
+    let installed = Purge;
     run(Command::new("dpkg")
         .arg("-i")
         .arg(&deb)
@@ -151,6 +176,36 @@ fn deb_has_the_files_installs_and_its_unit_verifies() {
         .unwrap_or_else(|| panic!("no exposure level in: {text}"));
     assert!(exposure < 3.0, "exposure {exposure}: {text}");
 
-    run(Command::new("dpkg").args(["--purge", "vmpulse"]));
+    drop(installed);
     assert!(!Path::new("/usr/bin/vmpulse").exists());
+    for (path, was) in HOST_TRACES.iter().zip(host_before) {
+        assert!(was || !Path::new(path).exists(), "purge left {path}");
+    }
+}
+
+/// What installing leaves on this host besides the package's files; none of it may
+/// outlive the purge (unless it was there before).
+const HOST_TRACES: [&str; 5] = [
+    "/etc/vmpulse",
+    "/etc/default/vmpulse",
+    "/var/lib/vmpulse",
+    "/etc/systemd/system/multi-user.target.wants/vmpulse.service",
+    "/var/lib/systemd/deb-systemd-helper-enabled/vmpulse.service.dsh-also",
+];
+
+/// `dpkg --purge vmpulse` when dropped, also when the test failed half-way.
+struct Purge;
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let out = Command::new("dpkg").args(["--purge", "vmpulse"]).output();
+        if !std::thread::panicking() {
+            let out = out.expect("dpkg --purge");
+            assert!(
+                out.status.success(),
+                "dpkg --purge vmpulse: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }

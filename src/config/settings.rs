@@ -217,9 +217,6 @@ fn qemu_system() -> String {
 fn vmstats() -> String {
     "vmstats".into()
 }
-fn libvirt_group() -> String {
-    "libvirt".into()
-}
 
 settings! {
     /// The libvirt connection.
@@ -353,10 +350,11 @@ settings! {
         socket: Option<String> = OptText { value_name: "PATH" },
             Meta::key("control.socket").env(&["VMPULSE_SOCKET"]).flag("socket")
                 .example("/run/vmpulse/vmpulse.sock")
-                .computed_default("/run/vmpulse/vmpulse.sock as root, else $XDG_RUNTIME_DIR/vmpulse.sock");
+                .computed_default("$RUNTIME_DIRECTORY/vmpulse.sock under systemd (RuntimeDirectory=), else /run/vmpulse/vmpulse.sock as root, else $XDG_RUNTIME_DIR/vmpulse.sock");
         /// Group given the socket (mode 0660): its members may read and steer the service.
-        group: String = Text { default: libvirt_group, value_name: "GROUP" },
-            Meta::key("control.group").env(&["VMPULSE_CONTROL_GROUP"]);
+        group: Option<String> = OptText { value_name: "GROUP" },
+            Meta::key("control.group").env(&["VMPULSE_CONTROL_GROUP"]).example("libvirt")
+                .computed_default("libvirt (kept by root when this host has no such group)");
         /// Optional TCP listener (host:port) for remote health checks; needs control.token.
         listen: Option<String> = OptText { value_name: "ADDR" },
             Meta::key("control.listen").env(&["VMPULSE_CONTROL_LISTEN"]).example("127.0.0.1:9180");
@@ -390,7 +388,7 @@ settings! {
         dir: Option<String> = OptText { value_name: "DIR" },
             Meta::key("spool.dir").env(&["SPOOL_DIR"]).flag("spool-dir")
                 .example("/var/lib/vmpulse/spool")
-                .computed_default("/var/lib/vmpulse/spool as root, else $XDG_STATE_HOME/vmpulse/spool");
+                .computed_default("$STATE_DIRECTORY/spool under systemd (StateDirectory=), else /var/lib/vmpulse/spool as root, else $XDG_STATE_HOME/vmpulse/spool");
         /// Largest spool in bytes; over it the oldest segment is deleted and its lines counted as dropped.
         max_bytes: usize = Count::new(1 << 30, 4096, "bytes"),
             Meta::key("spool.max_bytes").env(&["SPOOL_MAX_BYTES"]);

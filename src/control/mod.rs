@@ -34,7 +34,7 @@ use crate::config::ControlConfig;
 pub fn socket_path(c: &ControlConfig) -> PathBuf {
     match &c.socket {
         Some(p) => PathBuf::from(p),
-        None => default_socket_path(is_root(), std::env::var("XDG_RUNTIME_DIR").ok()),
+        None => default_socket_path(is_root(), &|k| std::env::var(k).ok()),
     }
 }
 
@@ -70,14 +70,19 @@ pub fn listen_addr(c: &ControlConfig) -> Option<SocketAddr> {
     c.listen.as_deref().and_then(|a| a.parse().ok())
 }
 
+/// `$RUNTIME_DIRECTORY/vmpulse.sock` when systemd gives the service one
+/// (`RuntimeDirectory=`; under `DynamicUser=yes` /tmp is private), else
 /// `/run/vmpulse/vmpulse.sock` as root, `$XDG_RUNTIME_DIR/vmpulse.sock` otherwise
 /// (`/tmp/vmpulse-UID/vmpulse.sock` when that variable is unset: a private 0700
 /// directory that `socket::bind` creates or checks, never a name others can predict and take).
-pub fn default_socket_path(root: bool, xdg_runtime_dir: Option<String>) -> PathBuf {
+pub fn default_socket_path(root: bool, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = crate::spool::systemd_directory(env, "RUNTIME_DIRECTORY") {
+        return dir.join("vmpulse.sock");
+    }
     if root {
         return PathBuf::from(SYSTEM_SOCKET);
     }
-    match xdg_runtime_dir.filter(|d| !d.is_empty()) {
+    match env("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("vmpulse.sock"),
         None => socket::fallback_dir().join("vmpulse.sock"),
     }
@@ -97,19 +102,31 @@ mod tests {
 
     #[test]
     fn socket_path_defaults() {
+        let user = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/1000".to_string());
         assert_eq!(
-            default_socket_path(true, Some("/run/user/1000".into())),
+            default_socket_path(true, &user),
             PathBuf::from("/run/vmpulse/vmpulse.sock")
         );
         assert_eq!(
-            default_socket_path(false, Some("/run/user/1000".into())),
+            default_socket_path(false, &user),
             PathBuf::from("/run/user/1000/vmpulse.sock")
         );
         assert_eq!(
-            default_socket_path(false, None),
+            default_socket_path(false, &|_| None),
             socket::fallback_dir().join("vmpulse.sock")
         );
         assert!(socket::fallback_dir().starts_with("/tmp"));
+        // Under systemd (DynamicUser=yes too): its RuntimeDirectory=, for root or not.
+        let unit = |k: &str| match k {
+            "RUNTIME_DIRECTORY" => Some("/run/vmpulse".to_string()),
+            _ => user(k),
+        };
+        for root in [true, false] {
+            assert_eq!(
+                default_socket_path(root, &unit),
+                PathBuf::from("/run/vmpulse/vmpulse.sock")
+            );
+        }
         let c = ControlConfig {
             socket: Some("/x/y.sock".into()),
             ..ControlConfig::default()

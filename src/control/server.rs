@@ -398,7 +398,7 @@ pub struct Listeners {
 
 /// Checks the settings and binds the listeners.
 pub async fn listen(control: &ControlConfig) -> Result<Listeners, ServerError> {
-    let unix = socket::bind(&socket_path(control), &control.group).await?;
+    let unix = socket::bind(&socket_path(control), control.group.as_deref()).await?;
     let tcp = match (listen_addr(control), &control.token) {
         (Some(addr), Some(token)) => Some((
             tokio::net::TcpListener::bind(addr)

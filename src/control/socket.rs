@@ -70,16 +70,20 @@ impl Drop for SocketGuard {
     }
 }
 
+/// The group a socket gets when control.group is not set: Debian's libvirt-daemon-system
+/// creates it for the users allowed to manage VMs.
+pub const DEFAULT_GROUP: &str = "libvirt";
+
 /// The private directory for sockets when `XDG_RUNTIME_DIR` is unset.
 pub fn fallback_dir() -> PathBuf {
     // SAFETY: getuid(2) cannot fail and touches no memory.
     PathBuf::from(format!("/tmp/vmpulse-{}", unsafe { libc::getuid() }))
 }
 
-/// Binds `path` (mode 0660, group `group`). A socket file nobody answers on
-/// (a crashed run) is replaced; a service holding the path is an error naming
-/// its pid. Warnings (missing group, chown refused) are logged, not fatal.
-pub async fn bind(path: &Path, group: &str) -> Result<BoundSocket, SocketError> {
+/// Binds `path` (mode 0660, group `group`, [`DEFAULT_GROUP`] when `None`). A socket
+/// file nobody answers on (a crashed run) is replaced; a service holding the path is
+/// an error naming its pid. Warnings (missing group, chown refused) are logged, not fatal.
+pub async fn bind(path: &Path, group: Option<&str>) -> Result<BoundSocket, SocketError> {
     let io_err = |source| SocketError::Io {
         path: path.to_path_buf(),
         source,
@@ -202,7 +206,12 @@ async fn check_existing(dir: &Dir, name: &CStr, path: &Path) -> Result<(), Socke
 
 /// Binds in a fresh 0700 directory next to the socket's path, sets mode and
 /// group there, renames the socket into place, removes the directory.
-fn bind_private(dir: &Dir, name: &CStr, group: &str, path: &Path) -> io::Result<UnixListener> {
+fn bind_private(
+    dir: &Dir,
+    name: &CStr,
+    group: Option<&str>,
+    path: &Path,
+) -> io::Result<UnixListener> {
     let tmp = dir.private_subdir(".vmpulse-bind-")?;
     // Checked to be ours: someone who can write `dir` may have swapped it.
     let result = dir.open_private_subdir(&tmp).and_then(|tmp_dir| {
@@ -230,10 +239,21 @@ fn bind_private(dir: &Dir, name: &CStr, group: &str, path: &Path) -> io::Result<
 /// A service started by root is meant to be shared, so a failure there is a warning.
 /// An unprivileged user can only hand its socket to its own groups, and its socket
 /// lives in its private runtime directory anyway: there it is only a debug note,
-/// so that `vmpulse --no-ui` as a normal user starts without a warning.
-fn apply_group(dir: &Dir, name: &CStr, group: &str, path: &Path) {
+/// so that `vmpulse --no-ui` as a normal user starts without a warning. So is a missing
+/// default group (a host without libvirt-daemon-system, e.g. a remote libvirt URI):
+/// only a group the operator named (control.group) must exist.
+fn apply_group(dir: &Dir, name: &CStr, group: Option<&str>, path: &Path) {
     let own = current_group_name();
+    let explicit = group.is_some();
+    let group = group.unwrap_or(DEFAULT_GROUP);
     let problem = match gid_of(group) {
+        None if !explicit => {
+            tracing::debug!(
+                "no group '{group}' on this host: control socket {} keeps group '{own}' (set control.group to share it)",
+                path.display()
+            );
+            return;
+        }
         None => format!(
             "group '{group}' does not exist: control socket {} keeps group '{own}' (set control.group)",
             path.display()
@@ -331,7 +351,7 @@ mod tests {
     async fn the_lock_owns_the_path_even_when_the_socket_file_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sock");
-        let first = bind(&path, "no-such-group-vmpulse").await.unwrap();
+        let first = bind(&path, Some("no-such-group-vmpulse")).await.unwrap();
         assert_eq!(
             names_in(dir.path()),
             ["c.sock", "c.sock.lock"],
@@ -344,14 +364,14 @@ mod tests {
         assert_eq!(lock_mode & 0o777, 0o600);
         // Someone removed the socket file: a second service still may not take the path.
         std::fs::remove_file(&path).unwrap();
-        let err = bind(&path, "x").await.err().expect("refused");
+        let err = bind(&path, Some("x")).await.err().expect("refused");
         assert!(
             matches!(err, SocketError::Live { pid: Some(p), .. } if p == std::process::id()),
             "{err}"
         );
         drop(first);
         assert!(names_in(dir.path()).is_empty(), "socket and lock removed");
-        drop(bind(&path, "x").await.unwrap());
+        drop(bind(&path, Some("x")).await.unwrap());
     }
 
     #[test]
@@ -371,7 +391,7 @@ mod tests {
                                 .build()
                                 .unwrap();
                             barrier.wait();
-                            rt.block_on(bind(&path, "x")).ok()
+                            rt.block_on(bind(&path, Some("x"))).ok()
                         })
                     })
                     .collect();
@@ -411,11 +431,11 @@ mod tests {
     async fn stale_socket_replaced_live_one_refused_with_pid() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/c.sock");
-        let first = bind(&path, "no-such-group-vmpulse").await.unwrap();
+        let first = bind(&path, Some("no-such-group-vmpulse")).await.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
         // A live listener: refused, naming this very process.
-        let err = bind(&path, "x").await.err().unwrap();
+        let err = bind(&path, Some("x")).await.err().unwrap();
         assert!(
             matches!(err, SocketError::Live { pid: Some(p), .. } if p == std::process::id()),
             "{err}"
@@ -427,12 +447,12 @@ mod tests {
         // A crashed run: the file stays but nobody listens.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(path.exists());
-        let again = bind(&path, "x").await.unwrap();
+        let again = bind(&path, Some("x")).await.unwrap();
         drop(again);
         assert!(!path.exists(), "removed on drop");
         std::fs::write(&path, "not a socket").unwrap();
         assert!(matches!(
-            bind(&path, "x").await,
+            bind(&path, Some("x")).await,
             Err(SocketError::NotSocket { .. })
         ));
     }

@@ -73,9 +73,14 @@ pub fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// `/var/lib/vmpulse/spool` for root, else `$XDG_STATE_HOME/vmpulse/spool`
-/// (`$HOME/.local/state/vmpulse/spool` when XDG_STATE_HOME is unset or relative).
+/// `$STATE_DIRECTORY/spool` when systemd gives the service one (`StateDirectory=`,
+/// the only writable place under `DynamicUser=yes`); else `/var/lib/vmpulse/spool` for
+/// root, else `$XDG_STATE_HOME/vmpulse/spool` (`$HOME/.local/state/vmpulse/spool` when
+/// XDG_STATE_HOME is unset or relative).
 pub fn default_dir(is_root: bool, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = systemd_directory(env, "STATE_DIRECTORY") {
+        return dir.join("spool");
+    }
     if is_root {
         return PathBuf::from("/var/lib/vmpulse/spool");
     }
@@ -85,6 +90,16 @@ pub fn default_dir(is_root: bool, env: &dyn Fn(&str) -> Option<String>) -> PathB
         .or_else(|| env("HOME").map(|h| Path::new(&h).join(".local/state")))
         .unwrap_or_else(|| PathBuf::from(".local/state"));
     state.join("vmpulse/spool")
+}
+
+/// The first directory of a systemd `$STATE_DIRECTORY`/`$RUNTIME_DIRECTORY` (a
+/// colon-separated list when a unit names several); `None` unless absolute.
+pub fn systemd_directory(env: &dyn Fn(&str) -> Option<String>, var: &str) -> Option<PathBuf> {
+    env(var)?
+        .split(':')
+        .next()
+        .filter(|d| Path::new(d).is_absolute())
+        .map(PathBuf::from)
 }
 
 /// Runs blocking spool work (appends, replay reads, opening and checking a
@@ -104,9 +119,48 @@ pub fn off_async<T>(f: impl FnOnce() -> T) -> T {
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     #[error("spool directory {dir} (spool.dir / --spool-dir / SPOOL_DIR) is unusable: {message}")]
-    Unusable { dir: String, message: String },
+    Unusable {
+        dir: String,
+        message: String,
+        /// The disk, not the setting: see [`SpoolError::is_transient`].
+        transient: bool,
+    },
     #[error("spool directory {dir} is in use by another vmpulse (pid {pid}); give each process its own spool.dir / --spool-dir / SPOOL_DIR")]
     Locked { dir: String, pid: String },
+}
+
+impl SpoolError {
+    /// Whether trying again later may succeed without changing the configuration:
+    /// a full, failing or read-only (remounted after errors) disk, or a lock held by
+    /// another process (which ends). The service then exits 1 and systemd's
+    /// `Restart=on-failure` retries; a path that cannot be a directory or that this
+    /// user may not write is a setting to fix (exit 2, never restarted).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SpoolError::Unusable { transient, .. } => *transient,
+            SpoolError::Locked { .. } => true,
+        }
+    }
+}
+
+/// Errors of the disk or the kernel's resources, as opposed to errors of the path.
+pub fn transient_io(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ENOSPC
+                | libc::EDQUOT
+                | libc::EIO
+                | libc::EROFS
+                | libc::ENOMEM
+                | libc::EMFILE
+                | libc::ENFILE
+                | libc::EAGAIN
+                | libc::EBUSY
+                | libc::ESTALE
+                | libc::ETIMEDOUT
+        )
+    )
 }
 
 #[cfg(test)]
@@ -136,5 +190,55 @@ mod tests {
             default_dir(false, &relative),
             Path::new("/h/.local/state/vmpulse/spool")
         );
+    }
+
+    #[test]
+    fn disk_faults_are_transient_path_faults_are_not() {
+        let os = std::io::Error::from_raw_os_error;
+        for errno in [
+            libc::ENOSPC,
+            libc::EIO,
+            libc::EROFS,
+            libc::EDQUOT,
+            libc::EMFILE,
+        ] {
+            assert!(transient_io(&os(errno)), "errno {errno}");
+        }
+        for errno in [
+            libc::EACCES,
+            libc::EPERM,
+            libc::ENOTDIR,
+            libc::EEXIST,
+            libc::ENOENT,
+        ] {
+            assert!(!transient_io(&os(errno)), "errno {errno}");
+        }
+        assert!(!transient_io(&std::io::Error::other("no errno")));
+        let locked = SpoolError::Locked {
+            dir: "/s".into(),
+            pid: "1".into(),
+        };
+        assert!(locked.is_transient());
+    }
+
+    #[test]
+    fn default_dir_under_systemd_is_its_state_directory() {
+        let env = |k: &str| match k {
+            "STATE_DIRECTORY" => Some("/var/lib/vmpulse:/var/lib/other".to_string()),
+            "HOME" => Some("/".to_string()),
+            _ => None,
+        };
+        // DynamicUser=yes: not root, and HOME is "/" (read-only under ProtectSystem=strict).
+        assert_eq!(
+            default_dir(false, &env),
+            Path::new("/var/lib/vmpulse/spool")
+        );
+        assert_eq!(default_dir(true, &env), Path::new("/var/lib/vmpulse/spool"));
+        let relative = |k: &str| (k == "STATE_DIRECTORY").then(|| "rel".to_string());
+        assert_eq!(
+            default_dir(true, &relative),
+            Path::new("/var/lib/vmpulse/spool")
+        );
+        assert_eq!(systemd_directory(&relative, "STATE_DIRECTORY"), None);
     }
 }

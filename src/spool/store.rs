@@ -151,10 +151,16 @@ pub struct Spool {
     last_drop_log: Option<Instant>,
 }
 
-fn unusable(dir: &Path, e: impl std::fmt::Display) -> SpoolError {
+fn unusable(dir: &Path, e: std::io::Error) -> SpoolError {
+    unusable_with(dir, &e, e.to_string())
+}
+
+/// [`unusable`] with a message of its own; `e` still says whether it may clear.
+fn unusable_with(dir: &Path, e: &std::io::Error, message: String) -> SpoolError {
     SpoolError::Unusable {
         dir: dir.display().to_string(),
-        message: e.to_string(),
+        message,
+        transient: super::transient_io(e),
     }
 }
 
@@ -240,7 +246,13 @@ impl Spool {
             .fs
             .open(&path, Open::Read)
             .and_then(|mut f| self.fs.read_all(&mut f))
-            .map_err(|e| unusable(&self.dir, format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| {
+                unusable_with(
+                    &self.dir,
+                    &e,
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
         let (seg, bad) = check_segment(id, &data);
         if bad > 0 {
             self.corrupt_skipped += bad;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod nspawn;
 pub mod tmux;
 
 use std::io::{Read, Write};
