@@ -6,6 +6,8 @@
 //! the rest of the program reads.
 
 pub mod docs;
+mod error;
+pub mod glob;
 pub mod kind;
 pub mod layer;
 pub mod load;
@@ -71,6 +73,7 @@ pub enum OutputTarget {
     File(PathBuf),
 }
 
+pub use error::ConfigError;
 pub use settings::{
     CollectorConfig, ControlConfig, InfluxConfig, LibvirtConfig, RatesConfig, RunConfig,
     SpoolSettings, Tags, UiConfig,
@@ -111,7 +114,7 @@ pub fn resolve(
     flags: layer::Layer,
     explicit_file: Option<PathBuf>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Resolved, validate::ConfigError> {
+) -> Result<Resolved, ConfigError> {
     let mut layers = Vec::new();
     let mut warnings = Vec::new();
     let mut config_file = None;

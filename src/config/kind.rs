@@ -439,7 +439,7 @@ impl Kind for Globs {
         };
         let items: Vec<String> = items.into_iter().filter(|p| !p.is_empty()).collect();
         for p in &items {
-            crate::collector::filter::Glob::new(p)?;
+            crate::config::glob::Glob::new(p)?;
         }
         Ok(items)
     }

@@ -12,7 +12,7 @@
 
 use super::layer::Layer;
 use super::settings;
-use super::validate::ConfigError;
+use super::ConfigError;
 use super::{masked_url, Config, OutputTarget};
 use crate::output::Format;
 

@@ -3,19 +3,9 @@
 //! Every error names the setting at fault (flag, variable or file key) and what
 //! would be accepted.
 
-use std::path::PathBuf;
-
 use super::layer::{Layer, Sourced};
 use super::settings::{self, SETTINGS};
-use super::{Config, InfluxApi};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config file '{}': {message}", path.display())]
-    File { path: PathBuf, message: String },
-    #[error("{origin}: {message}")]
-    Invalid { origin: String, message: String },
-}
+use super::{Config, ConfigError, InfluxApi};
 
 fn invalid<T>(s: &Sourced<T>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
