@@ -274,8 +274,8 @@ pub fn main() -> ExitCode {
             // A spool directory that cannot be one is a bad setting (2: systemd does not
             // restart); a full or failing disk, or a lock another process holds, may
             // clear (1: Restart=on-failure tries again).
-            if let Some(crate::influx::writer::WriterError::Spool(spool)) =
-                e.downcast_ref::<crate::influx::writer::WriterError>()
+            if let Some(crate::writer::WriterError::Spool(spool)) =
+                e.downcast_ref::<crate::writer::WriterError>()
             {
                 return match spool.is_transient() {
                     true => ExitCode::FAILURE,

@@ -17,3 +17,4 @@ pub mod model;
 pub mod output;
 pub mod spool;
 pub mod ui;
+pub mod writer;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use vmpulse::config::{Config, InfluxApi};
 use vmpulse::influx::line_protocol::{encode_vm, EncodeCtx, Escaping};
-use vmpulse::influx::writer::WriterHandle;
 use vmpulse::model::*;
+use vmpulse::writer::WriterHandle;
 
 fn config(url: &str, db: &str) -> Config {
     let mut c = Config::default();

@@ -997,7 +997,7 @@ fn held_writer_header_80x24() {
     let (mut app, _) = fixture(true, (80, 24));
     let mut s = (*app.live).clone();
     s.seq += 1;
-    s.writer = WriterStats::off(vmpulse::influx::writer::OFF_HINT);
+    s.writer = WriterStats::off(vmpulse::writer::OFF_HINT);
     let s = Arc::new(s);
     app.update(Msg::Snapshot(s.clone()), now());
     app.writer_held = Some(Hold::ServiceRuns.header_text());

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use vmpulse::config::{Config, Secret};
-use vmpulse::influx::writer::WriterHandle;
 use vmpulse::model::{WriterState, WriterStats};
+use vmpulse::writer::WriterHandle;
 
 const TOKEN: &str = "s3cr3t-token-value";
 

@@ -6,7 +6,7 @@
 //!   size budget, fsync.
 //! - [`fs`]: the file operations, behind a trait so tests can fail them.
 //!
-//! The writer task (`crate::influx::task`) decides when lines go to the spool
+//! The writer task (`crate::writer::task`) decides when lines go to the spool
 //! and when they are read back; this module only keeps them safe.
 
 pub mod fs;

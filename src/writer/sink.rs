@@ -17,10 +17,10 @@ use reqwest::header::{
 };
 
 use crate::config::{Config, InfluxApi, OutputTarget, Secret};
-use crate::influx::queue::lock;
-use crate::influx::retry::{self, Outcome};
-use crate::influx::writer::WriterError;
 use crate::model::WriterState;
+use crate::writer::queue::lock;
+use crate::writer::retry::{self, Outcome};
+use crate::writer::WriterError;
 
 /// At most this much of a response body is read: InfluxDB's answers are
 /// small, and a proxy or a hostile peer must not make us buffer gigabytes.
