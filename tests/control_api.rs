@@ -635,7 +635,7 @@ fn attach_follows_the_service_steers_it_and_reattaches_after_a_restart() {
     let first_pid = svc.pid();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let attached = vmpulse::control::attach::Attached::connect(&socket)
+        let attached = vmpulse::remote::attach::Attached::connect(&socket)
             .await
             .expect("attach");
         let mut rx = attached.subscribe();

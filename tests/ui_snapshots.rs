@@ -993,7 +993,7 @@ fn footer_hints_come_from_the_binding_table() {
 /// in the header (not only in the log pane): the service is this host's shipper.
 #[test]
 fn held_writer_header_80x24() {
-    use vmpulse::control::shipper::Hold;
+    use vmpulse::remote::shipper::Hold;
     let (mut app, _) = fixture(true, (80, 24));
     let mut s = (*app.live).clone();
     s.seq += 1;

@@ -32,8 +32,8 @@ use super::{listen_addr, metrics, socket_path};
 use crate::config::ControlConfig;
 use crate::config::Secret;
 use crate::engine::{Control, Controller, MIN_POLL_INTERVAL};
+use crate::history::History;
 use crate::model::Snapshot;
-use crate::ui::history::History;
 
 /// Largest request body accepted (the only body is `{"seconds": N}`).
 pub const BODY_LIMIT: usize = 4096;

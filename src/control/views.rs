@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 
 pub use super::health::HealthView;
 use crate::config::Config;
+use crate::history::Sample;
 use crate::model::{
     DeviceRates, Snapshot, SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState,
 };
-use crate::ui::history::Sample;
 
 /// `2025-11-11T12:34:56.789Z`.
 pub fn rfc3339(t: SystemTime) -> String {

@@ -9,13 +9,13 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
 use tui_logger::{LevelFilter, TuiWidgetState};
 
-use super::format;
-use super::history::History;
 use super::keys::{self, Action, Context, SortKey};
 use super::layout;
 use super::theme::Theme;
 use crate::config::Config;
 use crate::engine::Control;
+use crate::format;
+use crate::history::History;
 use crate::model::{Snapshot, VmSnapshot};
 
 /// Poll intervals that `+` / `-` step through.
@@ -150,7 +150,7 @@ pub struct App {
     pub quitting: Option<Quitting>,
     /// Collection state asked for with `s` and not yet confirmed by a snapshot.
     pub pending_collecting: Option<bool>,
-    /// Why the local engine's InfluxDB writer is held off (`control::shipper`).
+    /// Why the local engine's InfluxDB writer is held off (`remote::shipper`).
     pub writer_held: Option<&'static str>,
     pub log_state: TuiWidgetState,
 }

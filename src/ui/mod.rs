@@ -8,9 +8,7 @@
 
 pub mod app;
 pub mod ascii;
-pub mod format;
 pub mod help;
-pub mod history;
 pub mod keys;
 pub mod layout;
 pub mod palette;

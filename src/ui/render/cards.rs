@@ -8,9 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::format;
 use crate::model::{Snapshot, SourceState, VmSnapshot};
 use crate::ui::app::App;
-use crate::ui::format;
 use crate::ui::layout::{ListGeometry, CARD_HEIGHT};
 use crate::ui::theme::Theme;
 

@@ -9,10 +9,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
+use crate::format;
+use crate::history::Sample;
 use crate::model::{DeviceRates, VmSnapshot};
 use crate::ui::app::App;
-use crate::ui::format;
-use crate::ui::history::Sample;
 use crate::ui::theme::Theme;
 
 fn heading(t: Theme, s: &str) -> Line<'static> {

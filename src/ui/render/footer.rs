@@ -6,9 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use crate::format;
 use crate::model::Snapshot;
 use crate::ui::app::{App, Ceiling, Screen};
-use crate::ui::format;
 use crate::ui::keys::{hints, Context};
 use crate::ui::theme::Theme;
 

@@ -9,9 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use crate::format;
 use crate::model::{Origin, Snapshot, SourceState, SpoolState, WriterState};
 use crate::ui::app::App;
-use crate::ui::format;
 use crate::ui::theme::Theme;
 
 /// Two lines, one more for the host summary once known, one more for an alert.
@@ -163,7 +163,7 @@ pub fn writer_summary(snap: &Snapshot, t: Theme) -> Vec<Span<'static>> {
     }
 }
 
-/// [`writer_summary`], or why a local TUI's writer is held off (`control::shipper`).
+/// [`writer_summary`], or why a local TUI's writer is held off (`remote::shipper`).
 pub fn writer_spans(app: &App, snap: &Snapshot) -> Vec<Span<'static>> {
     match (app.writer_held, &snap.writer.state) {
         (Some(why), WriterState::Off { .. }) => vec![Span::styled(why, app.theme.warn())],

@@ -8,9 +8,9 @@ use ratatui::widgets::{Cell, Row, Table};
 use ratatui::Frame;
 
 use super::cards::{self, angle_span};
+use crate::format;
 use crate::model::{Snapshot, VmSnapshot};
 use crate::ui::app::App;
-use crate::ui::format;
 use crate::ui::keys::SortKey;
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! Human units for the screen: binary prefixes, percentages, degree rates,
-//! ages and text sparklines. Pure functions, so they are unit-tested here.
+//! Human units for people (the TUI, the status line, `vmpulse status`, health
+//! messages): binary prefixes, percentages, degree rates, ages and text sparklines. Pure functions, so they are unit-tested here.
 
 use std::time::{Duration, SystemTime};
 

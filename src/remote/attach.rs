@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::client::{Client, ClientError};
-use super::views::parse_rfc3339;
 use crate::config::Config;
+use crate::control::views::parse_rfc3339;
 use crate::engine::{Control, FinalReport};
 use crate::model::{Origin, Snapshot};
 use crate::ui::Engine;
@@ -202,7 +202,7 @@ async fn steer(client: Client, mut rx: mpsc::UnboundedReceiver<Control>) {
 /// `--standalone`), else with its own collector, which ships only when no
 /// service runs here or `--write` asks for it (`shipper`).
 pub async fn run_tui(config: &Config) -> color_eyre::Result<()> {
-    let socket = &super::client_socket(&config.control);
+    let socket = &crate::control::client_socket(&config.control);
     let service_runs = if config.run.standalone {
         service_runs(socket).await
     } else {

@@ -1,5 +1,6 @@
-//! Bounded in-memory history per VM (keyed by UUID) for the detail view's
-//! sparklines and for the auto-scaled DISK / NET gauge ceilings.
+//! Bounded in-memory history per VM (keyed by UUID), one point per collection: the
+//! TUI's sparklines and auto-scaled DISK / NET gauge ceilings, and the service's
+//! `GET /history`.
 //!
 //! Bounded twice: by age (`history_minutes`) and by a hard sample count, so a
 //! tiny poll interval cannot grow memory without limit. VMs that leave the
