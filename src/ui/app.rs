@@ -433,7 +433,7 @@ impl App {
             };
             return;
         }
-        let page_body = layout::detail_page(self.area(), self, &self.live);
+        let page_body = layout::detail_page(self.area(), self.shape(&self.live));
         if let Screen::Detail { scroll, .. } = &mut self.screen {
             *scroll = match action {
                 Action::Up => scroll.saturating_sub(1),
@@ -473,7 +473,17 @@ impl App {
 
     /// Layout of the list for the current terminal size.
     pub fn geometry(&self) -> layout::ListGeometry {
-        layout::list_geometry(self.area(), self, &self.live)
+        layout::list_geometry(self.area(), self.shape(&self.live))
+    }
+
+    /// What the screen geometry depends on, with `snap` in the header.
+    pub fn shape(&self, snap: &Snapshot) -> layout::Shape {
+        layout::Shape {
+            header: super::alerts::header_height(snap),
+            status: self.show_status,
+            logs: self.show_logs,
+            table: self.table,
+        }
     }
 
     /// The whole terminal.

@@ -6,6 +6,7 @@
 //! redraws only when something arrived, never polls, and restores the
 //! terminal on every path.
 
+pub mod alerts;
 pub mod app;
 pub mod ascii;
 pub mod help;

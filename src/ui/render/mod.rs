@@ -33,7 +33,7 @@ pub fn view(frame: &mut Frame, app: &App, snap: &Snapshot, now: SystemTime) {
         too_small(frame, area, app);
         return;
     }
-    let a = areas(area, app, snap);
+    let a = areas(area, app.shape(snap));
     header::render(frame, a.header, app, snap, now);
     match &app.screen {
         Screen::List if app.table => table::render(frame, a.body, app, snap),
