@@ -14,6 +14,7 @@ pub mod keys;
 pub mod layout;
 pub mod palette;
 pub mod render;
+pub mod state_reason;
 pub mod theme;
 
 use std::future::Future;

@@ -148,7 +148,7 @@ fn identity_lines(app: &App, vm: &VmSnapshot) -> Vec<Line<'static>> {
         Span::styled(raw.state.as_str().to_uppercase(), state_style),
         Span::raw(format!(
             " ({}) · id {} · uuid {}",
-            crate::collector::state_reason::name(raw.state, raw.state_reason),
+            crate::ui::state_reason::name(raw.state, raw.state_reason),
             raw.id.map(|i| i.to_string()).unwrap_or_else(|| DASH.into()),
             raw.uuid
         )),
