@@ -115,8 +115,6 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DomainState, RawDomain, VmSnapshot};
-    use std::time::Instant;
 
     fn snap(collection: u64, secs: u64, uuids: &[&str]) -> Snapshot {
         let mut s = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
@@ -125,29 +123,7 @@ mod tests {
         s.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         s.vms = uuids
             .iter()
-            .map(|u| VmSnapshot {
-                raw: RawDomain {
-                    uuid: u.to_string(),
-                    id: Some(1),
-                    name: u.to_string(),
-                    state: DomainState::Running,
-                    state_reason: 0,
-                    vcpus: Some(1),
-                    max_mem_kib: None,
-                    cur_mem_kib: None,
-                    cpu: None,
-                    balloon: Default::default(),
-                    vcpu_times_ns: vec![],
-                    vcpu_delays_ns: vec![],
-                    monitor_stuck: None,
-                    nics: vec![],
-                    disks: vec![],
-                    mono: Instant::now(),
-                    wall_ns: 0,
-                },
-                memory: None,
-                derived: None,
-            })
+            .map(|u| crate::fixtures::vm(crate::fixtures::raw(u, u)))
             .collect();
         s
     }

@@ -9,6 +9,7 @@ pub mod collector;
 pub mod config;
 pub mod control;
 pub mod engine;
+pub mod fixtures;
 pub mod format;
 pub mod generate;
 pub mod headless;

@@ -7,7 +7,7 @@
 //! `VMPULSE_UPDATE_ASSETS=1 cargo test --test ui_snapshots screenshot`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
@@ -39,11 +39,8 @@ fn opts(color: bool) -> Options {
 
 fn raw(name: &str, uuid: &str, state: DomainState, vcpus: u32, mem_mib: u64) -> RawDomain {
     RawDomain {
-        uuid: uuid.to_string(),
         id: state.has_guest_counters().then_some(7),
-        name: name.to_string(),
         state,
-        state_reason: 1,
         vcpus: Some(vcpus),
         max_mem_kib: Some(mem_mib * 1024),
         cur_mem_kib: Some(mem_mib * 1024),
@@ -52,14 +49,7 @@ fn raw(name: &str, uuid: &str, state: DomainState, vcpus: u32, mem_mib: u64) -> 
             user_ns: None,
             system_ns: None,
         }),
-        balloon: BalloonStats::default(),
-        vcpu_times_ns: vec![],
-        vcpu_delays_ns: vec![],
-        monitor_stuck: None,
-        nics: vec![],
-        disks: vec![],
-        mono: Instant::now(),
-        wall_ns: 1_700_000_000_000_000_000,
+        ..vmpulse::fixtures::raw(name, uuid)
     }
 }
 

@@ -749,30 +749,12 @@ async fn hostile_names_reach_influxdb3_exactly() {
 
 /// A running test-driver-like VM with the given name.
 fn common_vm(name: &str) -> vmpulse::model::VmSnapshot {
-    use vmpulse::model::*;
-    VmSnapshot {
-        raw: RawDomain {
-            uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
-            id: Some(1),
-            name: name.into(),
-            state: DomainState::Running,
-            state_reason: 1,
-            vcpus: Some(1),
-            max_mem_kib: Some(1024),
-            cur_mem_kib: Some(1024),
-            cpu: None,
-            balloon: BalloonStats::default(),
-            vcpu_times_ns: vec![],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
-            nics: vec![],
-            disks: vec![],
-            mono: Instant::now(),
-            wall_ns: 1_700_000_000_000_000_000,
-        },
-        memory: None,
-        derived: None,
-    }
+    use vmpulse::model::RawDomain;
+    vmpulse::fixtures::vm(RawDomain {
+        max_mem_kib: Some(1024),
+        cur_mem_kib: Some(1024),
+        ..vmpulse::fixtures::raw(name, "550e8400-e29b-41d4-a716-446655440000")
+    })
 }
 
 /// A proxy that answers the write with a redirect to a page that says 200:

@@ -384,11 +384,7 @@ mod tests {
 
     fn raw(at: Instant, cpu_ns: u64) -> RawDomain {
         RawDomain {
-            uuid: "u-1".into(),
             id: Some(3),
-            name: "web".into(),
-            state: DomainState::Running,
-            state_reason: 1,
             vcpus: Some(2),
             max_mem_kib: Some(1_048_576),
             cur_mem_kib: Some(1_048_576),
@@ -397,14 +393,8 @@ mod tests {
                 user_ns: None,
                 system_ns: None,
             }),
-            balloon: BalloonStats::default(),
-            vcpu_times_ns: vec![],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
-            nics: vec![],
-            disks: vec![],
             mono: at,
-            wall_ns: 1_700_000_000_000_000_000,
+            ..crate::fixtures::raw("web", "u-1")
         }
     }
 
