@@ -96,6 +96,13 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
 }
 
+/// Whether this process runs as root: the service's default paths (spool, socket)
+/// and how loudly a group it cannot set is reported depend on it.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions, cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// This machine's hostname, or `localhost` when it cannot be read as UTF-8.
 pub fn default_host() -> String {
     gethostname::gethostname()

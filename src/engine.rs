@@ -131,8 +131,7 @@ impl EngineHandle {
     /// needs its spool (an error otherwise); the TUI runs without one and says so.
     pub fn start(config: &Config) -> color_eyre::Result<Self> {
         let env = |k: &str| std::env::var(k).ok();
-        let spool =
-            SpoolConfig::from_settings(&config.spool, crate::spool::running_as_root(), &env);
+        let spool = SpoolConfig::from_settings(&config.spool, crate::config::is_root(), &env);
         Self::start_with_spool(config, spool_mode(config, spool))
     }
 

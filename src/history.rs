@@ -47,6 +47,12 @@ impl History {
         }
     }
 
+    /// The window `ui.history_minutes` asks for (at least a minute): the TUI's and
+    /// the service's.
+    pub fn window_of(ui: &crate::config::UiConfig) -> Duration {
+        Duration::from_secs(ui.history_minutes.max(1) as u64 * 60)
+    }
+
     pub fn window(&self) -> Duration {
         self.window
     }

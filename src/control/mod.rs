@@ -28,7 +28,7 @@ use crate::config::ControlConfig;
 pub fn socket_path(c: &ControlConfig) -> PathBuf {
     match &c.socket {
         Some(p) => PathBuf::from(p),
-        None => default_socket_path(is_root(), &|k| std::env::var(k).ok()),
+        None => default_socket_path(crate::config::is_root(), &|k| std::env::var(k).ok()),
     }
 }
 
@@ -80,11 +80,6 @@ pub fn default_socket_path(root: bool, env: &dyn Fn(&str) -> Option<String>) -> 
         Some(dir) => PathBuf::from(dir).join("vmpulse.sock"),
         None => socket::fallback_dir().join("vmpulse.sock"),
     }
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[cfg(test)]

@@ -18,18 +18,7 @@ use crate::model::{
     DeviceRates, Snapshot, SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState,
 };
 
-/// `2025-11-11T12:34:56.789Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    match jiff::Timestamp::try_from(t) {
-        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        Err(_) => "1970-01-01T00:00:00.000Z".into(),
-    }
-}
-
-/// Parses what [`rfc3339`] wrote.
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    s.parse::<jiff::Timestamp>().ok().map(SystemTime::from)
-}
+pub use crate::format::{parse_rfc3339, rfc3339};
 
 /// The service process, for `pid` and uptime.
 #[derive(Debug, Clone, Copy, PartialEq)]

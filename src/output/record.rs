@@ -124,30 +124,8 @@ pub fn cells(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<Value> {
     v
 }
 
-/// `2023-11-13T09:40:00.000Z` from nanoseconds since the Unix epoch (UTC,
-/// milliseconds). Civil date from days after Howard Hinnant's `civil_from_days`.
-pub fn rfc3339_utc(ns: i64) -> String {
-    let ms = ns.div_euclid(1_000_000);
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60,
-        ms.rem_euclid(1000)
-    )
-}
+/// Line timestamps as JSON/CSV write them (`2023-11-13T09:40:00.000Z`).
+pub use crate::format::rfc3339_ns as rfc3339_utc;
 
 #[cfg(test)]
 pub(crate) mod tests {

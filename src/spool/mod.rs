@@ -67,12 +67,6 @@ impl SpoolConfig {
     }
 }
 
-/// Whether this process runs as root (the spool then lives under /var/lib).
-pub fn running_as_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// `$STATE_DIRECTORY/spool` when systemd gives the service one (`StateDirectory=`,
 /// the only writable place under `DynamicUser=yes`); else `/var/lib/vmpulse/spool` for
 /// root, else `$XDG_STATE_HOME/vmpulse/spool` (`$HOME/.local/state/vmpulse/spool` when

@@ -114,7 +114,7 @@ impl Options {
             theme,
             disk_ceiling: config.ui.disk_ceiling,
             net_ceiling: config.ui.net_ceiling,
-            history: Duration::from_secs(config.ui.history_minutes.max(1) as u64 * 60),
+            history: History::window_of(&config.ui),
         }
     }
 }
