@@ -14,7 +14,7 @@ use crate::ui::app::App;
 use crate::ui::layout::{ListGeometry, CARD_HEIGHT};
 use crate::ui::theme::Theme;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let shown = app.shown();
     let vis = app.visible();
     if vis.is_empty() {

@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use super::cards::{self, angle_span};
 use crate::format;
-use crate::model::{Snapshot, VmSnapshot};
+use crate::model::VmSnapshot;
 use crate::ui::app::App;
 use crate::ui::keys::SortKey;
 
@@ -206,7 +206,7 @@ fn cell(app: &App, vm: &VmSnapshot, metrics: &[cards::Metric; 5], col: Col) -> C
     }
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let shown = app.shown();
     let vis = app.visible();
     if vis.is_empty() {
