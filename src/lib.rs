@@ -1,8 +1,10 @@
 //! vmpulse: live per-VM metrics for KVM hypervisors, shipped to InfluxDB.
 //!
-//! The engine (`collector`, `influx`, `engine`) never touches the terminal; the
-//! TUI (`ui`) and headless mode (`headless`) are two frontends over the same
-//! `watch` stream of `Arc<Snapshot>`.
+//! The engine (`collector`, the encoders, `writer`, `engine`) never touches the
+//! terminal; the TUI (`ui`), headless mode (`headless`) and the control API
+//! (`control`, with its clients in `remote`) are frontends over the same `watch`
+//! stream of `Arc<Snapshot>`. ARCHITECTURE.md lists the modules floor by floor:
+//! each imports only those below it.
 
 pub mod cli;
 pub mod collector;
