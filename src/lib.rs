@@ -15,5 +15,6 @@ pub mod influx;
 pub mod logging;
 pub mod model;
 pub mod output;
+pub mod schema;
 pub mod spool;
 pub mod ui;

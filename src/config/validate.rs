@@ -31,7 +31,7 @@ fn origin_of(l: &Layer, id: &str) -> String {
         .unwrap_or_else(|| settings::find(id).names())
 }
 
-use crate::influx::line_protocol::{FIELD_KEYS, RESERVED_TAGS};
+use crate::schema::{FIELD_KEYS, RESERVED_TAGS};
 
 /// Checks every value and fills the gaps with `defaults`: each setting by its kind
 /// (`settings.rs`), then the rules that span settings.

@@ -3,7 +3,7 @@
 //! `--format lp|json|csv`: line protocol (the default, what InfluxDB takes),
 //! JSON (one object per VM per collection, one per line) or CSV (a header row,
 //! then one row per VM per collection: what `virt-top --csv` users expect).
-//! JSON and CSV share one column list ([`record::COLUMNS`]) named like the
+//! JSON and CSV share one column list ([`record::COLUMNS`]) made from the metric table, named like the
 //! line-protocol fields in the README, so the three formats cannot drift apart.
 
 pub mod csv;
