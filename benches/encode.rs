@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use vmpulse::influx::line_protocol::{encode_vm, encode_vm_into, EncodeCtx};
+use vmpulse::encode::line_protocol::{encode_vm, encode_vm_into, EncodeCtx};
 use vmpulse::model::*;
 
 fn snapshot(i: usize) -> VmSnapshot {

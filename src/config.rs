@@ -6,6 +6,7 @@
 //! the rest of the program reads.
 
 pub mod docs;
+mod format;
 pub mod kind;
 pub mod layer;
 pub mod load;
@@ -13,6 +14,8 @@ pub mod run;
 pub mod secrets;
 pub mod settings;
 pub mod validate;
+
+pub use format::{Format, UnknownFormat};
 
 use std::fmt;
 use std::path::PathBuf;

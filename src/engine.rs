@@ -15,10 +15,12 @@ use crate::collector::derive::Deriver;
 use crate::collector::filter::DomainFilter;
 use crate::collector::poll::Poller;
 use crate::config::Config;
-use crate::influx::line_protocol::{EncodeCtx, Escaping};
+use crate::encode::encoder::Encoder;
+use crate::encode::line_protocol::{EncodeCtx, Escaping};
 use crate::influx::writer::{SpoolMode, WriterHandle};
+use crate::limit::{Limit, Step};
 use crate::model::{CollectorStats, Snapshot, SourceState, WriterState, WriterStats};
-use crate::output::encoder::{appends_to_rows, Encoder, Limit, Step};
+use crate::output::target::appends_to_rows;
 use crate::spool::SpoolConfig;
 
 /// What a frontend can ask of the engine.

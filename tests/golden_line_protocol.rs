@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use vmpulse::collector::derive::Deriver;
 use vmpulse::collector::source::LibvirtSource;
 use vmpulse::config::RatesConfig;
-use vmpulse::influx::line_protocol::{encode_vm_into, EncodeCtx, Escaping};
+use vmpulse::encode::line_protocol::{encode_vm_into, EncodeCtx, Escaping};
 use vmpulse::model::{
     BalloonStats, CpuTimes, DiskStats, DomainState, NicStats, RawDomain, VmSnapshot,
 };

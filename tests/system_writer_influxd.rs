@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use vmpulse::config::{Config, InfluxApi};
-use vmpulse::influx::line_protocol::{encode_vm, EncodeCtx, Escaping};
+use vmpulse::encode::line_protocol::{encode_vm, EncodeCtx, Escaping};
 use vmpulse::influx::writer::WriterHandle;
 use vmpulse::model::*;
 

@@ -14,7 +14,7 @@ use super::layer::Layer;
 use super::settings;
 use super::validate::ConfigError;
 use super::{masked_url, Config, OutputTarget};
-use crate::output::Format;
+use crate::config::Format;
 
 fn origin(l: &Layer, id: &str) -> String {
     l.get(id)

@@ -453,8 +453,8 @@ mod tests {
 
     #[test]
     fn vm_view_keeps_the_old_keys_and_names_the_rest_by_schema() {
+        use crate::encode::record::tests::vm as fixture;
         use crate::model::DomainState;
-        use crate::output::record::tests::vm as fixture;
         let v = serde_json::to_value(vm(&fixture("web", DomainState::Running, true))).unwrap();
         assert_eq!(v["memory_used"], 500_000);
         assert_eq!(v["cputime"], 5_000_000_000u64);

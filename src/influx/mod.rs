@@ -1,10 +1,9 @@
-//! InfluxDB line protocol and the batching writer.
+//! The batching writer that delivers line protocol (encoded by `crate::encode`).
 //!
 //! `writer` is the handle the engine holds; `queue` the memory queue and
 //! counters; `task` the state machine; `sink` the outputs (HTTP, file);
-//! `retry` classifies answers; `line_protocol` encodes snapshots.
+//! `retry` classifies answers.
 
-pub mod line_protocol;
 pub(crate) mod queue;
 pub mod retry;
 pub mod sink;

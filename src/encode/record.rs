@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use crate::influx::line_protocol::EncodeCtx;
+use crate::encode::line_protocol::EncodeCtx;
 use crate::model::VmSnapshot;
 use crate::schema::{self, Metric, METRICS};
 
