@@ -129,6 +129,9 @@ fn every_endpoint_answers_with_its_exact_fields() {
         "net_rx_angle_deg",
         "net_tx_angle_deg",
         "memory_source",
+        "disk_read_latency_ms",
+        "disk_write_latency_ms",
+        "disk_flush_latency_ms",
     ];
     let web = vms["vms"]
         .as_array()

@@ -65,6 +65,9 @@ fn pinned(mut raw: RawDomain, base: Instant) -> RawDomain {
         d.rd_reqs = d.rd_reqs.map(|_| 3_000 * i);
         d.wr_reqs = d.wr_reqs.map(|_| 1_000 * i);
         d.fl_reqs = d.fl_reqs.map(|_| 100 * i);
+        d.rd_times_ns = d.rd_times_ns.map(|_| 9_000_000 * i);
+        d.wr_times_ns = d.wr_times_ns.map(|_| 7_000_000 * i);
+        d.fl_times_ns = d.fl_times_ns.map(|_| 300_000 * i);
         d.errors = d.errors.map(|_| 0);
     }
     for (v, i) in raw.vcpu_times_ns.iter_mut().zip(1u64..) {
@@ -98,6 +101,9 @@ fn advanced(prev: &RawDomain, step: u64) -> RawDomain {
         d.rd_reqs = d.rd_reqs.map(|v| v + 64 * step);
         d.wr_reqs = d.wr_reqs.map(|v| v + 16 * step);
         d.fl_reqs = d.fl_reqs.map(|v| v + 2 * step);
+        d.rd_times_ns = d.rd_times_ns.map(|v| v + 640_000 * step);
+        d.wr_times_ns = d.wr_times_ns.map(|v| v + 800_000 * step);
+        d.fl_times_ns = d.fl_times_ns.map(|v| v + 100_000 * step);
     }
     for n in r.nics.iter_mut() {
         n.rx_bytes += 150_000 * step;
@@ -185,6 +191,9 @@ fn hand_built(name: &str, n: u32) -> RawDomain {
             wr_reqs: Some(6),
             wr_bytes: 8192,
             fl_reqs: Some(1),
+            rd_times_ns: Some(2_000_000),
+            wr_times_ns: Some(3_000_000),
+            fl_times_ns: Some(500_000),
             errors: Some(0),
             allocation: None,
             capacity: None,
@@ -296,6 +305,8 @@ fn golden_covers_rates_devices_and_every_escaping() {
         "devtype=nic",
         "cpu_angle_deg=",
         "vcpu_delay=",
+        "disk_read_latency_ms=",
+        "flush_total_times=",
         r"a\\_",
     ] {
         assert!(got.contains(needle), "golden input lacks {needle}");

@@ -414,6 +414,9 @@ mod tests {
                 wr_reqs: Some(6),
                 wr_bytes: 8192,
                 fl_reqs: None,
+                rd_times_ns: None,
+                wr_times_ns: None,
+                fl_times_ns: None,
                 errors: None,
                 allocation: None,
                 capacity: None,
@@ -454,6 +457,7 @@ mod tests {
             disk_write_angle_deg: 0.0,
             net_rx_angle_deg: 0.00005,
             net_tx_angle_deg: 0.0,
+            disk_latency: Default::default(),
             disks: vec![],
             nics: vec![],
             vcpu_percent: vec![],
@@ -555,6 +559,25 @@ mod tests {
         ] {
             assert!(got.contains(present), "{present} missing:\n{got}");
         }
+    }
+
+    #[test]
+    fn disk_latency_is_written_only_when_requests_completed() {
+        let mut v = vm("web-1");
+        let got = lines(&ctx(), &v).join("\n");
+        assert!(!got.contains("latency_ms"), "{got}");
+        v.raw.disks[0].rd_times_ns = Some(7_000);
+        if let Some(d) = v.derived.as_mut() {
+            d.disk_latency.read_ms = Some(0.25);
+        }
+        let got = lines(&ctx(), &v);
+        assert!(
+            got[1].ends_with(",disk_read_latency_ms=0.25 1699868400000000000"),
+            "{}",
+            got[1]
+        );
+        assert!(!got[1].contains("disk_write_latency_ms"), "{}", got[1]);
+        assert!(got[3].contains(",rd_total_times=7000i "), "{}", got[3]);
     }
 
     #[test]

@@ -169,6 +169,7 @@ pub(crate) mod tests {
                 disk_write_angle_deg: 0.0,
                 net_rx_angle_deg: 0.0,
                 net_tx_angle_deg: 0.0,
+                disk_latency: Default::default(),
                 disks: vec![],
                 nics: vec![],
                 vcpu_percent: vec![],

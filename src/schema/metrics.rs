@@ -391,6 +391,12 @@ pub static METRICS: &[Metric] = &[
         "`degrees(atan(tx bytes/s / rates.throughput_unit))`."),
     rate("memory_source", S, Unit::None, |v, _| v.memory.map(|m| Value::Str(m.source.as_str())),
         "Which reading `memory_used_kb` came from: available-usable, current-unused, rss or allocation."),
+    rate("disk_read_latency_ms", F, Unit::Ms, |_, d| float(d.disk_latency.read_ms),
+        "Average time per read request completed in the interval: `ΣΔrd_total_times / ΣΔrd_req` over the disks that report both; left out when no read completed."),
+    rate("disk_write_latency_ms", F, Unit::Ms, |_, d| float(d.disk_latency.write_ms),
+        "Average time per write request: `ΣΔwr_total_times / ΣΔwr_reqs` over disks; left out when no write completed."),
+    rate("disk_flush_latency_ms", F, Unit::Ms, |_, d| float(d.disk_latency.flush_ms),
+        "Average time per flush request: `ΣΔflush_total_times / ΣΔflush_reqs` over disks; left out when no flush completed."),
     // vm_devices, devtype=nic
     nic("rxbytes", Unit::Bytes, |n| int(Some(n.rx_bytes)), "Bytes received (cumulative)."),
     nic("rxpackets", Unit::Count, |n| int(n.rx_packets), "Packets received (cumulative)."),
@@ -406,6 +412,10 @@ pub static METRICS: &[Metric] = &[
     disk("wr_reqs", Unit::Count, |d| int(d.wr_reqs), "Write requests (cumulative)."),
     disk("wr_bytes", Unit::Bytes, |d| int(Some(d.wr_bytes)), "Bytes written (cumulative)."),
     disk("errors", Unit::Count, |d| int(d.errors), "I/O errors (cumulative; only the per-domain call reports them)."),
+    disk("rd_total_times", Unit::Ns, |d| int(d.rd_times_ns), "Time spent on read requests (`block.N.rd.times`, cumulative)."),
+    disk("wr_total_times", Unit::Ns, |d| int(d.wr_times_ns), "Time spent on write requests (`block.N.wr.times`, cumulative)."),
+    disk("flush_reqs", Unit::Count, |d| int(d.fl_reqs), "Flush requests (`block.N.fl.reqs`, cumulative)."),
+    disk("flush_total_times", Unit::Ns, |d| int(d.fl_times_ns), "Time spent on flush requests (`block.N.fl.times`, cumulative)."),
     // vm_totals
     total("net_rxbytes", Unit::Bytes, |v| nic_sum(v, |n| Some(n.rx_bytes)), "`rxbytes` summed over NICs.")
         .counter("network_receive"),
