@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::client::{Client, ClientError};
-use super::views::parse_rfc3339;
+use super::views::{parse_rfc3339, SnapshotView};
 use crate::config::Config;
 use crate::engine::{Control, FinalReport};
 use crate::model::{Origin, Snapshot};
@@ -98,7 +98,8 @@ impl Lines {
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                match serde_json::from_slice::<Snapshot>(&line) {
+                match serde_json::from_slice::<SnapshotView>(&line).map(SnapshotView::into_snapshot)
+                {
                     Ok(mut snap) => {
                         snap.origin = self.origin.clone();
                         return Some(snap);

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 pub use super::health::HealthView;
 use crate::config::Config;
 use crate::model::{
-    DeviceRates, Snapshot, SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState,
+    CollectorStats, Derived, DeviceRates, HostInfo, MemoryUse, RawDomain, Snapshot, SourceState,
+    SpoolState, SpoolStats, VmSnapshot, WriterState, WriterStats,
 };
 use crate::schema::{Value, METRICS};
 use crate::ui::history::Sample;
@@ -357,6 +358,93 @@ pub fn vm_detail(v: &VmSnapshot) -> VmDetail {
     }
 }
 
+/// One line of `GET /snapshots`: the snapshot's service state, and each VM as
+/// `/vms/{uuid}` shows it (schema names) plus the readings the attached TUI
+/// draws from, so an attached TUI rebuilds the very `Snapshot` the service holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotView {
+    pub seq: u64,
+    pub collection: u64,
+    pub unreachable_since: Option<SystemTime>,
+    pub host: Option<HostInfo>,
+    pub taken_at: SystemTime,
+    pub libvirt_uri: String,
+    pub hostname: String,
+    pub collecting: bool,
+    pub poll_interval: Duration,
+    pub source: SourceState,
+    pub collector: CollectorStats,
+    pub writer: WriterStats,
+    pub vms: Vec<VmStreamView>,
+}
+
+/// A VM in `/snapshots`: its `/vms/{uuid}` view and the readings behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmStreamView {
+    #[serde(flatten)]
+    pub detail: VmDetail,
+    pub raw: RawDomain,
+    pub memory: Option<MemoryUse>,
+    pub derived: Option<Derived>,
+}
+
+pub fn snapshot(s: &Snapshot) -> SnapshotView {
+    SnapshotView {
+        seq: s.seq,
+        collection: s.collection,
+        unreachable_since: s.unreachable_since,
+        host: s.host.clone(),
+        taken_at: s.taken_at,
+        libvirt_uri: s.libvirt_uri.clone(),
+        hostname: s.hostname.clone(),
+        collecting: s.collecting,
+        poll_interval: s.poll_interval,
+        source: s.source.clone(),
+        collector: s.collector.clone(),
+        writer: s.writer.clone(),
+        vms: s
+            .vms
+            .iter()
+            .map(|v| VmStreamView {
+                detail: vm_detail(v),
+                raw: v.raw.clone(),
+                memory: v.memory,
+                derived: v.derived.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl SnapshotView {
+    /// The snapshot the service published (its origin is the reader's to set).
+    pub fn into_snapshot(self) -> Snapshot {
+        Snapshot {
+            seq: self.seq,
+            collection: self.collection,
+            unreachable_since: self.unreachable_since,
+            host: self.host,
+            taken_at: self.taken_at,
+            libvirt_uri: self.libvirt_uri,
+            hostname: self.hostname,
+            collecting: self.collecting,
+            poll_interval: self.poll_interval,
+            source: self.source,
+            vms: self
+                .vms
+                .into_iter()
+                .map(|v| VmSnapshot {
+                    raw: v.raw,
+                    memory: v.memory,
+                    derived: v.derived,
+                })
+                .collect(),
+            collector: self.collector,
+            writer: self.writer,
+            origin: Default::default(),
+        }
+    }
+}
+
 /// `GET /history/{uuid}`: what the detail view's sparklines draw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryView {
@@ -493,6 +581,36 @@ mod tests {
         let off = serde_json::to_value(vm(&fixture("off", DomainState::Shutoff, true))).unwrap();
         assert!(off["memory_used"].is_null() && off["cpu_usage_percent"].is_null());
         assert_eq!(off["state"], "shutoff");
+    }
+
+    #[test]
+    fn snapshots_stream_views_and_the_attached_tui_gets_the_snapshot_back() {
+        use crate::encode::record::tests::vm as fixture;
+        use crate::model::DomainState;
+        let mut s = Snapshot::empty("test:///default", "hv1", Duration::from_secs(2));
+        s.seq = 9;
+        s.vms = vec![
+            fixture("web", DomainState::Running, true),
+            fixture("off", DomainState::Shutoff, false),
+        ];
+        // JSON has no NaN (the fixture's one stands for a value never derived).
+        if let Some(d) = s.vms[0].derived.as_mut() {
+            d.net_tx.bytes_per_sec = 3.0;
+            d.net_tx.ops_per_sec = Some(1.5);
+        }
+        let text = serde_json::to_string(&snapshot(&s)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // The same keys as /vms/{uuid}: schema names next to the old API keys.
+        assert_eq!(v["vms"][0]["cpu_usage_percent"], 12.5);
+        assert_eq!(v["vms"][0]["memory_used"], 500_000);
+        assert!(v["vms"][0].get("cpu_percent").is_none());
+        let back: SnapshotView = serde_json::from_str(&text).unwrap();
+        let mut back = back.into_snapshot();
+        // The monotonic instant is local to a process (not sent).
+        for (b, o) in back.vms.iter_mut().zip(&s.vms) {
+            b.raw.mono = o.raw.mono;
+        }
+        assert_eq!(back, s);
     }
 
     #[test]
