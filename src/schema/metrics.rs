@@ -325,7 +325,9 @@ const fn total(name: &'static str, unit: Unit, f: VmRead, help: &'static str) ->
     Metric::new(name, TOT, I, unit, Read::ActiveVm(f), help)
 }
 
-/// Every metric, in line-protocol order within each measurement.
+/// Every metric, in line-protocol order within each measurement. Laid out by
+/// hand, one entry per paragraph (rustfmt would not fit the descriptions).
+#[rustfmt::skip]
 pub static METRICS: &[Metric] = &[
     // vm_metrics
     vm("state", MET, S, Unit::None, |v| Some(Value::Str(v.raw.state.as_str())),
