@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use vmpulse::influx::line_protocol::{encode_vm, encode_vm_into, EncodeCtx};
+use vmpulse::encode::line_protocol::{encode_vm, encode_vm_into, EncodeCtx};
 use vmpulse::model::*;
 
 fn snapshot(i: usize) -> VmSnapshot {
@@ -29,6 +29,9 @@ fn snapshot(i: usize) -> VmSnapshot {
         wr_reqs: Some(2_345_678),
         wr_bytes: 67_890_123_456,
         fl_reqs: Some(12_345),
+        rd_times_ns: None,
+        wr_times_ns: None,
+        fl_times_ns: None,
         errors: None,
         allocation: None,
         capacity: None,
@@ -104,6 +107,7 @@ fn snapshot(i: usize) -> VmSnapshot {
             disk_write_angle_deg: 82.1,
             net_rx_angle_deg: 43.3,
             net_tx_angle_deg: 6.7,
+            disk_latency: Default::default(),
             disks: vec![],
             nics: vec![],
             vcpu_percent: vec![37.0; 4],

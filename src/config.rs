@@ -7,6 +7,7 @@
 
 pub mod docs;
 mod error;
+mod format;
 pub mod glob;
 pub mod kind;
 pub mod layer;
@@ -15,6 +16,8 @@ pub mod run;
 pub mod secrets;
 pub mod settings;
 pub mod validate;
+
+pub use format::{Format, UnknownFormat};
 
 use std::fmt;
 use std::path::PathBuf;

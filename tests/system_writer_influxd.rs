@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use vmpulse::config::{Config, InfluxApi};
-use vmpulse::influx::line_protocol::{encode_vm, EncodeCtx, Escaping};
+use vmpulse::encode::line_protocol::{encode_vm, EncodeCtx, Escaping};
 use vmpulse::model::*;
 use vmpulse::writer::WriterHandle;
 
@@ -84,6 +84,7 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
             disk_write_angle_deg: 0.0,
             net_rx_angle_deg: 45.0,
             net_tx_angle_deg: 0.0,
+            disk_latency: Default::default(),
             disks: vec![],
             nics: vec![],
             vcpu_percent: vec![],

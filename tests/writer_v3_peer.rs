@@ -710,7 +710,7 @@ async fn v2_whole_batch_400_is_bisected_to_the_bad_line() {
 /// backslash, which no parser can hold, becomes the documented `\_`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_names_reach_influxdb3_exactly() {
-    use vmpulse::influx::line_protocol::{encode_vm, stored_tag, EncodeCtx};
+    use vmpulse::encode::line_protocol::{encode_vm, stored_tag, EncodeCtx};
     let peer = Peer::start(|_, _| Reply::status(204));
     let w = WriterHandle::start(&config(&peer.url())).expect("start");
     let hostile = [

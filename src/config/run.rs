@@ -14,7 +14,7 @@ use super::layer::Layer;
 use super::settings;
 use super::ConfigError;
 use super::{masked_url, Config, OutputTarget};
-use crate::output::Format;
+use crate::config::Format;
 
 /// Whether the setting was given by its command-line flag (not the file or environment).
 fn from_flag(l: &Layer, id: &str) -> bool {

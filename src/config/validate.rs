@@ -14,7 +14,7 @@ fn invalid<T>(s: &Sourced<T>, message: impl Into<String>) -> ConfigError {
     }
 }
 
-use crate::influx::line_protocol::{FIELD_KEYS, RESERVED_TAGS};
+use crate::schema::{FIELD_KEYS, RESERVED_TAGS};
 
 /// Checks every value and fills the gaps with `defaults`: each setting by its kind
 /// (`settings.rs`), then the rules that span settings.

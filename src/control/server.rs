@@ -356,7 +356,7 @@ async fn snapshots(State(s): St) -> Response {
             return None;
         }
         let snap = rx.borrow_and_update().clone();
-        let mut line = match serde_json::to_vec(&*snap) {
+        let mut line = match serde_json::to_vec(&views::snapshot(&snap)) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!("snapshot {} not sent on /snapshots: {e}", snap.seq);

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::client::{Client, ClientError};
 use crate::config::Config;
-use crate::control::views::parse_rfc3339;
+use crate::control::views::{parse_rfc3339, SnapshotView};
 use crate::engine::{Control, FinalReport};
 use crate::model::{Origin, Snapshot};
 use crate::ui::Engine;
@@ -98,7 +98,8 @@ impl Lines {
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                match serde_json::from_slice::<Snapshot>(&line) {
+                match serde_json::from_slice::<SnapshotView>(&line).map(SnapshotView::into_snapshot)
+                {
                     Ok(mut snap) => {
                         snap.origin = self.origin.clone();
                         return Some(snap);

@@ -1,13 +1,16 @@
 //! One VM in one collection as a flat record: the columns of `--format json|csv`.
 //!
-//! Column names are the line-protocol field names of the README (`vm_metrics`
-//! and `vm_features`), after the identifying columns. Unknown values are
+//! Column names are the schema names of the metric table (`crate::schema`),
+//! the per-VM values of `vm_metrics` and `vm_features`, after the identifying columns. Unknown values are
 //! [`Value::Null`] (JSON `null`, an empty CSV cell), never 0, following the
 //! same rules as the line-protocol encoder: an inactive domain has its state,
 //! vCPUs and maximum memory only, and rates appear from its second sample.
 
-use crate::influx::line_protocol::EncodeCtx;
+use std::sync::LazyLock;
+
+use crate::encode::line_protocol::EncodeCtx;
 use crate::model::VmSnapshot;
+use crate::schema::{self, Metric, METRICS};
 
 /// One cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,48 +26,33 @@ impl Value {
         v.and_then(|v| i64::try_from(v).ok())
             .map_or(Self::Null, Self::Int)
     }
-    fn float(v: Option<f64>) -> Self {
-        v.filter(|v| v.is_finite()).map_or(Self::Null, Self::Float)
+
+    /// A metric's value by the encoder's rules: too large or not finite is null.
+    fn of(v: Option<schema::Value>) -> Self {
+        match v {
+            None => Self::Null,
+            Some(schema::Value::Int(i)) => Self::int(Some(i)),
+            Some(schema::Value::Signed(i)) => Self::Int(i),
+            Some(schema::Value::Float(f)) if f.is_finite() => Self::Float(f),
+            Some(schema::Value::Float(_)) => Self::Null,
+            Some(schema::Value::Str(s)) => Self::Str(s.to_string()),
+        }
     }
 }
 
-/// Every column, in order. Static tags (`[tags]` in the config) follow `host`.
-pub const COLUMNS: [&str; 34] = [
-    "time",
-    "timestamp_ns",
-    "host",
-    "VMID",
-    "name",
-    "uuid",
-    "state",
-    "cpu_count",
-    "memory_max_kb",
-    "memory_used_kb",
-    "cputime_ns",
-    "memory_source",
-    "cpu_usage_percent",
-    "cpu_guest_percent",
-    "cpu_overhead_percent",
-    "cpu_steal_percent",
-    "memory_usage_percent",
-    "cpu_angle_deg",
-    "memory_percent_angle_deg",
-    "memory_rate_kb_per_sec",
-    "memory_angle_deg",
-    "disk_read_bytes_per_sec",
-    "disk_write_bytes_per_sec",
-    "disk_read_req_per_sec",
-    "disk_write_req_per_sec",
-    "net_rx_bytes_per_sec",
-    "net_tx_bytes_per_sec",
-    "net_rx_packets_per_sec",
-    "net_tx_packets_per_sec",
-    "disk_angle_deg",
-    "disk_read_angle_deg",
-    "disk_write_angle_deg",
-    "net_rx_angle_deg",
-    "net_tx_angle_deg",
-];
+/// The identifying columns; the metric columns follow from the metric table.
+pub const IDENTITY: [&str; 6] = ["time", "timestamp_ns", "host", "VMID", "name", "uuid"];
+
+/// Every column, in order: [`IDENTITY`], then each per-VM metric of
+/// `vm_metrics` and `vm_features` in the metric table's order.
+pub static COLUMNS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let metrics = record_metrics().map(|m| m.name);
+    IDENTITY.iter().copied().chain(metrics).collect()
+});
+
+fn record_metrics() -> impl Iterator<Item = &'static Metric> {
+    METRICS.iter().filter(|m| m.in_vm_record())
+}
 
 /// Column names with the static tag keys inserted after `host`.
 pub fn header(ctx: &EncodeCtx) -> Vec<String> {
@@ -77,11 +65,6 @@ pub fn header(ctx: &EncodeCtx) -> Vec<String> {
 /// The cells of one VM, in the order of [`header`].
 pub fn cells(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<Value> {
     let raw = &vm.raw;
-    let active = raw.state.has_guest_counters();
-    let d = vm.derived.as_ref().filter(|_| active);
-    let mem = vm.memory.filter(|_| active);
-    let f = |get: fn(&crate::model::Derived) -> f64| Value::float(d.map(get));
-    let o = |get: fn(&crate::model::Derived) -> Option<f64>| Value::float(d.and_then(get));
     let mut v = vec![
         Value::Str(rfc3339_utc(raw.wall_ns)),
         Value::Int(raw.wall_ns),
@@ -92,35 +75,8 @@ pub fn cells(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<Value> {
         Value::int(raw.id.map(u64::from)),
         Value::Str(raw.name.clone()),
         Value::Str(raw.uuid.clone()),
-        Value::Str(raw.state.as_str().to_string()),
-        Value::int(raw.vcpus.map(u64::from)),
-        Value::int(raw.max_mem_kib),
-        Value::int(mem.map(|m| m.used_kb)),
-        Value::int(raw.cpu.filter(|_| active).map(|c| c.time_ns)),
-        mem.map_or(Value::Null, |m| Value::Str(m.source.as_str().to_string())),
-        Value::float(d.and_then(|d| d.cpu_percent)),
-        Value::float(d.and_then(|d| d.cpu_split.guest)),
-        Value::float(d.and_then(|d| d.cpu_split.overhead)),
-        Value::float(d.and_then(|d| d.cpu_split.steal)),
-        Value::float(d.and(mem).and_then(|m| m.percent)),
-        Value::float(d.and_then(|d| d.cpu_angle_deg)),
-        Value::float(d.and_then(|d| d.memory_percent_angle_deg)),
-        f(|d| d.memory_rate_kb_per_sec),
-        f(|d| d.memory_angle_deg),
-        f(|d| d.disk_read.bytes_per_sec),
-        f(|d| d.disk_write.bytes_per_sec),
-        o(|d| d.disk_read.ops_per_sec),
-        o(|d| d.disk_write.ops_per_sec),
-        f(|d| d.net_rx.bytes_per_sec),
-        f(|d| d.net_tx.bytes_per_sec),
-        o(|d| d.net_rx.ops_per_sec),
-        o(|d| d.net_tx.ops_per_sec),
-        f(|d| d.disk_angle_deg),
-        f(|d| d.disk_read_angle_deg),
-        f(|d| d.disk_write_angle_deg),
-        f(|d| d.net_rx_angle_deg),
-        f(|d| d.net_tx_angle_deg),
     ]);
+    v.extend(record_metrics().map(|m| Value::of(m.vm_value(vm))));
     v
 }
 
@@ -191,6 +147,7 @@ pub(crate) mod tests {
                 disk_write_angle_deg: 0.0,
                 net_rx_angle_deg: 0.0,
                 net_tx_angle_deg: 0.0,
+                disk_latency: Default::default(),
                 disks: vec![],
                 nics: vec![],
                 vcpu_percent: vec![],
