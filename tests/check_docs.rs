@@ -22,6 +22,10 @@ fn check_docs_catches_every_planted_violation() {
     for case in [
         "climb from a mod.rs-less root",
         "climb inside a room",
+        "config reaching for an encoder",
+        "a cycle: schema back into config",
+        "the writer reaching for a frontend",
+        "an encoder doing I/O",
         "never-imports in a mod.rs-less root",
         "a room not on the map",
         "a room gone",
