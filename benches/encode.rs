@@ -29,13 +29,7 @@ fn snapshot(i: usize) -> VmSnapshot {
         wr_reqs: Some(2_345_678),
         wr_bytes: 67_890_123_456,
         fl_reqs: Some(12_345),
-        rd_times_ns: None,
-        wr_times_ns: None,
-        fl_times_ns: None,
-        errors: None,
-        allocation: None,
-        capacity: None,
-        physical: None,
+        ..DiskStats::default()
     };
     VmSnapshot {
         raw: RawDomain {
@@ -107,11 +101,11 @@ fn snapshot(i: usize) -> VmSnapshot {
             disk_write_angle_deg: 82.1,
             net_rx_angle_deg: 43.3,
             net_tx_angle_deg: 6.7,
-            disk_latency: Default::default(),
             disks: vec![],
             nics: vec![],
             vcpu_percent: vec![37.0; 4],
             vcpu_steal_percent: vec![],
+            ..Default::default()
         }),
     }
 }

@@ -116,7 +116,6 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
             disk_write_angle_deg: deg(disk * 0.7),
             net_rx_angle_deg: deg(rx) * if (t / 4.0).sin() > 0.0 { -1.0 } else { 1.0 },
             net_tx_angle_deg: deg(tx),
-            disk_latency: Default::default(),
             disks: vec![DeviceRates {
                 name: "vda".into(),
                 read: Throughput {
@@ -141,6 +140,7 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
             }],
             vcpu_percent: vec![cpu],
             vcpu_steal_percent: vec![if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }],
+            ..Default::default()
         }),
     }
 }

@@ -294,8 +294,9 @@ pub struct DeviceRates {
 
 /// Values that need two samples of the same domain.
 /// A rate needs two counter readings; a degree rate of a percentage needs two
-/// percentages, hence the `Option`s on the angles of CPU %.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+/// percentages, hence the `Option`s on the angles of CPU %. `Default` (no interval,
+/// no rates) is for fixtures, which name only the values their case is about.
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq)]
 pub struct Derived {
     /// Measured between the two samples' monotonic instants, seconds.
     pub dt_secs: f64,

@@ -14,29 +14,12 @@ use vmpulse::collector::derive::Deriver;
 use vmpulse::collector::source::LibvirtSource;
 use vmpulse::config::RatesConfig;
 use vmpulse::encode::line_protocol::{encode_vm_into, EncodeCtx, Escaping};
-use vmpulse::model::{
-    BalloonStats, CpuTimes, DiskStats, DomainState, NicStats, RawDomain, VmSnapshot,
-};
+use vmpulse::fixtures;
+use vmpulse::model::{DiskStats, DomainState, NicStats, RawDomain, VmSnapshot};
 
 const GOLDEN: &str = "tests/golden/line_protocol.txt";
 const WALL_NS: i64 = 1_699_868_400_000_000_000;
 const FIXTURES: [&str; 3] = ["e2e-host.xml", "testhost.xml", "tui-host.xml"];
-
-/// Names libvirt accepts that stress the escaping.
-const HOSTILE: [&str; 12] = [
-    r#"web 01,env=prod "x"\y"#,
-    r"a\ b",
-    r"a\,b",
-    r"a\=b",
-    r"a\\b",
-    r"a\\ b",
-    r"a\",
-    r"a\\",
-    r"\",
-    r"\ ,=\",
-    "x=1,y=2 z",
-    "日本\\語 vm",
-];
 
 /// The test driver's readings with the clock-dependent values pinned.
 fn pinned(mut raw: RawDomain, base: Instant) -> RawDomain {
@@ -139,39 +122,13 @@ fn fixture_cycles(file: &str) -> Vec<Vec<VmSnapshot>> {
         .collect()
 }
 
-/// A running domain with every group reported, named `name`.
+/// A running domain with every group reported, named `name`, with two vCPUs' counters,
+/// one NIC and one disk named after it.
 fn hand_built(name: &str, n: u32) -> RawDomain {
     RawDomain {
-        uuid: format!("550e8400-e29b-41d4-a716-4466554400{n:02}"),
         id: Some(n),
-        name: name.into(),
-        state: DomainState::Running,
-        state_reason: 1,
-        vcpus: Some(2),
-        max_mem_kib: Some(2_097_152),
-        cur_mem_kib: Some(2_097_152),
-        cpu: Some(CpuTimes {
-            time_ns: 5_000_000_000,
-            user_ns: Some(3_000_000_000),
-            system_ns: Some(1_000_000_000),
-        }),
-        balloon: BalloonStats {
-            current_kib: Some(2_097_152),
-            maximum_kib: Some(2_097_152),
-            swap_in_kib: Some(0),
-            swap_out_kib: Some(0),
-            major_fault: Some(12),
-            minor_fault: Some(3400),
-            unused_kib: Some(1_000_000),
-            available_kib: Some(2_000_000),
-            usable_kib: Some(1_500_000),
-            rss_kib: Some(600_000),
-            disk_caches_kib: Some(200_000),
-            last_update: Some(1),
-        },
         vcpu_times_ns: vec![2_000_000_000, 2_500_000_000],
         vcpu_delays_ns: vec![10_000_000, 30_000_000],
-        monitor_stuck: None,
         nics: vec![NicStats {
             name: name.into(),
             rx_bytes: 1000,
@@ -195,19 +152,16 @@ fn hand_built(name: &str, n: u32) -> RawDomain {
             wr_times_ns: Some(3_000_000),
             fl_times_ns: Some(500_000),
             errors: Some(0),
-            allocation: None,
-            capacity: None,
-            physical: None,
+            ..DiskStats::default()
         }],
-        mono: Instant::now(),
-        wall_ns: WALL_NS,
+        ..fixtures::reported(name, &format!("550e8400-e29b-41d4-a716-4466554400{n:02}"))
     }
 }
 
 /// Two cycles of the hostile-named domains plus one paused and one shut off.
 fn hostile_cycles() -> Vec<Vec<VmSnapshot>> {
     let base = Instant::now();
-    let mut first: Vec<RawDomain> = HOSTILE
+    let mut first: Vec<RawDomain> = fixtures::HOSTILE_NAMES
         .iter()
         .zip(0u32..)
         .map(|(name, n)| pinned(hand_built(name, n), base))

@@ -84,11 +84,11 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
             disk_write_angle_deg: 0.0,
             net_rx_angle_deg: 45.0,
             net_tx_angle_deg: 0.0,
-            disk_latency: Default::default(),
             disks: vec![],
             nics: vec![],
             vcpu_percent: vec![],
             vcpu_steal_percent: vec![],
+            ..Default::default()
         }),
     }
 }

@@ -98,7 +98,6 @@ fn derived(l: &Load) -> Derived {
         disk_write_angle_deg: deg(l.disk_w),
         net_rx_angle_deg: deg(l.rx) * if l.rx > 400_000.0 { 1.0 } else { -1.0 },
         net_tx_angle_deg: -deg(l.tx),
-        disk_latency: Default::default(),
         disks: vec![
             DeviceRates {
                 name: "vda".into(),
@@ -133,6 +132,7 @@ fn derived(l: &Load) -> Derived {
         }],
         vcpu_percent: vec![l.cpu * 1.2, l.cpu * 0.8],
         vcpu_steal_percent: vec![l.cpu / 3.0, l.cpu / 6.0],
+        ..Default::default()
     }
 }
 
@@ -166,29 +166,17 @@ fn with_devices(mut r: RawDomain) -> RawDomain {
             wr_reqs: Some(654_321),
             wr_bytes: 12_000_000_000,
             fl_reqs: Some(1000),
-            rd_times_ns: None,
-            wr_times_ns: None,
-            fl_times_ns: None,
             errors: Some(0),
-            allocation: None,
             capacity: Some(20 * 1024 * 1024 * 1024),
-            physical: None,
+            ..DiskStats::default()
         },
         DiskStats {
             name: "vdb".into(),
-            path: None,
             rd_reqs: Some(10),
             rd_bytes: 40_960,
             wr_reqs: Some(20_000),
             wr_bytes: 800_000_000,
-            fl_reqs: None,
-            rd_times_ns: None,
-            wr_times_ns: None,
-            fl_times_ns: None,
-            errors: None,
-            allocation: None,
-            capacity: None,
-            physical: None,
+            ..DiskStats::default()
         },
     ];
     r.balloon = BalloonStats {

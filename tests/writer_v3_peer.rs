@@ -713,20 +713,14 @@ async fn hostile_names_reach_influxdb3_exactly() {
     use vmpulse::encode::line_protocol::{encode_vm, stored_tag, EncodeCtx};
     let peer = Peer::start(|_, _| Reply::status(204));
     let w = WriterHandle::start(&config(&peer.url())).expect("start");
-    let hostile = [
-        r#"web 01,env=prod "x"\y"#,
-        r"a\ b",
-        r"a\,b",
-        r"a\=b",
-        r"a\\b",
-        r"a\\ b",
-        r"ends\",
-        r"\ ,=\",
-        "tab\there",
-    ];
+    // The shared hostile names, plus a trailing backslash and a tab to check by name.
+    let hostile: Vec<&str> = vmpulse::fixtures::HOSTILE_NAMES
+        .into_iter()
+        .chain([r"ends\", "tab\there"])
+        .collect();
     let ctx = EncodeCtx::new("hv", &BTreeMap::new());
     let mut out = Vec::new();
-    for name in hostile {
+    for name in &hostile {
         encode_vm(&mut out, &ctx, &common_vm(name));
     }
     w.enqueue(out);

@@ -128,14 +128,8 @@ pub fn disk_from_block_stats(dev: &DiskDevice, s: &BlockStats) -> Option<DiskSta
         rd_bytes: counter(s.rd_bytes)?,
         wr_reqs: counter(s.wr_req),
         wr_bytes: counter(s.wr_bytes)?,
-        fl_reqs: None,
-        rd_times_ns: None,
-        wr_times_ns: None,
-        fl_times_ns: None,
         errors: counter(s.errs),
-        allocation: None,
-        capacity: None,
-        physical: None,
+        ..DiskStats::default()
     })
 }
 

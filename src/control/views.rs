@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn vm_view_keeps_the_old_keys_and_names_the_rest_by_schema() {
-        use crate::encode::record::tests::vm as fixture;
+        use crate::fixtures::sampled as fixture;
         use crate::model::DomainState;
         let v = serde_json::to_value(vm(&fixture("web", DomainState::Running, true))).unwrap();
         assert_eq!(v["memory_used"], 500_000);
@@ -574,7 +574,7 @@ mod tests {
 
     #[test]
     fn snapshots_stream_views_and_the_attached_tui_gets_the_snapshot_back() {
-        use crate::encode::record::tests::vm as fixture;
+        use crate::fixtures::sampled as fixture;
         use crate::model::DomainState;
         let mut s = Snapshot::empty("test:///default", "hv1", Duration::from_secs(2));
         s.seq = 9;

@@ -46,7 +46,8 @@ fn join<'a>(fields: impl Iterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::record::tests::{ctx, vm};
+    use crate::encode::record::tests::ctx;
+    use crate::fixtures::sampled as vm;
     use crate::model::DomainState;
 
     #[test]

@@ -55,7 +55,8 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::record::tests::{ctx, vm};
+    use crate::encode::record::tests::ctx;
+    use crate::fixtures::sampled as vm;
     use crate::model::DomainState;
 
     #[test]

@@ -24,7 +24,8 @@ pub fn object(ctx: &EncodeCtx, vm: &VmSnapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::record::tests::{ctx, vm};
+    use crate::encode::record::tests::ctx;
+    use crate::fixtures::sampled as vm;
     use crate::model::DomainState;
 
     #[test]

@@ -354,10 +354,10 @@ fn push_escaped(buf: &mut String, s: &str, kind: Escape) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::HOSTILE_NAMES as HOSTILE;
     use crate::model::*;
     use crate::schema::FIELD_KEYS;
     use pretty_assertions::assert_eq;
-    use std::time::Instant;
 
     fn ctx() -> EncodeCtx {
         EncodeCtx::new("hv1", &BTreeMap::new())
@@ -365,36 +365,6 @@ mod tests {
 
     fn raw(name: &str) -> RawDomain {
         RawDomain {
-            uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
-            id: Some(7),
-            name: name.into(),
-            state: DomainState::Running,
-            state_reason: 1,
-            vcpus: Some(2),
-            max_mem_kib: Some(2_097_152),
-            cur_mem_kib: Some(2_097_152),
-            cpu: Some(CpuTimes {
-                time_ns: 5_000_000_000,
-                user_ns: Some(3_000_000_000),
-                system_ns: Some(1_000_000_000),
-            }),
-            balloon: BalloonStats {
-                current_kib: Some(2_097_152),
-                maximum_kib: Some(2_097_152),
-                swap_in_kib: Some(0),
-                swap_out_kib: Some(0),
-                major_fault: Some(12),
-                minor_fault: Some(3400),
-                unused_kib: Some(1_000_000),
-                available_kib: Some(2_000_000),
-                usable_kib: Some(1_500_000),
-                rss_kib: Some(600_000),
-                disk_caches_kib: Some(200_000),
-                last_update: Some(1),
-            },
-            vcpu_times_ns: vec![],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
             nics: vec![NicStats {
                 name: "tap-web0".into(),
                 rx_bytes: 1000,
@@ -413,17 +383,10 @@ mod tests {
                 rd_bytes: 4096,
                 wr_reqs: Some(6),
                 wr_bytes: 8192,
-                fl_reqs: None,
-                rd_times_ns: None,
-                wr_times_ns: None,
-                fl_times_ns: None,
-                errors: None,
-                allocation: None,
-                capacity: None,
-                physical: None,
+                ..DiskStats::default()
             }],
-            mono: Instant::now(),
             wall_ns: 1_699_868_400_000_000_000,
+            ..crate::fixtures::reported(name, crate::fixtures::UUID)
         }
     }
 
@@ -457,11 +420,7 @@ mod tests {
             disk_write_angle_deg: 0.0,
             net_rx_angle_deg: 0.00005,
             net_tx_angle_deg: 0.0,
-            disk_latency: Default::default(),
-            disks: vec![],
-            nics: vec![],
-            vcpu_percent: vec![],
-            vcpu_steal_percent: vec![],
+            ..Derived::default()
         }
     }
 
@@ -497,23 +456,6 @@ mod tests {
         ];
         assert_eq!(got, want);
     }
-
-    /// Names libvirt accepts that stress the escaping: backslashes before
-    /// every delimiter, doubled, and at the end.
-    pub(crate) const HOSTILE: [&str; 12] = [
-        r#"web 01,env=prod "x"\y"#,
-        r"a\ b",
-        r"a\,b",
-        r"a\=b",
-        r"a\\b",
-        r"a\\ b",
-        r"a\",
-        r"a\\",
-        r"\",
-        r"\ ,=\",
-        "x=1,y=2 z",
-        "日本\\語 vm",
-    ];
 
     fn tag_of(line: &str, key: &str) -> Option<String> {
         let parsed = influxdb_line_protocol::parse_lines(line)

@@ -9,6 +9,7 @@
 use std::sync::LazyLock;
 
 use crate::encode::line_protocol::EncodeCtx;
+use crate::format::rfc3339_ns;
 use crate::model::VmSnapshot;
 use crate::schema::{self, Metric, METRICS};
 
@@ -66,7 +67,7 @@ pub fn header(ctx: &EncodeCtx) -> Vec<String> {
 pub fn cells(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<Value> {
     let raw = &vm.raw;
     let mut v = vec![
-        Value::Str(rfc3339_utc(raw.wall_ns)),
+        Value::Str(rfc3339_ns(raw.wall_ns)),
         Value::Int(raw.wall_ns),
         Value::Str(ctx.host().to_string()),
     ];
@@ -80,81 +81,12 @@ pub fn cells(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<Value> {
     v
 }
 
-/// Line timestamps as JSON/CSV write them (`2023-11-13T09:40:00.000Z`).
-pub use crate::format::rfc3339_ns as rfc3339_utc;
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::fixtures::sampled as vm;
     use crate::model::*;
     use std::collections::BTreeMap;
-    use std::time::Instant;
-
-    pub(crate) fn vm(name: &str, state: DomainState, derived: bool) -> VmSnapshot {
-        let raw = RawDomain {
-            uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
-            id: state.has_guest_counters().then_some(7),
-            name: name.into(),
-            state,
-            state_reason: 1,
-            vcpus: Some(2),
-            max_mem_kib: Some(2_097_152),
-            cur_mem_kib: Some(2_097_152),
-            cpu: Some(CpuTimes {
-                time_ns: 5_000_000_000,
-                user_ns: None,
-                system_ns: None,
-            }),
-            balloon: BalloonStats::default(),
-            vcpu_times_ns: vec![],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
-            nics: vec![],
-            disks: vec![],
-            mono: Instant::now(),
-            wall_ns: 1_699_868_400_123_456_789,
-        };
-        let t = |b: f64| Throughput {
-            bytes_per_sec: b,
-            ops_per_sec: Some(b / 1024.0),
-        };
-        VmSnapshot {
-            raw,
-            memory: Some(MemoryUse {
-                used_kb: 500_000,
-                source: MemSource::AvailableMinusUsable,
-                percent: Some(25.0),
-                total_kb: Some(2_000_000),
-            }),
-            derived: derived.then(|| Derived {
-                dt_secs: 1.0,
-                cpu_percent: Some(12.5),
-                cpu_split: CpuSplit {
-                    guest: Some(11.0),
-                    overhead: Some(1.5),
-                    steal: None,
-                },
-                cpu_angle_deg: None,
-                memory_percent_angle_deg: Some(-45.0),
-                memory_rate_kb_per_sec: 1024.0,
-                memory_angle_deg: 89.9,
-                disk_read: t(2048.0),
-                disk_write: t(0.0),
-                net_rx: t(100.5),
-                net_tx: t(f64::NAN),
-                disk_angle_deg: 0.1,
-                disk_read_angle_deg: 0.1,
-                disk_write_angle_deg: 0.0,
-                net_rx_angle_deg: 0.0,
-                net_tx_angle_deg: 0.0,
-                disk_latency: Default::default(),
-                disks: vec![],
-                nics: vec![],
-                vcpu_percent: vec![],
-                vcpu_steal_percent: vec![],
-            }),
-        }
-    }
 
     pub(crate) fn ctx(tags: &[(&str, &str)]) -> EncodeCtx {
         let tags: BTreeMap<String, String> = tags
@@ -198,19 +130,5 @@ pub(crate) mod tests {
             assert_eq!(cell(&c, &off, col), &Value::Null, "{col}");
         }
         assert_eq!(cell(&c, &off, "state"), &Value::Str("shutoff".into()));
-    }
-
-    #[test]
-    fn rfc3339_known_instants() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339_utc(1_699_868_400_123_456_789),
-            "2023-11-13T09:40:00.123Z"
-        );
-        assert_eq!(
-            rfc3339_utc(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000Z"
-        );
-        assert_eq!(rfc3339_utc(-1_000_000), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -500,28 +500,14 @@ pub fn readme_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    const START: &str = "<!-- metric-table:start (generated from src/schema/metrics.rs) -->\n";
-    const END: &str = "<!-- metric-table:end -->";
 
     #[test]
     fn readme_table_is_generated_from_the_table() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
-            panic!("README.md lacks the metric-table markers");
-        };
-        let want = readme_table();
-        if std::env::var_os("VMPULSE_BLESS").is_some() {
-            let new = format!("{}{START}{want}{}", &text[..a], &text[b..]);
-            std::fs::write(&path, new).unwrap();
-            return;
-        }
-        pretty_assertions::assert_eq!(
-            &text[a + START.len()..b],
-            want.as_str(),
-            "README.md's metric table is out of date: run VMPULSE_BLESS=1 cargo test --lib schema"
+        crate::fixtures::generated::block(
+            "README.md",
+            "metric-table",
+            &readme_table(),
+            "cargo test --lib schema",
         );
     }
 
