@@ -15,7 +15,7 @@ use vmpulse::collector::source::LibvirtSource;
 use vmpulse::config::RatesConfig;
 use vmpulse::encode::line_protocol::{encode_vm_into, EncodeCtx, Escaping};
 use vmpulse::fixtures;
-use vmpulse::model::{DiskStats, DomainState, NicStats, RawDomain, VmSnapshot};
+use vmpulse::model::{DiskStats, DomainState, RawDomain, VmSnapshot};
 
 const GOLDEN: &str = "tests/golden/line_protocol.txt";
 const WALL_NS: i64 = 1_699_868_400_000_000_000;
@@ -129,30 +129,14 @@ fn hand_built(name: &str, n: u32) -> RawDomain {
         id: Some(n),
         vcpu_times_ns: vec![2_000_000_000, 2_500_000_000],
         vcpu_delays_ns: vec![10_000_000, 30_000_000],
-        nics: vec![NicStats {
-            name: name.into(),
-            rx_bytes: 1000,
-            rx_packets: Some(10),
-            rx_errors: Some(0),
-            rx_drops: Some(1),
-            tx_bytes: 2000,
-            tx_packets: Some(20),
-            tx_errors: Some(0),
-            tx_drops: Some(0),
-        }],
+        nics: vec![fixtures::nic(name)],
         disks: vec![DiskStats {
-            name: name.into(),
-            path: Some("/var/lib/x.qcow2".into()),
-            rd_reqs: Some(5),
-            rd_bytes: 4096,
-            wr_reqs: Some(6),
-            wr_bytes: 8192,
             fl_reqs: Some(1),
             rd_times_ns: Some(2_000_000),
             wr_times_ns: Some(3_000_000),
             fl_times_ns: Some(500_000),
             errors: Some(0),
-            ..DiskStats::default()
+            ..fixtures::disk(name)
         }],
         ..fixtures::reported(name, &format!("550e8400-e29b-41d4-a716-4466554400{n:02}"))
     }

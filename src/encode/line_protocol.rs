@@ -365,26 +365,8 @@ mod tests {
 
     fn raw(name: &str) -> RawDomain {
         RawDomain {
-            nics: vec![NicStats {
-                name: "tap-web0".into(),
-                rx_bytes: 1000,
-                rx_packets: Some(10),
-                rx_errors: Some(0),
-                rx_drops: Some(1),
-                tx_bytes: 2000,
-                tx_packets: Some(20),
-                tx_errors: Some(0),
-                tx_drops: Some(0),
-            }],
-            disks: vec![DiskStats {
-                name: "vda".into(),
-                path: Some("/var/lib/x.qcow2".into()),
-                rd_reqs: Some(5),
-                rd_bytes: 4096,
-                wr_reqs: Some(6),
-                wr_bytes: 8192,
-                ..DiskStats::default()
-            }],
+            nics: vec![crate::fixtures::nic("tap-web0")],
+            disks: vec![crate::fixtures::disk("vda")],
             wall_ns: 1_699_868_400_000_000_000,
             ..crate::fixtures::reported(name, crate::fixtures::UUID)
         }
