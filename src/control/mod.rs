@@ -2,7 +2,8 @@
 //! Unix socket (and, with a token, on TCP). Its clients live in `crate::remote`.
 //!
 //! - [`socket`]: where the socket lives, binding it safely (stale vs live), mode and group.
-//! - [`server`]: the axum router and its handlers; [`views`] the JSON shapes;
+//! - [`server`]: the axum router and its handlers; [`error`] their one error answer;
+//!   [`views`] the JSON shapes;
 //!   [`health`] the verdict of `/status` (writes stale, spool growing);
 //!   [`metrics`] the Prometheus text and the `vmpulse_internal` lines.
 //! - [`service`]: what headless mode calls; [`serve`] accepts and serves connections;
@@ -10,6 +11,7 @@
 //! - [`reload`]: SIGHUP re-reads the config file and environment.
 
 pub mod dirfd;
+pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod reload;

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::error::ApiError;
 use super::health;
 use super::serve::{self, Limits, Listener, Token};
 use super::socket::{self, SocketError, SocketGuard};
@@ -87,29 +88,6 @@ impl Shared {
 }
 
 type St = State<Arc<Shared>>;
-
-/// A JSON error answer.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": self.message, "status": self.status.as_u16()});
-        (self.status, Json(body)).into_response()
-    }
-}
 
 type ApiResult<T> = Result<T, ApiError>;
 
