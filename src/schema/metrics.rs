@@ -8,7 +8,7 @@
 //! and the README table follow. Entries are in line-protocol order (the golden
 //! test `tests/golden_line_protocol.rs` holds that order byte for byte).
 
-use super::Measurement;
+use super::measurement::Measurement;
 use crate::model::{Derived, DiskStats, NicStats, VmSnapshot};
 
 /// The type a metric is written as.

@@ -3,45 +3,17 @@
 //! `metrics.rs` is the metric table, one entry per metric; every output
 //! (line protocol, JSON/CSV columns, Prometheus series, the control API's VM
 //! views, the README table) is made from it, so one value has one name
-//! everywhere. This module also holds the names the encoder and the config's
-//! validation share: measurements, the tags vmpulse sets, the field keys.
+//! everywhere; `measurement.rs` the four measurements it writes into. This module
+//! holds the names the encoder and the config's validation share: the tags
+//! vmpulse sets and the field keys.
 
+mod measurement;
 pub mod metrics;
 
 use std::sync::LazyLock;
 
+pub use measurement::Measurement;
 pub use metrics::{Metric, Read, Type, Unit, Value, METRICS};
-
-/// The four measurements of line protocol, in the order a VM's lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Measurement {
-    /// Identity, state, allocation: every VM.
-    VmMetrics,
-    /// Rates and percentages: running VMs from their second sample.
-    VmFeatures,
-    /// Cumulative counters of one NIC or disk (`devtype`, `device` tags).
-    VmDevices,
-    /// Cumulative counters summed over a VM's devices, plus its state code.
-    VmTotals,
-}
-
-impl Measurement {
-    pub const ALL: [Self; 4] = [
-        Self::VmMetrics,
-        Self::VmFeatures,
-        Self::VmDevices,
-        Self::VmTotals,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::VmMetrics => "vm_metrics",
-            Self::VmFeatures => "vm_features",
-            Self::VmDevices => "vm_devices",
-            Self::VmTotals => "vm_totals",
-        }
-    }
-}
 
 /// Tag keys vmpulse sets itself; a static tag with one of these keys is ignored
 /// (a duplicate tag key makes the whole line invalid).
