@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use vmpulse::influx::line_protocol::{encode_vm, encode_vm_into, EncodeCtx};
+use vmpulse::encode::line_protocol::{encode_vm, encode_vm_into, EncodeCtx};
 use vmpulse::model::*;
 
 fn snapshot(i: usize) -> VmSnapshot {
@@ -29,18 +29,12 @@ fn snapshot(i: usize) -> VmSnapshot {
         wr_reqs: Some(2_345_678),
         wr_bytes: 67_890_123_456,
         fl_reqs: Some(12_345),
-        errors: None,
-        allocation: None,
-        capacity: None,
-        physical: None,
+        ..DiskStats::default()
     };
     VmSnapshot {
         raw: RawDomain {
-            uuid: format!("550e8400-e29b-41d4-a716-{i:012}"),
             id: Some(i as u32 + 1),
-            name: format!("web-{i:03}.prod.example"),
             state: DomainState::Running,
-            state_reason: 1,
             vcpus: Some(4),
             max_mem_kib: Some(8_388_608),
             cur_mem_kib: Some(8_388_608),
@@ -64,12 +58,13 @@ fn snapshot(i: usize) -> VmSnapshot {
                 last_update: Some(1_700_000_000),
             },
             vcpu_times_ns: vec![2_469_135_802_530; 4],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
             nics: vec![nic(0), nic(1)],
             disks: vec![disk("vda"), disk("vdb")],
-            mono: Instant::now(),
             wall_ns: 1_700_000_000_123_456_789,
+            ..vmpulse::fixtures::raw(
+                &format!("web-{i:03}.prod.example"),
+                &format!("550e8400-e29b-41d4-a716-{i:012}"),
+            )
         },
         memory: Some(MemoryUse {
             used_kb: 2_447_563,
@@ -110,6 +105,7 @@ fn snapshot(i: usize) -> VmSnapshot {
             nics: vec![],
             vcpu_percent: vec![37.0; 4],
             vcpu_steal_percent: vec![],
+            ..Default::default()
         }),
     }
 }

@@ -54,19 +54,11 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
         .as_nanos() as i64;
     VmSnapshot {
         raw: RawDomain {
-            uuid: format!("00000000-0000-0000-0000-{i:012}"),
             id: active.then_some(i as u32 + 1),
-            name: format!("guest-{i:02}"),
             state,
-            state_reason: 1,
             vcpus: Some(1 + (i % 4) as u32),
             max_mem_kib: Some(2 * 1024 * 1024),
             cur_mem_kib: Some(2 * 1024 * 1024),
-            cpu: None,
-            balloon: BalloonStats::default(),
-            vcpu_times_ns: vec![],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
             nics: vec![NicStats {
                 name: format!("tap-g{i}"),
                 rx_bytes: (t * rx) as u64,
@@ -78,8 +70,11 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
                 rd_bytes: (t * disk) as u64,
                 ..Default::default()
             }],
-            mono: Instant::now(),
             wall_ns: now_ns,
+            ..vmpulse::fixtures::raw(
+                &format!("guest-{i:02}"),
+                &format!("00000000-0000-0000-0000-{i:012}"),
+            )
         },
         memory: active.then(|| MemoryUse {
             used_kb: 1024 * (600 + (i as u64 * 50) % 1000),
@@ -145,6 +140,7 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
             }],
             vcpu_percent: vec![cpu],
             vcpu_steal_percent: vec![if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }],
+            ..Default::default()
         }),
     }
 }

@@ -12,6 +12,7 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --all-targets --locked --features lab-tests -- -D warnings
 scripts/check-docs.sh
+scripts/check-docs.sh --self-test
 # Benches are type-checked by clippy above; run them with `cargo bench`.
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT

@@ -219,7 +219,7 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(cmd) = cli.command.clone() {
-        return crate::control::shell::dispatch(cmd, &resolved.config);
+        return dispatch(cmd, &resolved.config);
     }
     if !resolved.config.run.no_ui && !have_terminal() {
         // Checked before anything touches the terminal: no escape sequence on stdout.
@@ -262,7 +262,7 @@ pub fn main() -> ExitCode {
             for w in &resolved.warnings {
                 tracing::warn!("{w}");
             }
-            crate::control::attach::run_tui(&config).await
+            crate::remote::attach::run_tui(&config).await
         }
     });
     // Blocking libvirt calls stuck in a dead daemon must not hold the exit hostage.
@@ -274,8 +274,8 @@ pub fn main() -> ExitCode {
             // A spool directory that cannot be one is a bad setting (2: systemd does not
             // restart); a full or failing disk, or a lock another process holds, may
             // clear (1: Restart=on-failure tries again).
-            if let Some(crate::influx::writer::WriterError::Spool(spool)) =
-                e.downcast_ref::<crate::influx::writer::WriterError>()
+            if let Some(crate::writer::WriterError::Spool(spool)) =
+                e.downcast_ref::<crate::writer::WriterError>()
             {
                 return match spool.is_transient() {
                     true => ExitCode::FAILURE,
@@ -288,4 +288,17 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `vmpulse status|start|stop`: the socket from the subcommand's `--socket`,
+/// else from the config (`control.socket`, `VMPULSE_SOCKET`).
+fn dispatch(cmd: Command, config: &config::Config) -> ExitCode {
+    use crate::remote::shell::{self, ShellCommand};
+    let (cmd, flag) = match cmd {
+        Command::Status { json, socket } => (ShellCommand::Status { json }, socket.path),
+        Command::Start { socket } => (ShellCommand::Start, socket.path),
+        Command::Stop { socket } => (ShellCommand::Stop, socket.path),
+    };
+    let socket = flag.unwrap_or_else(|| crate::control::client_socket(&config.control));
+    shell::run(cmd, &socket)
 }

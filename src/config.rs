@@ -6,6 +6,9 @@
 //! the rest of the program reads.
 
 pub mod docs;
+mod error;
+mod format;
+pub mod glob;
 pub mod kind;
 pub mod layer;
 pub mod load;
@@ -13,6 +16,8 @@ pub mod run;
 pub mod secrets;
 pub mod settings;
 pub mod validate;
+
+pub use format::{Format, UnknownFormat};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -71,6 +76,7 @@ pub enum OutputTarget {
     File(PathBuf),
 }
 
+pub use error::ConfigError;
 pub use settings::{
     CollectorConfig, ControlConfig, InfluxConfig, LibvirtConfig, RatesConfig, RunConfig,
     SpoolSettings, Tags, UiConfig,
@@ -93,6 +99,13 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
 }
 
+/// Whether this process runs as root: the service's default paths (spool, socket)
+/// and how loudly a group it cannot set is reported depend on it.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions, cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// This machine's hostname, or `localhost` when it cannot be read as UTF-8.
 pub fn default_host() -> String {
     gethostname::gethostname()
@@ -111,7 +124,7 @@ pub fn resolve(
     flags: layer::Layer,
     explicit_file: Option<PathBuf>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Resolved, validate::ConfigError> {
+) -> Result<Resolved, ConfigError> {
     let mut layers = Vec::new();
     let mut warnings = Vec::new();
     let mut config_file = None;

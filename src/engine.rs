@@ -15,11 +15,14 @@ use crate::collector::derive::Deriver;
 use crate::collector::filter::DomainFilter;
 use crate::collector::poll::Poller;
 use crate::config::Config;
-use crate::influx::line_protocol::{EncodeCtx, Escaping};
-use crate::influx::writer::{SpoolMode, WriterHandle};
-use crate::model::{CollectorStats, Snapshot, SourceState, WriterState, WriterStats};
-use crate::output::encoder::{appends_to_rows, Encoder, Limit, Step};
+use crate::encode::encoder::Encoder;
+use crate::encode::line_protocol::{EncodeCtx, Escaping};
+use crate::limit::{Limit, Step};
+use crate::model::{CollectorStats, Snapshot, SourceState, WriterStats};
+use crate::output::target::appends_to_rows;
 use crate::spool::SpoolConfig;
+use crate::writer::supervise::Writers;
+use crate::writer::SpoolMode;
 
 /// What a frontend can ask of the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,21 +133,19 @@ impl EngineHandle {
     /// needs its spool (an error otherwise); the TUI runs without one and says so.
     pub fn start(config: &Config) -> color_eyre::Result<Self> {
         let env = |k: &str| std::env::var(k).ok();
-        let spool =
-            SpoolConfig::from_settings(&config.spool, crate::spool::running_as_root(), &env);
+        let spool = SpoolConfig::from_settings(&config.spool, crate::config::is_root(), &env);
         Self::start_with_spool(config, spool_mode(config, spool))
     }
 
     /// [`EngineHandle::start`] with an explicit spool.
     pub fn start_with_spool(config: &Config, spool: SpoolMode) -> color_eyre::Result<Self> {
-        let writer = WriterHandle::start_with_spool(config, spool.clone())?;
+        let writers = Writers::start(config, spool)?;
         let mut first = Snapshot::empty(
             &config.libvirt.uri,
             &config.collector.host,
             config.collector.poll_interval,
         );
-        first.writer = writer.stats();
-        let writer_off = matches!(first.writer.state, WriterState::Off { .. });
+        first.writer = writers.stats();
         let (snap_tx, snapshots) = watch::channel(Arc::new(first.clone()));
         let (tx, rx) = mpsc::unbounded_channel();
         let (done_tx, done) = watch::channel(false);
@@ -162,12 +163,7 @@ impl EngineHandle {
             encoder: first_encoder(config),
             limit: config.run.iterations.map(Limit::new),
             done: done_tx,
-            writer,
-            spool_mode: spool,
-            writer_config: Box::new(config.clone()),
-            retired: Vec::new(),
-            handed_over: 0,
-            writer_off,
+            writers,
             flush_timeout: config.influx.flush_timeout,
             snap: first,
             snap_tx,
@@ -243,18 +239,8 @@ struct Engine {
     /// `--once` / `-n N`; `None` collects until stopped.
     limit: Option<Limit>,
     done: watch::Sender<bool>,
-    writer: WriterHandle,
-    /// How the writer was started, for restarting it on a reload.
-    spool_mode: SpoolMode,
-    /// The settings the running writer was built from.
-    writer_config: Box<Config>,
-    /// Final counters of writers a reload replaced; they keep counting.
-    retired: Vec<WriterStats>,
-    /// Lines the replaced writers left in the spool: the next writer finds
-    /// them again (`lines_recovered`), so they are not counted twice.
-    handed_over: u64,
-    /// Off changes only with a reload; skip encoding lines nobody will send.
-    writer_off: bool,
+    /// The live writer and the books of those a reload replaced.
+    writers: Writers,
     flush_timeout: Duration,
     /// The state of the next snapshot; published as an `Arc` clone.
     snap: Snapshot,
@@ -292,7 +278,7 @@ impl Engine {
                     Some(Msg::Control(Control::Stop)) if self.snap.collecting => {
                         tracing::info!("collection stopped; flushing queued lines");
                         self.snap.collecting = false;
-                        let writer = self.writer.clone();
+                        let writer = self.writers.handle().clone();
                         let timeout = self.flush_timeout;
                         tokio::spawn(async move { writer.flush(timeout).await });
                         self.publish();
@@ -309,8 +295,8 @@ impl Engine {
                     }
                     Some(Msg::Control(_)) => {}
                     Some(Msg::Lines(lines)) => {
-                        if !self.writer_off {
-                            self.writer.enqueue(lines);
+                        if !self.writers.is_off() {
+                            self.writers.handle().enqueue(lines);
                         }
                     }
                     Some(Msg::Reconfigure { config, restart_writer }) => {
@@ -373,8 +359,8 @@ impl Engine {
                     vms.iter().filter(|v| v.raw.monitor_stuck.is_some()).count();
                 stats.monitor_stuck_samples += stats.monitor_stuck_vms as u64;
                 let step = self.limit.as_mut().map_or(Step::Write, Limit::step);
-                if !self.writer_off && step != Step::Baseline {
-                    self.writer.enqueue(self.encoder.encode(&vms));
+                if !self.writers.is_off() && step != Step::Baseline {
+                    self.writers.handle().enqueue(self.encoder.encode(&vms));
                 }
                 self.snap.vms = vms;
                 if step == Step::WriteLast {
@@ -427,95 +413,15 @@ impl Engine {
             ),
         );
         if restart_writer {
-            self.restart_writer(config).await;
+            self.writers.restart(config, self.flush_timeout).await;
         }
         self.publish();
-    }
-
-    /// Stops the writer (what it cannot send in time goes to its spool, which
-    /// the new writer then replays) and starts one from `config`; if that
-    /// fails, one from the settings before. Collection waits meanwhile, so no
-    /// line is enqueued between the two.
-    async fn restart_writer(&mut self, config: &Config) {
-        // With a spool the rest is safe on disk: no need to wait long.
-        let timeout = match self.spool_mode {
-            SpoolMode::Off => self.flush_timeout,
-            _ => self.flush_timeout.min(Duration::from_secs(2)),
-        };
-        let old = self.writer.clone().shutdown(timeout).await;
-        // The old writer's queue is gone: its unsent lines count as dropped.
-        if old.queue_depth > 0 {
-            tracing::warn!(
-                "{} lines dropped at the reload: the writer being replaced could neither send nor spool them",
-                old.queue_depth
-            );
-        }
-        self.handed_over += old.spooled();
-        self.retired.push(WriterStats {
-            lines_dropped: old.lines_dropped + old.queue_depth as u64,
-            queue_depth: 0,
-            ..old
-        });
-        // A spool problem after a reload must not leave the service without a
-        // writer; a spool still locked (the old writer's lock not yet gone)
-        // or unusable is tried again until it opens, not given up.
-        let mode = match &self.spool_mode {
-            SpoolMode::Required(c) | SpoolMode::Retry(c) => SpoolMode::Retry(c.clone()),
-            other => other.clone(),
-        };
-        let started =
-            crate::spool::off_async(|| WriterHandle::start_with_spool(config, mode.clone()));
-        let (writer, used) = match started {
-            Ok(w) => {
-                tracing::info!("writer restarted with the reloaded settings");
-                (w, config.clone())
-            }
-            Err(e) => {
-                tracing::error!(
-                    "reloaded writer settings not applied ({e}); back to the previous ones"
-                );
-                let prev = (*self.writer_config).clone();
-                match crate::spool::off_async(|| WriterHandle::start_with_spool(&prev, mode)) {
-                    Ok(w) => (w, prev),
-                    Err(e) => {
-                        tracing::error!("writer could not be restarted: {e}; lines are not sent until the next reload");
-                        let mut off = prev;
-                        off.influx.url = None;
-                        off.run.output = None;
-                        (
-                            WriterHandle::start(&off).unwrap_or_else(|_| self.writer.clone()),
-                            off,
-                        )
-                    }
-                }
-            }
-        };
-        self.writer = writer;
-        *self.writer_config = used;
-        self.writer_off = matches!(self.writer.stats().state, WriterState::Off { .. });
-    }
-
-    /// The writer's counters plus those of writers a reload replaced.
-    fn writer_stats(&self, mut s: WriterStats) -> WriterStats {
-        let mut recovered = s.lines_recovered;
-        for o in &self.retired {
-            recovered += o.lines_recovered;
-            s.lines_queued += o.lines_queued;
-            s.lines_written += o.lines_written;
-            s.lines_dropped += o.lines_dropped;
-            s.lines_rejected += o.lines_rejected;
-            s.write_retries += o.write_retries;
-        }
-        // Until the new writer has its spool open, the lines handed over wait
-        // on disk uncounted: `unaccounted` says so meanwhile.
-        s.lines_recovered = recovered.saturating_sub(self.handed_over);
-        s
     }
 
     fn publish(&mut self) {
         self.snap.seq += 1;
         self.snap.taken_at = SystemTime::now();
-        self.snap.writer = self.writer_stats(self.writer.stats());
+        self.snap.writer = self.writers.stats();
         let _ = self.snap_tx.send(Arc::new(self.snap.clone()));
     }
 
@@ -523,7 +429,7 @@ impl Engine {
     async fn shutdown(&mut self) -> FinalReport {
         self.snap.collecting = false;
         self.publish();
-        let writer = self.writer.clone();
+        let writer = self.writers.handle().clone();
         let timeout = self.flush_timeout;
         let flush = writer.flush(timeout);
         tokio::pin!(flush);
@@ -536,11 +442,12 @@ impl Engine {
         }
         // Whatever is still queued goes to the spool (if any) or stays counted as unsent.
         let final_stats = self
-            .writer
+            .writers
+            .handle()
             .clone()
             .shutdown(Duration::from_millis(100))
             .await;
-        let final_stats = self.writer_stats(final_stats);
+        let final_stats = self.writers.combined(final_stats);
         self.snap.writer = final_stats.clone();
         self.snap.seq += 1;
         let _ = self.snap_tx.send(Arc::new(self.snap.clone()));

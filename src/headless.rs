@@ -175,7 +175,7 @@ fn notify_systemd(states: &[NotifyState]) {
     }
 }
 
-fn writer_summary(s: &Snapshot, format: crate::output::Format) -> String {
+fn writer_summary(s: &Snapshot, format: crate::config::Format) -> String {
     match &s.writer.state {
         WriterState::Off { hint } => format!("off ({hint})"),
         WriterState::Output { target } => format!("{} to {target}", format.describe()),

@@ -1,19 +1,28 @@
 //! vmpulse: live per-VM metrics for KVM hypervisors, shipped to InfluxDB.
 //!
-//! The engine (`collector`, `influx`, `engine`) never touches the terminal; the
-//! TUI (`ui`) and headless mode (`headless`) are two frontends over the same
-//! `watch` stream of `Arc<Snapshot>`.
+//! The engine (`collector`, the encoders, `writer`, `engine`) never touches the
+//! terminal; the TUI (`ui`), headless mode (`headless`) and the control API
+//! (`control`, with its clients in `remote`) are frontends over the same `watch`
+//! stream of `Arc<Snapshot>`. ARCHITECTURE.md lists the modules floor by floor:
+//! each imports only those below it.
 
 pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod control;
+pub mod encode;
 pub mod engine;
+pub mod fixtures;
+pub mod format;
 pub mod generate;
 pub mod headless;
-pub mod influx;
+pub mod history;
+pub mod limit;
 pub mod logging;
 pub mod model;
 pub mod output;
+pub mod remote;
+pub mod schema;
 pub mod spool;
 pub mod ui;
+pub mod writer;

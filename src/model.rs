@@ -149,6 +149,14 @@ pub struct DiskStats {
     pub wr_reqs: Option<u64>,
     pub wr_bytes: u64,
     pub fl_reqs: Option<u64>,
+    /// Cumulative time spent on read, write and flush requests, ns
+    /// (`block.N.rd.times`, `wr.times`, `fl.times`); `None` where not reported.
+    #[serde(default)]
+    pub rd_times_ns: Option<u64>,
+    #[serde(default)]
+    pub wr_times_ns: Option<u64>,
+    #[serde(default)]
+    pub fl_times_ns: Option<u64>,
     /// Error count; only the per-domain call reports it (`None` from the bulk call).
     pub errors: Option<u64>,
     pub allocation: Option<u64>,
@@ -286,8 +294,9 @@ pub struct DeviceRates {
 
 /// Values that need two samples of the same domain.
 /// A rate needs two counter readings; a degree rate of a percentage needs two
-/// percentages, hence the `Option`s on the angles of CPU %.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+/// percentages, hence the `Option`s on the angles of CPU %. `Default` (no interval,
+/// no rates) is for fixtures, which name only the values their case is about.
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq)]
 pub struct Derived {
     /// Measured between the two samples' monotonic instants, seconds.
     pub dt_secs: f64,
@@ -317,6 +326,11 @@ pub struct Derived {
     pub disk_write_angle_deg: f64,
     pub net_rx_angle_deg: f64,
     pub net_tx_angle_deg: f64,
+    /// Average time per read, write and flush request completed in the
+    /// interval, ms: `ΣΔtimes / ΣΔreqs` over the disks that report both;
+    /// `None` when no such request completed.
+    #[serde(default)]
+    pub disk_latency: DiskLatency,
     pub disks: Vec<DeviceRates>,
     /// NIC read = rx, write = tx.
     pub nics: Vec<DeviceRates>,
@@ -324,6 +338,14 @@ pub struct Derived {
     pub vcpu_percent: Vec<f64>,
     /// Per-vCPU steal, percent of one vCPU, when `vcpu.N.delay` is known.
     pub vcpu_steal_percent: Vec<f64>,
+}
+
+/// Average disk request latency over one interval, milliseconds.
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq)]
+pub struct DiskLatency {
+    pub read_ms: Option<f64>,
+    pub write_ms: Option<f64>,
+    pub flush_ms: Option<f64>,
 }
 
 /// The VM's CPU as three numbers, each as percent of its vCPUs' capacity

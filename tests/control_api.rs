@@ -106,22 +106,32 @@ fn every_endpoint_answers_with_its_exact_fields() {
         "memory_max",
         "memory_used",
         "cputime",
-        "memory_percent",
-        "cpu_percent",
-        "cpu_angle_deg",
         "memory_rate_kb_per_sec",
         "memory_angle_deg",
+        "cpu_usage_percent",
+        "cpu_guest_percent",
+        "cpu_overhead_percent",
+        "cpu_steal_percent",
+        "memory_usage_percent",
+        "cpu_angle_deg",
+        "memory_percent_angle_deg",
         "disk_read_bytes_per_sec",
         "disk_write_bytes_per_sec",
-        "disk_read_ops_per_sec",
-        "disk_write_ops_per_sec",
+        "disk_read_req_per_sec",
+        "disk_write_req_per_sec",
         "net_rx_bytes_per_sec",
         "net_tx_bytes_per_sec",
         "net_rx_packets_per_sec",
         "net_tx_packets_per_sec",
         "disk_angle_deg",
+        "disk_read_angle_deg",
+        "disk_write_angle_deg",
         "net_rx_angle_deg",
         "net_tx_angle_deg",
+        "memory_source",
+        "disk_read_latency_ms",
+        "disk_write_latency_ms",
+        "disk_flush_latency_ms",
     ];
     let web = vms["vms"]
         .as_array()
@@ -138,7 +148,7 @@ fn every_endpoint_answers_with_its_exact_fields() {
     // Derived values need two samples: wait for them.
     let detail = wait_until("derived values", 10, || {
         let d = svc.get_json(&format!("/vms/{WEB_UUID}"));
-        d["cpu_percent"].is_number().then_some(d)
+        d["cpu_usage_percent"].is_number().then_some(d)
     });
     let mut detail_fields = vm_fields.to_vec();
     detail_fields.extend(["disks", "nics", "vcpu_percent"]);
@@ -149,13 +159,24 @@ fn every_endpoint_answers_with_its_exact_fields() {
         keys(&disks[0]),
         sorted(&[
             "name",
-            "read_bytes_per_sec",
-            "read_ops_per_sec",
-            "write_bytes_per_sec",
-            "write_ops_per_sec"
+            "disk_read_bytes_per_sec",
+            "disk_read_req_per_sec",
+            "disk_write_bytes_per_sec",
+            "disk_write_req_per_sec"
         ])
     );
-    assert_eq!(detail["nics"].as_array().unwrap().len(), 2);
+    let nics = detail["nics"].as_array().unwrap();
+    assert_eq!(nics.len(), 2);
+    assert_eq!(
+        keys(&nics[0]),
+        sorted(&[
+            "name",
+            "net_rx_bytes_per_sec",
+            "net_rx_packets_per_sec",
+            "net_tx_bytes_per_sec",
+            "net_tx_packets_per_sec"
+        ])
+    );
 
     let h = svc.get_json(&format!("/history/{WEB_UUID}?minutes=1"));
     assert_eq!(keys(&h), sorted(&["uuid", "minutes", "samples"]));
@@ -166,8 +187,8 @@ fn every_endpoint_answers_with_its_exact_fields() {
         keys(&samples[0]),
         sorted(&[
             "time",
-            "cpu_percent",
-            "memory_percent",
+            "cpu_usage_percent",
+            "memory_usage_percent",
             "disk_bytes_per_sec",
             "net_bytes_per_sec",
             "net_rx_bytes_per_sec",
@@ -635,7 +656,7 @@ fn attach_follows_the_service_steers_it_and_reattaches_after_a_restart() {
     let first_pid = svc.pid();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let attached = vmpulse::control::attach::Attached::connect(&socket)
+        let attached = vmpulse::remote::attach::Attached::connect(&socket)
             .await
             .expect("attach");
         let mut rx = attached.subscribe();

@@ -243,7 +243,7 @@ fn cpu_split_is_left_out_without_per_vcpu_counters() {
     let host = second.host.clone().expect("the test driver has node info");
     assert!(host.cpus > 0 && host.memory_total_kib > 0, "{host:?}");
     let vms = deriver.apply(second.domains);
-    let ctx = vmpulse::influx::line_protocol::EncodeCtx::new("h", &Default::default());
+    let ctx = vmpulse::encode::line_protocol::EncodeCtx::new("h", &Default::default());
     let mut lines = Vec::new();
     let mut derived = 0;
     for vm in &vms {
@@ -256,7 +256,7 @@ fn cpu_split_is_left_out_without_per_vcpu_counters() {
             );
             assert_eq!(d.cpu_split, Default::default(), "{}", vm.name());
         }
-        vmpulse::influx::line_protocol::encode_vm(&mut lines, &ctx, vm);
+        vmpulse::encode::line_protocol::encode_vm(&mut lines, &ctx, vm);
     }
     assert!(derived > 0, "running fixture domains get derived values");
     let text = lines.join("\n");

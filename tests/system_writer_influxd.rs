@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use vmpulse::config::{Config, InfluxApi};
-use vmpulse::influx::line_protocol::{encode_vm, EncodeCtx, Escaping};
-use vmpulse::influx::writer::WriterHandle;
+use vmpulse::encode::line_protocol::{encode_vm, EncodeCtx, Escaping};
 use vmpulse::model::*;
+use vmpulse::writer::WriterHandle;
 
 fn config(url: &str, db: &str) -> Config {
     let mut c = Config::default();
@@ -28,9 +28,7 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
     let active = state.has_guest_counters();
     VmSnapshot {
         raw: RawDomain {
-            uuid: format!("00000000-0000-0000-0000-{i:012}"),
             id: active.then_some(i as u32 + 1),
-            name: name.into(),
             state,
             state_reason: 0,
             vcpus: Some(2),
@@ -46,9 +44,6 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
                 rss_kib: Some(300_000 + i as u64),
                 ..BalloonStats::default()
             },
-            vcpu_times_ns: vec![],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
             nics: vec![NicStats {
                 name: format!("tap-{i}"),
                 rx_bytes: 1000 + i as u64,
@@ -60,8 +55,8 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
                 errors: Some(0),
                 ..DiskStats::default()
             }],
-            mono: Instant::now(),
             wall_ns: 1_700_000_000_000_000_000 + i as i64,
+            ..vmpulse::fixtures::raw(name, &format!("00000000-0000-0000-0000-{i:012}"))
         },
         memory: active.then_some(MemoryUse {
             used_kb: 300_000 + i as u64,
@@ -93,6 +88,7 @@ fn vm(i: usize, name: &str, state: DomainState) -> VmSnapshot {
             nics: vec![],
             vcpu_percent: vec![],
             vcpu_steal_percent: vec![],
+            ..Default::default()
         }),
     }
 }

@@ -7,7 +7,7 @@
 //! `VMPULSE_UPDATE_ASSETS=1 cargo test --test ui_snapshots screenshot`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
@@ -39,11 +39,8 @@ fn opts(color: bool) -> Options {
 
 fn raw(name: &str, uuid: &str, state: DomainState, vcpus: u32, mem_mib: u64) -> RawDomain {
     RawDomain {
-        uuid: uuid.to_string(),
         id: state.has_guest_counters().then_some(7),
-        name: name.to_string(),
         state,
-        state_reason: 1,
         vcpus: Some(vcpus),
         max_mem_kib: Some(mem_mib * 1024),
         cur_mem_kib: Some(mem_mib * 1024),
@@ -52,14 +49,7 @@ fn raw(name: &str, uuid: &str, state: DomainState, vcpus: u32, mem_mib: u64) -> 
             user_ns: None,
             system_ns: None,
         }),
-        balloon: BalloonStats::default(),
-        vcpu_times_ns: vec![],
-        vcpu_delays_ns: vec![],
-        monitor_stuck: None,
-        nics: vec![],
-        disks: vec![],
-        mono: Instant::now(),
-        wall_ns: 1_700_000_000_000_000_000,
+        ..vmpulse::fixtures::raw(name, uuid)
     }
 }
 
@@ -142,6 +132,7 @@ fn derived(l: &Load) -> Derived {
         }],
         vcpu_percent: vec![l.cpu * 1.2, l.cpu * 0.8],
         vcpu_steal_percent: vec![l.cpu / 3.0, l.cpu / 6.0],
+        ..Default::default()
     }
 }
 
@@ -176,22 +167,16 @@ fn with_devices(mut r: RawDomain) -> RawDomain {
             wr_bytes: 12_000_000_000,
             fl_reqs: Some(1000),
             errors: Some(0),
-            allocation: None,
             capacity: Some(20 * 1024 * 1024 * 1024),
-            physical: None,
+            ..DiskStats::default()
         },
         DiskStats {
             name: "vdb".into(),
-            path: None,
             rd_reqs: Some(10),
             rd_bytes: 40_960,
             wr_reqs: Some(20_000),
             wr_bytes: 800_000_000,
-            fl_reqs: None,
-            errors: None,
-            allocation: None,
-            capacity: None,
-            physical: None,
+            ..DiskStats::default()
         },
     ];
     r.balloon = BalloonStats {
@@ -993,11 +978,11 @@ fn footer_hints_come_from_the_binding_table() {
 /// in the header (not only in the log pane): the service is this host's shipper.
 #[test]
 fn held_writer_header_80x24() {
-    use vmpulse::control::shipper::Hold;
+    use vmpulse::remote::shipper::Hold;
     let (mut app, _) = fixture(true, (80, 24));
     let mut s = (*app.live).clone();
     s.seq += 1;
-    s.writer = WriterStats::off(vmpulse::influx::writer::OFF_HINT);
+    s.writer = WriterStats::off(vmpulse::writer::OFF_HINT);
     let s = Arc::new(s);
     app.update(Msg::Snapshot(s.clone()), now());
     app.writer_held = Some(Hold::ServiceRuns.header_text());

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use vmpulse::config::{Config, Secret};
-use vmpulse::influx::writer::WriterHandle;
 use vmpulse::model::{WriterState, WriterStats};
+use vmpulse::writer::WriterHandle;
 
 const TOKEN: &str = "s3cr3t-token-value";
 
@@ -710,23 +710,17 @@ async fn v2_whole_batch_400_is_bisected_to_the_bad_line() {
 /// backslash, which no parser can hold, becomes the documented `\_`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_names_reach_influxdb3_exactly() {
-    use vmpulse::influx::line_protocol::{encode_vm, stored_tag, EncodeCtx};
+    use vmpulse::encode::line_protocol::{encode_vm, stored_tag, EncodeCtx};
     let peer = Peer::start(|_, _| Reply::status(204));
     let w = WriterHandle::start(&config(&peer.url())).expect("start");
-    let hostile = [
-        r#"web 01,env=prod "x"\y"#,
-        r"a\ b",
-        r"a\,b",
-        r"a\=b",
-        r"a\\b",
-        r"a\\ b",
-        r"ends\",
-        r"\ ,=\",
-        "tab\there",
-    ];
+    // The shared hostile names, plus a trailing backslash and a tab to check by name.
+    let hostile: Vec<&str> = vmpulse::fixtures::HOSTILE_NAMES
+        .into_iter()
+        .chain([r"ends\", "tab\there"])
+        .collect();
     let ctx = EncodeCtx::new("hv", &BTreeMap::new());
     let mut out = Vec::new();
-    for name in hostile {
+    for name in &hostile {
         encode_vm(&mut out, &ctx, &common_vm(name));
     }
     w.enqueue(out);
@@ -749,30 +743,12 @@ async fn hostile_names_reach_influxdb3_exactly() {
 
 /// A running test-driver-like VM with the given name.
 fn common_vm(name: &str) -> vmpulse::model::VmSnapshot {
-    use vmpulse::model::*;
-    VmSnapshot {
-        raw: RawDomain {
-            uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
-            id: Some(1),
-            name: name.into(),
-            state: DomainState::Running,
-            state_reason: 1,
-            vcpus: Some(1),
-            max_mem_kib: Some(1024),
-            cur_mem_kib: Some(1024),
-            cpu: None,
-            balloon: BalloonStats::default(),
-            vcpu_times_ns: vec![],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
-            nics: vec![],
-            disks: vec![],
-            mono: Instant::now(),
-            wall_ns: 1_700_000_000_000_000_000,
-        },
-        memory: None,
-        derived: None,
-    }
+    use vmpulse::model::RawDomain;
+    vmpulse::fixtures::vm(RawDomain {
+        max_mem_kib: Some(1024),
+        cur_mem_kib: Some(1024),
+        ..vmpulse::fixtures::raw(name, "550e8400-e29b-41d4-a716-446655440000")
+    })
 }
 
 /// A proxy that answers the write with a redirect to a page that says 200:

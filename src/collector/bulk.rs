@@ -437,6 +437,9 @@ fn disk_from(acc: DiskAcc) -> Option<DiskStats> {
         rd_reqs: get("rd.reqs"),
         wr_reqs: get("wr.reqs"),
         fl_reqs: f.get("fl.reqs").copied(),
+        rd_times_ns: get("rd.times"),
+        wr_times_ns: get("wr.times"),
+        fl_times_ns: get("fl.times"),
         errors: None,
         allocation: f.get("allocation").copied(),
         capacity: f.get("capacity").copied(),
@@ -590,6 +593,9 @@ mod tests {
                 wr_reqs: Some(300),
                 wr_bytes: 1_228_800,
                 fl_reqs: Some(4),
+                rd_times_ns: Some(1_000_000),
+                wr_times_ns: Some(2_000_000),
+                fl_times_ns: Some(10),
                 errors: None,
                 allocation: Some(1_245_184),
                 capacity: Some(33_554_432),
@@ -598,6 +604,8 @@ mod tests {
         );
         assert_eq!(disks[1].name, "vdb");
         assert_eq!(disks[1].wr_bytes, 36_864);
+        // Times libvirt does not report stay unknown, never 0.
+        assert_eq!((disks[1].rd_times_ns, disks[1].fl_times_ns), (None, None));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use crate::config::RatesConfig;
 use crate::model::{
-    CpuSplit, Derived, DeviceRates, DiskStats, MemSource, MemoryUse, NicStats, RawDomain,
-    Throughput, VmSnapshot,
+    CpuSplit, Derived, DeviceRates, DiskLatency, DiskStats, MemSource, MemoryUse, NicStats,
+    RawDomain, Throughput, VmSnapshot,
 };
 
 /// Shorter intervals than this carry more clock noise than signal.
@@ -154,6 +154,7 @@ pub fn derive(
         disk_write_angle_deg: angle_deg(disk_write.bytes_per_sec, tu),
         net_rx_angle_deg: angle_deg(net_rx.bytes_per_sec, tu),
         net_tx_angle_deg: angle_deg(net_tx.bytes_per_sec, tu),
+        disk_latency: disk_latency(&prev.disks, &cur.disks),
         disks,
         nics,
         vcpu_percent: per_vcpu_percent(&prev.vcpu_times_ns, &cur.vcpu_times_ns, dt_secs),
@@ -245,6 +246,37 @@ fn nic_counters(n: &NicStats) -> (&str, Counters) {
             n.tx_packets,
         ],
     )
+}
+
+/// One kind of disk request: its count and cumulative time (ns).
+type ReqTimes = fn(&DiskStats) -> (Option<u64>, Option<u64>);
+
+/// Average latency of read, write and flush requests over the interval.
+pub fn disk_latency(prev: &[DiskStats], cur: &[DiskStats]) -> DiskLatency {
+    DiskLatency {
+        read_ms: latency_ms(prev, cur, |d| (d.rd_reqs, d.rd_times_ns)),
+        write_ms: latency_ms(prev, cur, |d| (d.wr_reqs, d.wr_times_ns)),
+        flush_ms: latency_ms(prev, cur, |d| (d.fl_reqs, d.fl_times_ns)),
+    }
+}
+
+/// `ΣΔtime / ΣΔreqs` in ms over the disks present in both samples (matched by
+/// name) that report both counters; a disk whose counters went backwards was
+/// replaced and is left out. `None` when no request completed.
+pub fn latency_ms(prev: &[DiskStats], cur: &[DiskStats], pick: ReqTimes) -> Option<f64> {
+    let (mut reqs, mut ns) = (0u64, 0u64);
+    for c in cur {
+        let Some(p) = prev.iter().find(|p| p.name == c.name) else {
+            continue;
+        };
+        if let ((Some(cr), Some(ct)), (Some(pr), Some(pt))) = (pick(c), pick(p)) {
+            if cr >= pr && ct >= pt {
+                reqs = reqs.saturating_add(cr - pr);
+                ns = ns.saturating_add(ct - pt);
+            }
+        }
+    }
+    (reqs > 0).then(|| ns as f64 / reqs as f64 / 1e6)
 }
 
 /// Per-device rates for devices present in both samples (matched by name).
@@ -384,11 +416,7 @@ mod tests {
 
     fn raw(at: Instant, cpu_ns: u64) -> RawDomain {
         RawDomain {
-            uuid: "u-1".into(),
             id: Some(3),
-            name: "web".into(),
-            state: DomainState::Running,
-            state_reason: 1,
             vcpus: Some(2),
             max_mem_kib: Some(1_048_576),
             cur_mem_kib: Some(1_048_576),
@@ -397,14 +425,8 @@ mod tests {
                 user_ns: None,
                 system_ns: None,
             }),
-            balloon: BalloonStats::default(),
-            vcpu_times_ns: vec![],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
-            nics: vec![],
-            disks: vec![],
             mono: at,
-            wall_ns: 1_700_000_000_000_000_000,
+            ..crate::fixtures::raw("web", "u-1")
         }
     }
 
@@ -421,6 +443,58 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
+    }
+
+    fn timed(name: &str, reqs: u64, ns: u64) -> DiskStats {
+        DiskStats {
+            name: name.into(),
+            rd_reqs: Some(reqs),
+            rd_times_ns: Some(ns),
+            wr_reqs: Some(reqs * 2),
+            wr_times_ns: Some(ns),
+            fl_reqs: Some(reqs),
+            fl_times_ns: None,
+            ..DiskStats::default()
+        }
+    }
+
+    #[test]
+    fn disk_latency_is_time_over_requests_summed_over_disks() {
+        let prev = [timed("vda", 100, 1_000_000), timed("vdb", 10, 0)];
+        // vda: 50 reads in 10 ms; vdb: 30 reads in 110 ms → 120 ms / 80 = 1.5 ms.
+        let cur = [timed("vda", 150, 11_000_000), timed("vdb", 40, 110_000_000)];
+        let l = disk_latency(&prev, &cur);
+        assert!(close(l.read_ms.unwrap(), 1.5), "{l:?}");
+        // Twice the writes in the same time: half the latency.
+        assert!(close(l.write_ms.unwrap(), 0.75), "{l:?}");
+        // Flushes completed but their time is not reported: unknown, not 0.
+        assert_eq!(l.flush_ms, None);
+    }
+
+    #[test]
+    fn disk_latency_is_left_out_without_requests_and_skips_replaced_disks() {
+        let prev = [timed("vda", 100, 5_000_000), timed("vdb", 500, 9_000_000)];
+        // No request on vda; vdb went backwards (replaced): nothing to average.
+        let cur = [timed("vda", 100, 5_000_000), timed("vdb", 3, 1_000)];
+        assert_eq!(disk_latency(&prev, &cur), DiskLatency::default());
+        // A disk only in the current sample has no interval yet.
+        let cur = [timed("vdc", 50, 1_000_000)];
+        assert_eq!(disk_latency(&prev, &cur).read_ms, None);
+    }
+
+    #[test]
+    fn derive_fills_disk_latency_from_the_two_samples() {
+        let t0 = Instant::now();
+        let mut a = raw(t0, 1_000_000_000);
+        a.disks = vec![timed("vda", 100, 1_000_000)];
+        let mut b = raw(t0 + Duration::from_secs(2), 2_000_000_000);
+        b.disks = vec![timed("vda", 120, 5_000_000)];
+        let d = derive(&a, &b, None, &units()).unwrap();
+        assert!(
+            close(d.disk_latency.read_ms.unwrap(), 0.2),
+            "{:?}",
+            d.disk_latency
+        );
     }
 
     #[test]

@@ -128,11 +128,8 @@ pub fn disk_from_block_stats(dev: &DiskDevice, s: &BlockStats) -> Option<DiskSta
         rd_bytes: counter(s.rd_bytes)?,
         wr_reqs: counter(s.wr_req),
         wr_bytes: counter(s.wr_bytes)?,
-        fl_reqs: None,
         errors: counter(s.errs),
-        allocation: None,
-        capacity: None,
-        physical: None,
+        ..DiskStats::default()
     })
 }
 
@@ -146,28 +143,17 @@ pub fn nic_stats(
     domain_name: &str,
     skipped: &mut Vec<SkipNote>,
 ) -> (Vec<NicStats>, bool) {
-    let mut out = Vec::with_capacity(devs.len());
-    let mut failed = false;
-    for d in devs {
-        let why = match dom.interface_stats(&d.name) {
-            Ok(s) => match nic_from_interface_stats(&d.name, &s) {
-                Some(n) => {
-                    out.push(n);
-                    continue;
-                }
-                None => NO_BYTE_COUNTERS.to_string(),
-            },
-            Err(e) => {
-                failed = true;
-                e.message().to_string()
-            }
-        };
-        skipped.push(SkipNote {
-            what: format!("nic {} of '{}'", d.name, domain_name),
-            why,
-        });
-    }
-    (out, failed)
+    each_device(
+        devs,
+        |d| &d.name,
+        "nic",
+        domain_name,
+        skipped,
+        |d| {
+            let s = dom.interface_stats(&d.name)?;
+            Ok(nic_from_interface_stats(&d.name, &s))
+        },
+    )
 }
 
 /// Counters of every disk; a failing one is noted in `skipped` and left out.
@@ -177,24 +163,46 @@ pub fn disk_stats(
     domain_name: &str,
     skipped: &mut Vec<SkipNote>,
 ) -> (Vec<DiskStats>, bool) {
+    each_device(
+        devs,
+        |d| &d.name,
+        "disk",
+        domain_name,
+        skipped,
+        |d| {
+            let s = dom.block_stats(&d.name)?;
+            Ok(disk_from_block_stats(d, &s))
+        },
+    )
+}
+
+/// `read` for every device: what it returns is kept, a device without byte counters
+/// (`Ok(None)`) or whose call failed is noted in `skipped` as `<kind> <name> of
+/// '<domain>'`. Returns whether any call failed.
+fn each_device<D, T>(
+    devs: &[D],
+    name: impl Fn(&D) -> &str,
+    kind: &str,
+    domain_name: &str,
+    skipped: &mut Vec<SkipNote>,
+    read: impl Fn(&D) -> Result<Option<T>, virt::error::Error>,
+) -> (Vec<T>, bool) {
     let mut out = Vec::with_capacity(devs.len());
     let mut failed = false;
     for d in devs {
-        let why = match dom.block_stats(&d.name) {
-            Ok(s) => match disk_from_block_stats(d, &s) {
-                Some(disk) => {
-                    out.push(disk);
-                    continue;
-                }
-                None => NO_BYTE_COUNTERS.to_string(),
-            },
+        let why = match read(d) {
+            Ok(Some(stats)) => {
+                out.push(stats);
+                continue;
+            }
+            Ok(None) => NO_BYTE_COUNTERS.to_string(),
             Err(e) => {
                 failed = true;
                 e.message().to_string()
             }
         };
         skipped.push(SkipNote {
-            what: format!("disk {} of '{}'", d.name, domain_name),
+            what: format!("{kind} {} of '{domain_name}'", name(d)),
             why,
         });
     }

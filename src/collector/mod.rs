@@ -11,4 +11,3 @@ pub mod poll;
 pub mod schedule;
 pub mod skip;
 pub mod source;
-pub mod state_reason;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::model::{DomainState, RawDomain};
+use crate::model::RawDomain;
 
 /// What every fake connection shares: the host's domains and their monitors.
 #[derive(Default)]
@@ -131,10 +131,10 @@ impl Source for Fake {
 
 /// A running domain as call `call` read it (the call's number in `id`).
 fn raw(name: &str, call: usize) -> RawDomain {
-    let id = u32::try_from(call).ok();
-    let mut raw = RawDomain::identity(&format!("uuid-{name}"), id, name, Instant::now(), 0);
-    raw.state = DomainState::Running;
-    raw
+    RawDomain {
+        id: u32::try_from(call).ok(),
+        ..crate::fixtures::raw(name, &format!("uuid-{name}"))
+    }
 }
 
 fn poller(host: &Arc<Host>, timeout: Duration) -> Poller<Fake> {

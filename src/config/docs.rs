@@ -219,51 +219,23 @@ pub fn readme_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    const START: &str = "<!-- settings-table:start (generated from src/config/settings.rs) -->\n";
-    const END: &str = "<!-- settings-table:end -->";
-
-    fn bless() -> bool {
-        std::env::var_os("VMPULSE_BLESS").is_some()
-    }
-
-    fn repo(file: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
-    }
 
     #[test]
     fn example_config_is_generated_from_the_table() {
-        let path = repo("config.example.toml");
-        let want = example_toml();
-        if bless() {
-            std::fs::write(&path, &want).unwrap();
-        }
-        let have = std::fs::read_to_string(&path).unwrap();
-        pretty_assertions::assert_eq!(
-            have,
-            want,
-            "config.example.toml is out of date: run VMPULSE_BLESS=1 cargo test --lib config::docs"
+        crate::fixtures::generated::whole_file(
+            "config.example.toml",
+            &example_toml(),
+            "cargo test --lib config::docs",
         );
     }
 
     #[test]
     fn readme_table_is_generated_from_the_table() {
-        let path = repo("README.md");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
-            panic!("README.md lacks the settings-table markers");
-        };
-        let want = readme_table();
-        if bless() {
-            let new = format!("{}{START}{want}{}", &text[..a], &text[b..]);
-            std::fs::write(&path, new).unwrap();
-            return;
-        }
-        pretty_assertions::assert_eq!(
-            &text[a + START.len()..b],
-            want.as_str(),
-            "README.md's settings table is out of date: run VMPULSE_BLESS=1 cargo test --lib config::docs"
+        crate::fixtures::generated::block(
+            "README.md",
+            "settings-table",
+            &readme_table(),
+            "cargo test --lib config::docs",
         );
     }
 

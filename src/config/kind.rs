@@ -439,7 +439,7 @@ impl Kind for Globs {
         };
         let items: Vec<String> = items.into_iter().filter(|p| !p.is_empty()).collect();
         for p in &items {
-            crate::collector::filter::Glob::new(p)?;
+            crate::config::glob::Glob::new(p)?;
         }
         Ok(items)
     }
@@ -460,21 +460,21 @@ impl Kind for Globs {
 pub struct Format;
 
 impl Kind for Format {
-    type Value = crate::output::Format;
-    fn check(&self, raw: &Raw) -> Result<crate::output::Format, String> {
+    type Value = crate::config::Format;
+    fn check(&self, raw: &Raw) -> Result<crate::config::Format, String> {
         string(raw)?.parse().map_err(|e| format!("{e}"))
     }
-    fn default_value(&self) -> crate::output::Format {
-        crate::output::Format::Lp
+    fn default_value(&self) -> crate::config::Format {
+        crate::config::Format::Lp
     }
-    fn render(&self, v: &crate::output::Format) -> Option<toml::Value> {
+    fn render(&self, v: &crate::config::Format) -> Option<toml::Value> {
         Some(toml::Value::String(v.as_str().into()))
     }
     fn value_name(&self) -> &'static str {
         "lp|json|csv"
     }
     fn choices(&self) -> &'static [&'static str] {
-        &crate::output::Format::NAMES
+        &crate::config::Format::NAMES
     }
 }
 

@@ -36,6 +36,14 @@ pub struct Layer {
 }
 
 impl Layer {
+    /// Where setting `id` came from, or every way to give it when it was left at its
+    /// default: what an error about it names.
+    pub fn origin(&self, id: &str) -> String {
+        self.get(id)
+            .map(|s| s.origin.clone())
+            .unwrap_or_else(|| settings::find(id).names())
+    }
+
     /// Sets the setting `id` (`section.field`); panics on an id not in the table.
     pub fn set(&mut self, id: &str, value: impl Into<Raw>, origin: impl Into<String>) {
         let s = settings::find(id);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::kind::Raw;
 use super::layer::{Layer, Sourced};
 use super::settings;
-use super::validate::ConfigError;
+use super::ConfigError;
 
 /// 1-based line of a byte offset.
 fn line_at(text: &str, offset: usize) -> usize {

@@ -12,15 +12,9 @@
 
 use super::layer::Layer;
 use super::settings;
-use super::validate::ConfigError;
+use super::ConfigError;
 use super::{masked_url, Config, OutputTarget};
-use crate::output::Format;
-
-fn origin(l: &Layer, id: &str) -> String {
-    l.get(id)
-        .map(|s| s.origin.clone())
-        .unwrap_or_else(|| settings::find(id).names())
-}
+use crate::config::Format;
 
 /// Whether the setting was given by its command-line flag (not the file or environment).
 fn from_flag(l: &Layer, id: &str) -> bool {
@@ -35,7 +29,7 @@ pub fn settle(l: &Layer, c: &mut Config) -> Result<(), ConfigError> {
         match c.run.iterations {
             Some(n) if n != 1 => {
                 return Err(ConfigError::Invalid {
-                    origin: origin(l, "run.iterations"),
+                    origin: l.origin("run.iterations"),
                     message: format!("--once means one collection, not {n}: give one of them"),
                 })
             }
@@ -56,7 +50,7 @@ pub fn settle(l: &Layer, c: &mut Config) -> Result<(), ConfigError> {
     }
     if c.run.format != Format::Lp && c.run.output.is_none() {
         return Err(ConfigError::Invalid {
-            origin: origin(l, "run.format"),
+            origin: l.origin("run.format"),
             message: format!(
                 "'{}' applies to --output FILE|- only; InfluxDB takes line protocol",
                 c.run.format

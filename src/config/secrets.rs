@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::kind::Raw;
 use super::layer::Layer;
-use super::validate::ConfigError;
+use super::ConfigError;
 use super::{Config, Secret};
 
 /// Largest token file read; a token is a line, anything bigger is the wrong file.

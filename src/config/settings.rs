@@ -405,7 +405,7 @@ settings! {
             Meta::flag_only("output");
         /// Encoding of --output: lp (InfluxDB line protocol), json (one object per VM
         /// per collection) or csv (a header row, then one row per VM per collection).
-        format: crate::output::Format = Format,
+        format: crate::config::Format = Format,
             Meta::flag_only("format");
         /// One collection (two samples a poll interval apart, for the rates) printed
         /// on stdout, then exit; implies --no-ui. It writes only to --output or to a URL

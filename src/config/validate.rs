@@ -3,19 +3,9 @@
 //! Every error names the setting at fault (flag, variable or file key) and what
 //! would be accepted.
 
-use std::path::PathBuf;
-
 use super::layer::{Layer, Sourced};
 use super::settings::{self, SETTINGS};
-use super::{Config, InfluxApi};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config file '{}': {message}", path.display())]
-    File { path: PathBuf, message: String },
-    #[error("{origin}: {message}")]
-    Invalid { origin: String, message: String },
-}
+use super::{Config, ConfigError, InfluxApi};
 
 fn invalid<T>(s: &Sourced<T>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -24,14 +14,7 @@ fn invalid<T>(s: &Sourced<T>, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Where a setting came from, or every way to give it when it was left at its default.
-fn origin_of(l: &Layer, id: &str) -> String {
-    l.get(id)
-        .map(|s| s.origin.clone())
-        .unwrap_or_else(|| settings::find(id).names())
-}
-
-use crate::influx::line_protocol::{FIELD_KEYS, RESERVED_TAGS};
+use crate::schema::{FIELD_KEYS, RESERVED_TAGS};
 
 /// Checks every value and fills the gaps with `defaults`: each setting by its kind
 /// (`settings.rs`), then the rules that span settings.
@@ -51,7 +34,7 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
     let (max_queue, batch) = (c.influx.max_queue, c.influx.batch_max_lines);
     if max_queue < batch {
         return Err(ConfigError::Invalid {
-            origin: origin_of(&l, "influx.max_queue"),
+            origin: l.origin("influx.max_queue"),
             message: format!(
                 "queue of {max_queue} lines is smaller than one batch ({batch} lines); raise MAX_QUEUE or lower BATCH_MAX_LINES"
             ),
@@ -64,13 +47,13 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
     ] {
         if l.is_set(token) && l.is_set(file) {
             return Err(ConfigError::Invalid {
-                origin: format!("{} and {}", origin_of(&l, token), origin_of(&l, file)),
+                origin: format!("{} and {}", l.origin(token), l.origin(file)),
                 message: format!("{token} and {file} are both set: keep one"),
             });
         }
     }
     if let Some(listen) = &c.control.listen {
-        let origin = origin_of(&l, "control.listen");
+        let origin = l.origin("control.listen");
         if listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid {
                 origin,

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::format;
 use crate::model::{Snapshot, SourceState, WriterState};
-use crate::ui::format;
 
 /// The threshold's floor when `control.write_stale_after` is not set: a batch may
 /// wait `influx.batch_max_sec` and a retry up to `influx.max_backoff` (30 s).

@@ -1,11 +1,13 @@
 //! The service's own counters as Prometheus text (`GET /metrics`) and as a
 //! `vmpulse_internal` line-protocol point (like Telegraf's `internal` input).
 //! Both are pure functions of one snapshot, so they always agree with `/status`.
+//! The per-VM series come from the metric table (`crate::schema::metrics`).
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use crate::model::{Snapshot, SourceState};
+use crate::schema::METRICS;
 
 /// One service-level series: name, type, help, value.
 struct Series {
@@ -191,96 +193,34 @@ fn label(v: &str) -> String {
         .replace('\n', r"\n")
 }
 
-type VmPick = fn(&crate::model::VmSnapshot) -> Option<f64>;
-
+/// One series per metric of the table that has a Prometheus name, labelled
+/// `uuid` and `name`; the value is scaled into the unit the name ends in.
 fn per_vm_series(o: &mut String, s: &Snapshot) {
-    let table: [(&str, &str, &str, VmPick); 10] = [
-        (
-            "vmpulse_vm_state",
-            "gauge",
-            "libvirt domain state code (1 running, 3 paused, 5 shut off).",
-            |v| Some(f64::from(v.raw.state.code())),
-        ),
-        ("vmpulse_vm_vcpus", "gauge", "Current vCPU count.", |v| {
-            v.raw.vcpus.map(f64::from)
-        }),
-        (
-            "vmpulse_vm_cpu_percent",
-            "gauge",
-            "CPU use over the last interval, percent of all vCPUs.",
-            |v| v.derived.as_ref().and_then(|d| d.cpu_percent),
-        ),
-        (
-            "vmpulse_vm_cpu_seconds_total",
-            "counter",
-            "Cumulative guest CPU time.",
-            |v| {
-                v.raw
-                    .cpu
-                    .filter(|_| v.raw.state.has_guest_counters())
-                    .map(|c| c.time_ns as f64 / 1e9)
-            },
-        ),
-        (
-            "vmpulse_vm_memory_max_bytes",
-            "gauge",
-            "Maximum memory allocation.",
-            |v| v.raw.max_mem_kib.map(|k| k as f64 * 1024.0),
-        ),
-        (
-            "vmpulse_vm_memory_used_bytes",
-            "gauge",
-            "Memory the guest uses (best source libvirt offers).",
-            |v| {
-                v.memory
-                    .filter(|_| v.raw.state.has_guest_counters())
-                    .map(|m| m.used_kb as f64 * 1024.0)
-            },
-        ),
-        (
-            "vmpulse_vm_disk_read_bytes_total",
-            "counter",
-            "Bytes read from all disks.",
-            |v| active(v, v.raw.disks.iter().map(|d| d.rd_bytes).sum()),
-        ),
-        (
-            "vmpulse_vm_disk_write_bytes_total",
-            "counter",
-            "Bytes written to all disks.",
-            |v| active(v, v.raw.disks.iter().map(|d| d.wr_bytes).sum()),
-        ),
-        (
-            "vmpulse_vm_network_receive_bytes_total",
-            "counter",
-            "Bytes received on all NICs.",
-            |v| active(v, v.raw.nics.iter().map(|n| n.rx_bytes).sum()),
-        ),
-        (
-            "vmpulse_vm_network_transmit_bytes_total",
-            "counter",
-            "Bytes sent on all NICs.",
-            |v| active(v, v.raw.nics.iter().map(|n| n.tx_bytes).sum()),
-        ),
-    ];
-    for (name, kind, help, pick) in table {
-        let _ = writeln!(o, "# HELP {name} {help}");
+    for m in METRICS.iter().filter(|m| m.per_vm()) {
+        let (Some(name), Some(p)) = (m.prometheus_name(), m.prom) else {
+            continue;
+        };
+        let kind = if p.counter { "counter" } else { "gauge" };
+        let (_, scale) = m.unit.prometheus();
+        let _ = writeln!(o, "# HELP {name} {}", help(m.help));
         let _ = writeln!(o, "# TYPE {name} {kind}");
         for vm in &s.vms {
-            if let Some(v) = pick(vm) {
+            if let Some(v) = m.vm_value(vm).and_then(|v| v.as_f64()) {
                 let _ = writeln!(
                     o,
                     "{name}{{uuid=\"{}\",name=\"{}\"}} {}",
                     label(vm.uuid()),
                     label(vm.name()),
-                    number(v)
+                    number(v * scale)
                 );
             }
         }
     }
 }
 
-fn active(v: &crate::model::VmSnapshot, total: u64) -> Option<f64> {
-    v.raw.state.has_guest_counters().then_some(total as f64)
+/// A HELP text: backslashes and newlines escaped, as the format wants.
+fn help(text: &str) -> String {
+    text.replace('\\', r"\\").replace('\n', r"\n")
 }
 
 /// One `vmpulse_internal` point: the same counters, tagged `host` (escaped
@@ -353,6 +293,54 @@ mod tests {
         );
         assert!(line.contains("last_collection_ms=12.0,"), "{line}");
         assert!(line.ends_with(" 5000000000"), "{line}");
+    }
+
+    #[test]
+    fn per_vm_series_come_from_the_metric_table_under_their_old_names() {
+        let mut s = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
+        let vm = crate::fixtures::sampled("web", crate::model::DomainState::Running, true);
+        s.vms = vec![vm];
+        let text = prometheus(&s, SystemTime::UNIX_EPOCH, true);
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE vmpulse_vm_"))
+            .collect();
+        for want in [
+            "state gauge",
+            "vcpus gauge",
+            "cpu_percent gauge",
+            "cpu_seconds_total counter",
+            "memory_max_bytes gauge",
+            "memory_used_bytes gauge",
+            "disk_read_bytes_total counter",
+            "disk_write_bytes_total counter",
+            "network_receive_bytes_total counter",
+            "network_transmit_bytes_total counter",
+        ] {
+            assert!(names.contains(&want), "{want} missing: {names:?}");
+        }
+        let uuid = "550e8400-e29b-41d4-a716-446655440000";
+        let sample = |name: &str| format!("{name}{{uuid=\"{uuid}\",name=\"web\"}} ");
+        // Scaled into the unit the name ends in: KiB → bytes, ns → seconds.
+        assert!(
+            text.contains(&format!("{}5\n", sample("vmpulse_vm_cpu_seconds_total"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{}512000000\n",
+                sample("vmpulse_vm_memory_used_bytes")
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{}12.5\n", sample("vmpulse_vm_cpu_percent"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{}1\n", sample("vmpulse_vm_state"))),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,27 +1,23 @@
 //! The control API of the running service: HTTP/1.1 with JSON bodies on a
-//! Unix socket (and, with a token, on TCP), its client, the shell
-//! subcommands (`status`, `start`, `stop`) and the TUI's attach mode.
+//! Unix socket (and, with a token, on TCP). Its clients live in `crate::remote`.
 //!
 //! - [`socket`]: where the socket lives, binding it safely (stale vs live), mode and group.
-//! - [`server`]: the axum router and its handlers; [`views`] the JSON shapes;
+//! - [`server`]: the axum router and its handlers; [`error`] their one error answer;
+//!   [`views`] the JSON shapes;
 //!   [`health`] the verdict of `/status` (writes stale, spool growing);
 //!   [`metrics`] the Prometheus text and the `vmpulse_internal` lines.
-//! - [`client`]: requests over the socket; [`shell`] the subcommands;
-//!   [`attach`] an [`crate::ui::Engine`] fed by a running service; [`shipper`]
-//!   whether a TUI collecting on its own also ships (not next to a service).
+//! - [`service`]: what headless mode calls; [`serve`] accepts and serves connections;
+//!   [`dirfd`] directory-relative calls for binding the socket.
 //! - [`reload`]: SIGHUP re-reads the config file and environment.
 
-pub mod attach;
-pub mod client;
 pub mod dirfd;
+pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod reload;
 pub mod serve;
 pub mod server;
 pub mod service;
-pub mod shell;
-pub mod shipper;
 pub mod socket;
 pub mod views;
 
@@ -34,7 +30,7 @@ use crate::config::ControlConfig;
 pub fn socket_path(c: &ControlConfig) -> PathBuf {
     match &c.socket {
         Some(p) => PathBuf::from(p),
-        None => default_socket_path(is_root(), &|k| std::env::var(k).ok()),
+        None => default_socket_path(crate::config::is_root(), &|k| std::env::var(k).ok()),
     }
 }
 
@@ -86,11 +82,6 @@ pub fn default_socket_path(root: bool, env: &dyn Fn(&str) -> Option<String>) -> 
         Some(dir) => PathBuf::from(dir).join("vmpulse.sock"),
         None => socket::fallback_dir().join("vmpulse.sock"),
     }
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
-use super::server::ApiError;
+use super::error::ApiError;
 use crate::config::Secret;
 
 /// What one listener allows its peers.

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::error::ApiError;
 use super::health;
 use super::serve::{self, Limits, Listener, Token};
 use super::socket::{self, SocketError, SocketGuard};
@@ -32,8 +33,8 @@ use super::{listen_addr, metrics, socket_path};
 use crate::config::ControlConfig;
 use crate::config::Secret;
 use crate::engine::{Control, Controller, MIN_POLL_INTERVAL};
+use crate::history::History;
 use crate::model::Snapshot;
-use crate::ui::history::History;
 
 /// Largest request body accepted (the only body is `{"seconds": N}`).
 pub const BODY_LIMIT: usize = 4096;
@@ -87,29 +88,6 @@ impl Shared {
 }
 
 type St = State<Arc<Shared>>;
-
-/// A JSON error answer.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": self.message, "status": self.status.as_u16()});
-        (self.status, Json(body)).into_response()
-    }
-}
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -356,7 +334,7 @@ async fn snapshots(State(s): St) -> Response {
             return None;
         }
         let snap = rx.borrow_and_update().clone();
-        let mut line = match serde_json::to_vec(&*snap) {
+        let mut line = match serde_json::to_vec(&views::snapshot(&snap)) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!("snapshot {} not sent on /snapshots: {e}", snap.seq);

@@ -40,7 +40,7 @@ impl Service {
             pid: std::process::id(),
             started_at: SystemTime::now(),
         };
-        let window = Duration::from_secs(config.ui.history_minutes.max(1) as u64 * 60);
+        let window = crate::history::History::window_of(&config.ui);
         let server = Server::serve(
             listeners,
             engine.controller(),

@@ -266,8 +266,7 @@ fn apply_group(dir: &Dir, name: &CStr, group: Option<&str>, path: &Path) {
             ),
         },
     };
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::config::is_root() {
         tracing::warn!("{problem}");
     } else {
         tracing::debug!("{problem}");

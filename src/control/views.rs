@@ -4,7 +4,8 @@
 //! (`running`, `started_at`, `total_collections`, `total_errors`,
 //! `last_collection_time`, `vms_monitored`, `influx_queue_size`, `config`;
 //! `count`/`vms` with `id`, `name`, `uuid`, `state`, `cpu_count`,
-//! `memory_max`, `memory_used`, `cputime`). Times are RFC 3339 in UTC,
+//! `memory_max`, `memory_used`, `cputime`); every other VM value takes its
+//! schema name from the metric table (`crate::schema`). Times are RFC 3339 in UTC,
 //! memory in KiB, CPU time in ns, rates per second. Unknown values are `null`.
 
 use std::time::{Duration, SystemTime};
@@ -13,23 +14,14 @@ use serde::{Deserialize, Serialize};
 
 pub use super::health::HealthView;
 use crate::config::Config;
+use crate::history::Sample;
 use crate::model::{
-    DeviceRates, Snapshot, SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState,
+    CollectorStats, Derived, DeviceRates, HostInfo, MemoryUse, RawDomain, Snapshot, SourceState,
+    SpoolState, SpoolStats, VmSnapshot, WriterState, WriterStats,
 };
-use crate::ui::history::Sample;
+use crate::schema::{Value, METRICS};
 
-/// `2025-11-11T12:34:56.789Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    match jiff::Timestamp::try_from(t) {
-        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        Err(_) => "1970-01-01T00:00:00.000Z".into(),
-    }
-}
-
-/// Parses what [`rfc3339`] wrote.
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    s.parse::<jiff::Timestamp>().ok().map(SystemTime::from)
-}
+pub use crate::format::{parse_rfc3339, rfc3339};
 
 /// The service process, for `pid` and uptime.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -233,37 +225,18 @@ pub fn status(
     }
 }
 
-/// One VM in `GET /vms`.
+/// One VM in `GET /vms`: its identity, then every per-VM value of
+/// `vm_metrics` and `vm_features` from the metric table (`crate::schema`),
+/// each under its schema name, or the older API's key where it had one
+/// (`state`, `cpu_count`, `memory_max`, `memory_used`, `cputime`); `null` when unknown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VmView {
     /// libvirt's runtime id; `null` for inactive domains.
     pub id: Option<u32>,
     pub name: String,
     pub uuid: String,
-    pub state: String,
-    pub cpu_count: Option<u32>,
-    /// KiB.
-    pub memory_max: Option<u64>,
-    /// KiB; `null` for inactive domains.
-    pub memory_used: Option<u64>,
-    /// Cumulative guest CPU time, ns; `null` for inactive domains.
-    pub cputime: Option<u64>,
-    pub memory_percent: Option<f64>,
-    pub cpu_percent: Option<f64>,
-    pub cpu_angle_deg: Option<f64>,
-    pub memory_rate_kb_per_sec: Option<f64>,
-    pub memory_angle_deg: Option<f64>,
-    pub disk_read_bytes_per_sec: Option<f64>,
-    pub disk_write_bytes_per_sec: Option<f64>,
-    pub disk_read_ops_per_sec: Option<f64>,
-    pub disk_write_ops_per_sec: Option<f64>,
-    pub net_rx_bytes_per_sec: Option<f64>,
-    pub net_tx_bytes_per_sec: Option<f64>,
-    pub net_rx_packets_per_sec: Option<f64>,
-    pub net_tx_packets_per_sec: Option<f64>,
-    pub disk_angle_deg: Option<f64>,
-    pub net_rx_angle_deg: Option<f64>,
-    pub net_tx_angle_deg: Option<f64>,
+    #[serde(flatten)]
+    pub values: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,52 +250,59 @@ pub struct VmList {
 pub struct VmDetail {
     #[serde(flatten)]
     pub vm: VmView,
-    pub disks: Vec<DeviceView>,
-    pub nics: Vec<DeviceView>,
+    pub disks: Vec<DiskView>,
+    pub nics: Vec<NicView>,
     /// Per-vCPU utilisation, percent of one vCPU.
     pub vcpu_percent: Vec<f64>,
 }
 
-/// One device's rates: read/write for disks, rx/tx for NICs.
+/// One disk's rates, under the schema names of the VM's disk rates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeviceView {
+pub struct DiskView {
     pub name: String,
-    pub read_bytes_per_sec: f64,
-    /// `null` when the device does not report the counter.
-    pub read_ops_per_sec: Option<f64>,
-    pub write_bytes_per_sec: f64,
-    pub write_ops_per_sec: Option<f64>,
+    pub disk_read_bytes_per_sec: f64,
+    /// `null` when the disk does not report the counter.
+    pub disk_read_req_per_sec: Option<f64>,
+    pub disk_write_bytes_per_sec: f64,
+    pub disk_write_req_per_sec: Option<f64>,
+}
+
+/// One NIC's rates, under the schema names of the VM's network rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NicView {
+    pub name: String,
+    pub net_rx_bytes_per_sec: f64,
+    /// `null` when the NIC does not report the counter.
+    pub net_rx_packets_per_sec: Option<f64>,
+    pub net_tx_bytes_per_sec: f64,
+    pub net_tx_packets_per_sec: Option<f64>,
+}
+
+/// A metric value as JSON: integers too large for JSON's safe range and
+/// non-finite floats are `null`, like the encoders leave them out.
+fn json(v: Option<Value>) -> serde_json::Value {
+    match v {
+        Some(Value::Int(i)) => i64::try_from(i).map_or(serde_json::Value::Null, |i| i.into()),
+        Some(Value::Signed(i)) => i.into(),
+        Some(Value::Float(f)) => {
+            serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)
+        }
+        Some(Value::Str(s)) => s.into(),
+        None => serde_json::Value::Null,
+    }
 }
 
 pub fn vm(v: &VmSnapshot) -> VmView {
     let raw = &v.raw;
-    let active = raw.state.has_guest_counters();
-    let d = v.derived.as_ref();
     VmView {
         id: raw.id,
         name: raw.name.clone(),
         uuid: raw.uuid.clone(),
-        state: raw.state.as_str().into(),
-        cpu_count: raw.vcpus,
-        memory_max: raw.max_mem_kib,
-        memory_used: v.memory.filter(|_| active).map(|m| m.used_kb),
-        cputime: raw.cpu.filter(|_| active).map(|c| c.time_ns),
-        memory_percent: v.memory.and_then(|m| m.percent),
-        cpu_percent: d.and_then(|d| d.cpu_percent),
-        cpu_angle_deg: d.and_then(|d| d.cpu_angle_deg),
-        memory_rate_kb_per_sec: d.map(|d| d.memory_rate_kb_per_sec),
-        memory_angle_deg: d.map(|d| d.memory_angle_deg),
-        disk_read_bytes_per_sec: d.map(|d| d.disk_read.bytes_per_sec),
-        disk_write_bytes_per_sec: d.map(|d| d.disk_write.bytes_per_sec),
-        disk_read_ops_per_sec: d.and_then(|d| d.disk_read.ops_per_sec),
-        disk_write_ops_per_sec: d.and_then(|d| d.disk_write.ops_per_sec),
-        net_rx_bytes_per_sec: d.map(|d| d.net_rx.bytes_per_sec),
-        net_tx_bytes_per_sec: d.map(|d| d.net_tx.bytes_per_sec),
-        net_rx_packets_per_sec: d.and_then(|d| d.net_rx.ops_per_sec),
-        net_tx_packets_per_sec: d.and_then(|d| d.net_tx.ops_per_sec),
-        disk_angle_deg: d.map(|d| d.disk_angle_deg),
-        net_rx_angle_deg: d.map(|d| d.net_rx_angle_deg),
-        net_tx_angle_deg: d.map(|d| d.net_tx_angle_deg),
+        values: METRICS
+            .iter()
+            .filter(|m| m.in_vm_record())
+            .map(|m| (m.api_name().to_string(), json(m.vm_value(v))))
+            .collect(),
     }
 }
 
@@ -333,13 +313,23 @@ pub fn vm_list(snap: &Snapshot) -> VmList {
     }
 }
 
-fn device(r: &DeviceRates) -> DeviceView {
-    DeviceView {
+fn disk(r: &DeviceRates) -> DiskView {
+    DiskView {
         name: r.name.clone(),
-        read_bytes_per_sec: r.read.bytes_per_sec,
-        read_ops_per_sec: r.read.ops_per_sec,
-        write_bytes_per_sec: r.write.bytes_per_sec,
-        write_ops_per_sec: r.write.ops_per_sec,
+        disk_read_bytes_per_sec: r.read.bytes_per_sec,
+        disk_read_req_per_sec: r.read.ops_per_sec,
+        disk_write_bytes_per_sec: r.write.bytes_per_sec,
+        disk_write_req_per_sec: r.write.ops_per_sec,
+    }
+}
+
+fn nic(r: &DeviceRates) -> NicView {
+    NicView {
+        name: r.name.clone(),
+        net_rx_bytes_per_sec: r.read.bytes_per_sec,
+        net_rx_packets_per_sec: r.read.ops_per_sec,
+        net_tx_bytes_per_sec: r.write.bytes_per_sec,
+        net_tx_packets_per_sec: r.write.ops_per_sec,
     }
 }
 
@@ -348,12 +338,99 @@ pub fn vm_detail(v: &VmSnapshot) -> VmDetail {
     VmDetail {
         vm: vm(v),
         disks: d
-            .map(|d| d.disks.iter().map(device).collect())
+            .map(|d| d.disks.iter().map(disk).collect())
             .unwrap_or_default(),
         nics: d
-            .map(|d| d.nics.iter().map(device).collect())
+            .map(|d| d.nics.iter().map(nic).collect())
             .unwrap_or_default(),
         vcpu_percent: d.map(|d| d.vcpu_percent.clone()).unwrap_or_default(),
+    }
+}
+
+/// One line of `GET /snapshots`: the snapshot's service state, and each VM as
+/// `/vms/{uuid}` shows it (schema names) plus the readings the attached TUI
+/// draws from, so an attached TUI rebuilds the very `Snapshot` the service holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotView {
+    pub seq: u64,
+    pub collection: u64,
+    pub unreachable_since: Option<SystemTime>,
+    pub host: Option<HostInfo>,
+    pub taken_at: SystemTime,
+    pub libvirt_uri: String,
+    pub hostname: String,
+    pub collecting: bool,
+    pub poll_interval: Duration,
+    pub source: SourceState,
+    pub collector: CollectorStats,
+    pub writer: WriterStats,
+    pub vms: Vec<VmStreamView>,
+}
+
+/// A VM in `/snapshots`: its `/vms/{uuid}` view and the readings behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmStreamView {
+    #[serde(flatten)]
+    pub detail: VmDetail,
+    pub raw: RawDomain,
+    pub memory: Option<MemoryUse>,
+    pub derived: Option<Derived>,
+}
+
+pub fn snapshot(s: &Snapshot) -> SnapshotView {
+    SnapshotView {
+        seq: s.seq,
+        collection: s.collection,
+        unreachable_since: s.unreachable_since,
+        host: s.host.clone(),
+        taken_at: s.taken_at,
+        libvirt_uri: s.libvirt_uri.clone(),
+        hostname: s.hostname.clone(),
+        collecting: s.collecting,
+        poll_interval: s.poll_interval,
+        source: s.source.clone(),
+        collector: s.collector.clone(),
+        writer: s.writer.clone(),
+        vms: s
+            .vms
+            .iter()
+            .map(|v| VmStreamView {
+                detail: vm_detail(v),
+                raw: v.raw.clone(),
+                memory: v.memory,
+                derived: v.derived.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl SnapshotView {
+    /// The snapshot the service published (its origin is the reader's to set).
+    pub fn into_snapshot(self) -> Snapshot {
+        Snapshot {
+            seq: self.seq,
+            collection: self.collection,
+            unreachable_since: self.unreachable_since,
+            host: self.host,
+            taken_at: self.taken_at,
+            libvirt_uri: self.libvirt_uri,
+            hostname: self.hostname,
+            collecting: self.collecting,
+            poll_interval: self.poll_interval,
+            source: self.source,
+            vms: self
+                .vms
+                .into_iter()
+                .map(|v| VmSnapshot {
+                    raw: v.raw,
+                    memory: v.memory,
+                    derived: v.derived,
+                })
+                .collect(),
+            collector: self.collector,
+            writer: self.writer,
+            origin: Default::default(),
+        }
     }
 }
 
@@ -369,8 +446,8 @@ pub struct HistoryView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleView {
     pub time: String,
-    pub cpu_percent: Option<f64>,
-    pub memory_percent: Option<f64>,
+    pub cpu_usage_percent: Option<f64>,
+    pub memory_usage_percent: Option<f64>,
     pub disk_bytes_per_sec: Option<f64>,
     pub net_bytes_per_sec: Option<f64>,
     pub net_rx_bytes_per_sec: Option<f64>,
@@ -392,8 +469,8 @@ pub fn history<'a>(
             .filter(|s| cutoff.is_none_or(|c| s.at >= c))
             .map(|s| SampleView {
                 time: rfc3339(s.at),
-                cpu_percent: s.cpu_percent,
-                memory_percent: s.mem_percent,
+                cpu_usage_percent: s.cpu_percent,
+                memory_usage_percent: s.mem_percent,
                 disk_bytes_per_sec: s.disk_bps,
                 net_bytes_per_sec: s.net_bps,
                 net_rx_bytes_per_sec: s.rx_bps,
@@ -449,6 +526,80 @@ mod tests {
         assert_eq!(parse_rfc3339("2025-11-11T12:34:56.789Z"), Some(t));
         let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_762_864_496);
         assert_eq!(rfc3339(whole), "2025-11-11T12:34:56.000Z");
+    }
+
+    #[test]
+    fn vm_view_keeps_the_old_keys_and_names_the_rest_by_schema() {
+        use crate::fixtures::sampled as fixture;
+        use crate::model::DomainState;
+        let v = serde_json::to_value(vm(&fixture("web", DomainState::Running, true))).unwrap();
+        assert_eq!(v["memory_used"], 500_000);
+        assert_eq!(v["cputime"], 5_000_000_000u64);
+        assert_eq!(v["memory_max"], 2_097_152);
+        assert_eq!(v["cpu_count"], 2);
+        assert_eq!(v["state"], "running");
+        assert_eq!(v["cpu_usage_percent"], 12.5);
+        assert_eq!(v["memory_usage_percent"], 25.0);
+        assert_eq!(v["disk_read_req_per_sec"], 2.0);
+        assert!(v["cpu_steal_percent"].is_null());
+        for old in [
+            "cpu_percent",
+            "memory_percent",
+            "disk_read_ops_per_sec",
+            "memory_max_kb",
+        ] {
+            assert!(v.get(old).is_none(), "{old} still in /vms: {v}");
+        }
+        // Every other key is a schema name of the metric table.
+        let legacy = [
+            "id",
+            "name",
+            "uuid",
+            "state",
+            "cpu_count",
+            "memory_max",
+            "memory_used",
+            "cputime",
+        ];
+        for k in v.as_object().unwrap().keys() {
+            assert!(
+                legacy.contains(&k.as_str()) || crate::schema::FIELD_KEYS.contains(&k.as_str()),
+                "{k} is neither an old API key nor a schema name"
+            );
+        }
+        let off = serde_json::to_value(vm(&fixture("off", DomainState::Shutoff, true))).unwrap();
+        assert!(off["memory_used"].is_null() && off["cpu_usage_percent"].is_null());
+        assert_eq!(off["state"], "shutoff");
+    }
+
+    #[test]
+    fn snapshots_stream_views_and_the_attached_tui_gets_the_snapshot_back() {
+        use crate::fixtures::sampled as fixture;
+        use crate::model::DomainState;
+        let mut s = Snapshot::empty("test:///default", "hv1", Duration::from_secs(2));
+        s.seq = 9;
+        s.vms = vec![
+            fixture("web", DomainState::Running, true),
+            fixture("off", DomainState::Shutoff, false),
+        ];
+        // JSON has no NaN (the fixture's one stands for a value never derived).
+        if let Some(d) = s.vms[0].derived.as_mut() {
+            d.net_tx.bytes_per_sec = 3.0;
+            d.net_tx.ops_per_sec = Some(1.5);
+        }
+        let text = serde_json::to_string(&snapshot(&s)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // The same keys as /vms/{uuid}: schema names next to the old API keys.
+        assert_eq!(v["vms"][0]["cpu_usage_percent"], 12.5);
+        assert_eq!(v["vms"][0]["memory_used"], 500_000);
+        assert!(v["vms"][0].get("cpu_percent").is_none());
+        let back: SnapshotView = serde_json::from_str(&text).unwrap();
+        let mut back = back.into_snapshot();
+        // The monotonic instant is local to a process (not sent).
+        for (b, o) in back.vms.iter_mut().zip(&s.vms) {
+            b.raw.mono = o.raw.mono;
+        }
+        assert_eq!(back, s);
     }
 
     #[test]

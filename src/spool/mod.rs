@@ -6,7 +6,7 @@
 //!   size budget, fsync.
 //! - [`fs`]: the file operations, behind a trait so tests can fail them.
 //!
-//! The writer task (`crate::influx::task`) decides when lines go to the spool
+//! The writer task (`crate::writer::task`) decides when lines go to the spool
 //! and when they are read back; this module only keeps them safe.
 
 pub mod fs;
@@ -65,12 +65,6 @@ impl SpoolConfig {
             fsync_interval: s.fsync_interval,
         }
     }
-}
-
-/// Whether this process runs as root (the spool then lives under /var/lib).
-pub fn running_as_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// `$STATE_DIRECTORY/spool` when systemd gives the service one (`StateDirectory=`,

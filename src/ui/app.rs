@@ -9,13 +9,13 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
 use tui_logger::{LevelFilter, TuiWidgetState};
 
-use super::format;
-use super::history::History;
 use super::keys::{self, Action, Context, SortKey};
 use super::layout;
 use super::theme::Theme;
 use crate::config::Config;
 use crate::engine::Control;
+use crate::format;
+use crate::history::History;
 use crate::model::{Snapshot, VmSnapshot};
 
 /// Poll intervals that `+` / `-` step through.
@@ -114,7 +114,7 @@ impl Options {
             theme,
             disk_ceiling: config.ui.disk_ceiling,
             net_ceiling: config.ui.net_ceiling,
-            history: Duration::from_secs(config.ui.history_minutes.max(1) as u64 * 60),
+            history: History::window_of(&config.ui),
         }
     }
 }
@@ -150,7 +150,7 @@ pub struct App {
     pub quitting: Option<Quitting>,
     /// Collection state asked for with `s` and not yet confirmed by a snapshot.
     pub pending_collecting: Option<bool>,
-    /// Why the local engine's InfluxDB writer is held off (`control::shipper`).
+    /// Why the local engine's InfluxDB writer is held off (`remote::shipper`).
     pub writer_held: Option<&'static str>,
     pub log_state: TuiWidgetState,
 }
@@ -433,7 +433,7 @@ impl App {
             };
             return;
         }
-        let page_body = layout::detail_page(self.area(), self, &self.live);
+        let page_body = layout::detail_page(self.area(), self.shape(&self.live));
         if let Screen::Detail { scroll, .. } = &mut self.screen {
             *scroll = match action {
                 Action::Up => scroll.saturating_sub(1),
@@ -473,7 +473,17 @@ impl App {
 
     /// Layout of the list for the current terminal size.
     pub fn geometry(&self) -> layout::ListGeometry {
-        layout::list_geometry(self.area(), self, &self.live)
+        layout::list_geometry(self.area(), self.shape(&self.live))
+    }
+
+    /// What the screen geometry depends on, with `snap` in the header.
+    pub fn shape(&self, snap: &Snapshot) -> layout::Shape {
+        layout::Shape {
+            header: super::alerts::header_height(snap),
+            status: self.show_status,
+            logs: self.show_logs,
+            table: self.table,
+        }
     }
 
     /// The whole terminal.

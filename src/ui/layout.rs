@@ -4,10 +4,6 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 
-use super::app::App;
-use super::render::header;
-use crate::model::Snapshot;
-
 /// Smallest terminal the layout is designed for.
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 16;
@@ -17,6 +13,20 @@ pub const CARD_MIN_WIDTH: u16 = 50;
 pub const CARD_HEIGHT: u16 = 7;
 /// Height of the status panel (`i`).
 pub const STATUS_HEIGHT: u16 = 12;
+
+/// What the geometry depends on: the header's height and which panels are open.
+/// The state (`App::shape`) says it; the layout never looks at the state itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shape {
+    /// Lines of the header (`alerts::header_height`).
+    pub header: u16,
+    /// The status panel (`i`).
+    pub status: bool,
+    /// The log panel (`l`).
+    pub logs: bool,
+    /// The table instead of cards (`t`).
+    pub table: bool,
+}
 
 /// Where each part of the screen goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,26 +38,25 @@ pub struct Areas {
     pub footer: Rect,
 }
 
-pub fn areas(area: Rect, app: &App, snap: &Snapshot) -> Areas {
-    let header_h = header::height(app, snap);
+pub fn areas(area: Rect, shape: Shape) -> Areas {
     let [header, middle, footer] = Layout::vertical([
-        Constraint::Length(header_h),
+        Constraint::Length(shape.header),
         Constraint::Min(1),
         Constraint::Length(1),
     ])
     .areas(area);
     let mut constraints = vec![Constraint::Min(CARD_HEIGHT.min(middle.height))];
-    if app.show_status {
+    if shape.status {
         constraints.push(Constraint::Length(STATUS_HEIGHT));
     }
-    if app.show_logs {
+    if shape.logs {
         constraints.push(Constraint::Length((middle.height / 3).max(6)));
     }
     let parts = Layout::vertical(constraints).split(middle);
     let mut it = parts.iter().copied();
     let body = it.next().unwrap_or(middle);
-    let status = if app.show_status { it.next() } else { None };
-    let logs = if app.show_logs { it.next() } else { None };
+    let status = if shape.status { it.next() } else { None };
+    let logs = if shape.logs { it.next() } else { None };
     Areas {
         header,
         body,
@@ -84,9 +93,9 @@ impl ListGeometry {
 }
 
 /// The list's geometry for a terminal of `area`, as the view will draw it.
-pub fn list_geometry(area: Rect, app: &App, snap: &Snapshot) -> ListGeometry {
-    let body = areas(area, app, snap).body;
-    if app.table {
+pub fn list_geometry(area: Rect, shape: Shape) -> ListGeometry {
+    let body = areas(area, shape).body;
+    if shape.table {
         ListGeometry::table(body)
     } else {
         ListGeometry::cards(body)
@@ -94,6 +103,61 @@ pub fn list_geometry(area: Rect, app: &App, snap: &Snapshot) -> ListGeometry {
 }
 
 /// Lines the detail view shows at once (its body inside the border): one page.
-pub fn detail_page(area: Rect, app: &App, snap: &Snapshot) -> u16 {
-    areas(area, app, snap).body.height.saturating_sub(2).max(1)
+pub fn detail_page(area: Rect, shape: Shape) -> u16 {
+    areas(area, shape).body.height.saturating_sub(2).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panels_take_their_room_below_the_body() {
+        let area = Rect::new(0, 0, 100, 40);
+        let plain = areas(
+            area,
+            Shape {
+                header: 3,
+                ..Shape::default()
+            },
+        );
+        assert_eq!(
+            (plain.header.height, plain.body.height, plain.footer.height),
+            (3, 36, 1)
+        );
+        assert!(plain.status.is_none() && plain.logs.is_none());
+        let both = Shape {
+            header: 4,
+            status: true,
+            logs: true,
+            table: false,
+        };
+        let a = areas(area, both);
+        assert_eq!(a.status.map(|r| r.height), Some(STATUS_HEIGHT));
+        assert_eq!(a.logs.map(|r| r.height), Some(35 / 3));
+        assert_eq!(a.body.height, 35 - STATUS_HEIGHT - 35 / 3);
+        assert_eq!(detail_page(area, both), a.body.height - 2);
+    }
+
+    #[test]
+    fn the_table_shows_one_row_per_line_and_cards_fill_columns() {
+        let area = Rect::new(0, 0, 120, 40);
+        let cards = list_geometry(
+            area,
+            Shape {
+                header: 2,
+                ..Shape::default()
+            },
+        );
+        assert_eq!((cards.cols, cards.rows), (2, 37 / usize::from(CARD_HEIGHT)));
+        let table = list_geometry(
+            area,
+            Shape {
+                header: 2,
+                table: true,
+                ..Shape::default()
+            },
+        );
+        assert_eq!((table.cols, table.rows), (1, 36));
+    }
 }

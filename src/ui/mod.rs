@@ -6,15 +6,15 @@
 //! redraws only when something arrived, never polls, and restores the
 //! terminal on every path.
 
+pub mod alerts;
 pub mod app;
 pub mod ascii;
-pub mod format;
 pub mod help;
-pub mod history;
 pub mod keys;
 pub mod layout;
 pub mod palette;
 pub mod render;
+pub mod state_reason;
 pub mod theme;
 
 use std::future::Future;

@@ -4,7 +4,7 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
-use super::format::Direction;
+use crate::format::Direction;
 
 /// The palette in use; `color == false` means `NO_COLOR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

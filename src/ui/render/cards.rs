@@ -8,13 +8,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::format;
 use crate::model::{Snapshot, SourceState, VmSnapshot};
 use crate::ui::app::App;
-use crate::ui::format;
 use crate::ui::layout::{ListGeometry, CARD_HEIGHT};
 use crate::ui::theme::Theme;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let shown = app.shown();
     let vis = app.visible();
     if vis.is_empty() {

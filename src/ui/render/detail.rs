@@ -9,10 +9,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
+use crate::format;
+use crate::history::Sample;
 use crate::model::{DeviceRates, VmSnapshot};
 use crate::ui::app::App;
-use crate::ui::format;
-use crate::ui::history::Sample;
 use crate::ui::theme::Theme;
 
 fn heading(t: Theme, s: &str) -> Line<'static> {
@@ -148,7 +148,7 @@ fn identity_lines(app: &App, vm: &VmSnapshot) -> Vec<Line<'static>> {
         Span::styled(raw.state.as_str().to_uppercase(), state_style),
         Span::raw(format!(
             " ({}) · id {} · uuid {}",
-            crate::collector::state_reason::name(raw.state, raw.state_reason),
+            crate::ui::state_reason::name(raw.state, raw.state_reason),
             raw.id.map(|i| i.to_string()).unwrap_or_else(|| DASH.into()),
             raw.uuid
         )),

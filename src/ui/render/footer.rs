@@ -6,9 +6,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::model::Snapshot;
+use crate::format;
 use crate::ui::app::{App, Ceiling, Screen};
-use crate::ui::format;
 use crate::ui::keys::{hints, Context};
 use crate::ui::theme::Theme;
 
@@ -53,7 +52,7 @@ pub fn ceiling_label(c: Ceiling) -> String {
     }
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
     let mut right = Vec::new();
     if matches!(app.screen, Screen::List) {

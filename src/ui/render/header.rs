@@ -9,15 +9,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::model::{Origin, Snapshot, SourceState, SpoolState, WriterState};
+use crate::format;
+use crate::model::{Origin, Snapshot, WriterState};
+use crate::ui::alerts::alerts;
 use crate::ui::app::App;
-use crate::ui::format;
 use crate::ui::theme::Theme;
-
-/// Two lines, one more for the host summary once known, one more for an alert.
-pub fn height(_app: &App, snap: &Snapshot) -> u16 {
-    2 + u16::from(snap.host.is_some()) + u16::from(!alerts(snap).is_empty())
-}
 
 /// `host 16 CPUs · mem 23.0 GiB / 64.0 GiB · VMs 41% of host CPU · steal 0.3 CPU · libvirt 9.0.0`
 pub fn host_summary(snap: &Snapshot) -> Option<String> {
@@ -68,53 +64,6 @@ pub fn is_stale(snap: &Snapshot, now: SystemTime) -> bool {
             .is_ok_and(|age| age > stale_after(snap))
 }
 
-/// The problems worth a red line, most serious first.
-pub fn alerts(snap: &Snapshot) -> Vec<String> {
-    let mut out = Vec::new();
-    if let SourceState::Failed(msg) = &snap.source {
-        let since = snap
-            .unreachable_since
-            .map(|t| format!(" since {}", format::clock(t)))
-            .unwrap_or_default();
-        out.push(format!(
-            "libvirt {} unreachable{since}: {msg} (retrying)",
-            snap.libvirt_uri
-        ));
-    }
-    if snap.collector.monitor_stuck_vms > 0 {
-        out.push(format!(
-            "{} VM(s) with a stuck QEMU monitor",
-            snap.collector.monitor_stuck_vms
-        ));
-    }
-    let w = &snap.writer;
-    match w.state {
-        WriterState::AuthFailed => out.push("InfluxDB token rejected (401/403)".into()),
-        WriterState::Failing => out.push(format!(
-            "writer failing: {}",
-            w.last_error.as_deref().unwrap_or("see status (i)")
-        )),
-        _ => {}
-    }
-    match w.spool.as_ref().map(|s| &s.state) {
-        Some(SpoolState::Unavailable { reason }) => {
-            out.push(format!("spool unavailable, memory only: {reason}"))
-        }
-        Some(SpoolState::Off { reason }) => out.push(format!("no spool, memory only: {reason}")),
-        _ => {}
-    }
-    if w.lines_dropped > 0 {
-        out.push(format!("{} lines dropped", w.lines_dropped));
-    }
-    if w.lines_rejected > 0 {
-        out.push(format!("{} lines rejected", w.lines_rejected));
-    }
-    if snap.collector.total_errors > 0 {
-        out.push(format!("{} collection errors", snap.collector.total_errors));
-    }
-    out
-}
-
 /// `attached to service pid N, up 3d04h`, or `service pid N gone since
 /// 21:04:05 UTC (12s ago), reattaching` (then `true`: shown as an alert).
 pub fn origin_text(origin: &Origin, now: SystemTime) -> Option<(String, bool)> {
@@ -163,7 +112,7 @@ pub fn writer_summary(snap: &Snapshot, t: Theme) -> Vec<Span<'static>> {
     }
 }
 
-/// [`writer_summary`], or why a local TUI's writer is held off (`control::shipper`).
+/// [`writer_summary`], or why a local TUI's writer is held off (`remote::shipper`).
 pub fn writer_spans(app: &App, snap: &Snapshot) -> Vec<Span<'static>> {
     match (app.writer_held, &snap.writer.state) {
         (Some(why), WriterState::Off { .. }) => vec![Span::styled(why, app.theme.warn())],

@@ -33,11 +33,11 @@ pub fn view(frame: &mut Frame, app: &App, snap: &Snapshot, now: SystemTime) {
         too_small(frame, area, app);
         return;
     }
-    let a = areas(area, app, snap);
+    let a = areas(area, app.shape(snap));
     header::render(frame, a.header, app, snap, now);
     match &app.screen {
-        Screen::List if app.table => table::render(frame, a.body, app, snap),
-        Screen::List => cards::render(frame, a.body, app, snap),
+        Screen::List if app.table => table::render(frame, a.body, app),
+        Screen::List => cards::render(frame, a.body, app),
         Screen::Detail { uuid, scroll } => detail::render(frame, a.body, app, uuid, *scroll),
     }
     if let Some(r) = a.status {
@@ -46,7 +46,7 @@ pub fn view(frame: &mut Frame, app: &App, snap: &Snapshot, now: SystemTime) {
     if let Some(r) = a.logs {
         logs::render(frame, r, app);
     }
-    footer::render(frame, a.footer, app, snap);
+    footer::render(frame, a.footer, app);
     if let Some(scroll) = app.help {
         help::render(frame, area, app, scroll);
     }

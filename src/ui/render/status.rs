@@ -11,9 +11,9 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{centered, header, popup};
+use crate::format;
 use crate::model::{Snapshot, SourceState, WriterState};
 use crate::ui::app::App;
-use crate::ui::format;
 use crate::ui::theme::Theme;
 
 fn kv(t: Theme, key: &str, value: String, style: Style) -> Line<'static> {

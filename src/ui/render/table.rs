@@ -8,9 +8,9 @@ use ratatui::widgets::{Cell, Row, Table};
 use ratatui::Frame;
 
 use super::cards::{self, angle_span};
-use crate::model::{Snapshot, VmSnapshot};
+use crate::format;
+use crate::model::VmSnapshot;
 use crate::ui::app::App;
-use crate::ui::format;
 use crate::ui::keys::SortKey;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -206,7 +206,7 @@ fn cell(app: &App, vm: &VmSnapshot, metrics: &[cards::Metric; 5], col: Col) -> C
     }
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, _snap: &Snapshot) {
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let shown = app.shown();
     let vis = app.visible();
     if vis.is_empty() {

@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::client::{Client, ClientError};
-use super::views::parse_rfc3339;
 use crate::config::Config;
+use crate::control::views::{parse_rfc3339, SnapshotView};
 use crate::engine::{Control, FinalReport};
 use crate::model::{Origin, Snapshot};
 use crate::ui::Engine;
@@ -98,7 +98,8 @@ impl Lines {
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                match serde_json::from_slice::<Snapshot>(&line) {
+                match serde_json::from_slice::<SnapshotView>(&line).map(SnapshotView::into_snapshot)
+                {
                     Ok(mut snap) => {
                         snap.origin = self.origin.clone();
                         return Some(snap);
@@ -202,7 +203,7 @@ async fn steer(client: Client, mut rx: mpsc::UnboundedReceiver<Control>) {
 /// `--standalone`), else with its own collector, which ships only when no
 /// service runs here or `--write` asks for it (`shipper`).
 pub async fn run_tui(config: &Config) -> color_eyre::Result<()> {
-    let socket = &super::client_socket(&config.control);
+    let socket = &crate::control::client_socket(&config.control);
     let service_runs = if config.run.standalone {
         service_runs(socket).await
     } else {

@@ -4,7 +4,7 @@
 //! quotes doubled. Rows end in `\n` (what `virt-top --csv` writes).
 
 use super::record::{cells, header, Value};
-use crate::influx::line_protocol::EncodeCtx;
+use crate::encode::line_protocol::EncodeCtx;
 use crate::model::VmSnapshot;
 
 /// The header row (no trailing newline).
@@ -46,8 +46,9 @@ fn join<'a>(fields: impl Iterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::record::tests::ctx;
+    use crate::fixtures::sampled as vm;
     use crate::model::DomainState;
-    use crate::output::record::tests::{ctx, vm};
 
     #[test]
     fn parses_back_with_a_csv_reader_hostile_name_included() {

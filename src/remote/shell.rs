@@ -12,27 +12,14 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use super::client::{Client, ClientError};
-use super::views::{parse_rfc3339, Health, StatusView};
-use crate::ui::format;
+use crate::control::views::{parse_rfc3339, Health, StatusView};
+use crate::format;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShellCommand {
     Status { json: bool },
     Start,
     Stop,
-}
-
-/// `vmpulse status|start|stop`: the socket from the subcommand's `--socket`,
-/// else from the config (`control.socket`, `VMPULSE_SOCKET`).
-pub fn dispatch(cmd: crate::cli::Command, config: &crate::config::Config) -> ExitCode {
-    use crate::cli::Command;
-    let (cmd, flag) = match cmd {
-        Command::Status { json, socket } => (ShellCommand::Status { json }, socket.path),
-        Command::Start { socket } => (ShellCommand::Start, socket.path),
-        Command::Stop { socket } => (ShellCommand::Stop, socket.path),
-    };
-    let socket = flag.unwrap_or_else(|| super::client_socket(&config.control));
-    run(cmd, &socket)
 }
 
 /// Runs one subcommand against the service on `socket`; prints to stdout

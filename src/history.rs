@@ -1,5 +1,6 @@
-//! Bounded in-memory history per VM (keyed by UUID) for the detail view's
-//! sparklines and for the auto-scaled DISK / NET gauge ceilings.
+//! Bounded in-memory history per VM (keyed by UUID), one point per collection: the
+//! TUI's sparklines and auto-scaled DISK / NET gauge ceilings, and the service's
+//! `GET /history`.
 //!
 //! Bounded twice: by age (`history_minutes`) and by a hard sample count, so a
 //! tiny poll interval cannot grow memory without limit. VMs that leave the
@@ -44,6 +45,12 @@ impl History {
             last_collection: None,
             per_vm: HashMap::new(),
         }
+    }
+
+    /// The window `ui.history_minutes` asks for (at least a minute): the TUI's and
+    /// the service's.
+    pub fn window_of(ui: &crate::config::UiConfig) -> Duration {
+        Duration::from_secs(ui.history_minutes.max(1) as u64 * 60)
     }
 
     pub fn window(&self) -> Duration {
@@ -114,8 +121,6 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DomainState, RawDomain, VmSnapshot};
-    use std::time::Instant;
 
     fn snap(collection: u64, secs: u64, uuids: &[&str]) -> Snapshot {
         let mut s = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
@@ -124,29 +129,7 @@ mod tests {
         s.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         s.vms = uuids
             .iter()
-            .map(|u| VmSnapshot {
-                raw: RawDomain {
-                    uuid: u.to_string(),
-                    id: Some(1),
-                    name: u.to_string(),
-                    state: DomainState::Running,
-                    state_reason: 0,
-                    vcpus: Some(1),
-                    max_mem_kib: None,
-                    cur_mem_kib: None,
-                    cpu: None,
-                    balloon: Default::default(),
-                    vcpu_times_ns: vec![],
-                    vcpu_delays_ns: vec![],
-                    monitor_stuck: None,
-                    nics: vec![],
-                    disks: vec![],
-                    mono: Instant::now(),
-                    wall_ns: 0,
-                },
-                memory: None,
-                derived: None,
-            })
+            .map(|u| crate::fixtures::vm(crate::fixtures::raw(u, u)))
             .collect();
         s
     }

@@ -16,10 +16,10 @@ use reqwest::header::{
     HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER,
 };
 
-use crate::config::{Config, InfluxApi, OutputTarget, Secret};
-use crate::influx::queue::lock;
-use crate::influx::retry::{self, Outcome};
-use crate::influx::writer::WriterError;
+use super::queue::lock;
+use super::retry::{self, Outcome};
+use super::WriterError;
+use crate::config::{Config, InfluxApi, InfluxConfig, OutputTarget, Secret};
 use crate::model::WriterState;
 
 /// At most this much of a response body is read: InfluxDB's answers are
@@ -64,99 +64,13 @@ pub struct HttpSink {
 impl HttpSink {
     pub fn new(config: &Config, base: &url::Url) -> Result<Self, WriterError> {
         let ic = &config.influx;
-        // The URL holds them percent-encoded (`p%40ss`); the server wants `p@ss`.
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let url_user = decode(base.username());
-        let url_password = base.password().map(decode);
-        let mut clean = base.clone();
-        // Both only fail for URLs that cannot carry credentials, which then have none.
-        let _ = clean.set_username("");
-        let _ = clean.set_password(None);
-        clean.set_query(None);
-        clean.set_fragment(None);
+        let (clean, user, password) = split_credentials(base);
         let shown = clean.as_str().trim_end_matches('/').to_string();
-        let prefix = clean.path().trim_end_matches('/').to_string();
-        let mut url = clean;
-        let detail = match ic.api {
-            InfluxApi::V3 => {
-                url.set_path(&format!("{prefix}/api/v3/write_lp"));
-                let mut q = url.query_pairs_mut();
-                q.append_pair("db", &ic.db)
-                    .append_pair("precision", "nanosecond");
-                if ic.no_sync {
-                    q.append_pair("no_sync", "true");
-                }
-                drop(q);
-                format!("db={}{}", ic.db, if ic.no_sync { ", no_sync" } else { "" })
-            }
-            InfluxApi::V2 => {
-                url.set_path(&format!("{prefix}/api/v2/write"));
-                let mut q = url.query_pairs_mut();
-                q.append_pair("bucket", &ic.db);
-                if let Some(org) = &ic.org {
-                    q.append_pair("org", org);
-                }
-                q.append_pair("precision", "ns");
-                drop(q);
-                match &ic.org {
-                    Some(org) => format!("bucket={}, org={org}", ic.db),
-                    None => format!("bucket={}", ic.db),
-                }
-            }
-            InfluxApi::V1 => {
-                url.set_path(&format!("{prefix}/write"));
-                url.query_pairs_mut()
-                    .append_pair("db", &ic.db)
-                    .append_pair("precision", "ns");
-                format!("db={}", ic.db)
-            }
-        };
-        let auth = match (&ic.token, ic.api) {
-            (Some(tok), InfluxApi::V1) if tok.expose().contains(':') => {
-                let (user, password) = tok.expose().split_once(':').unwrap_or_default();
-                Auth::Basic {
-                    user: user.to_string(),
-                    password: Secret::new(password),
-                }
-            }
-            (Some(tok), api) => {
-                let scheme = if api == InfluxApi::V3 {
-                    "Bearer"
-                } else {
-                    "Token"
-                };
-                let mut v = HeaderValue::from_str(&format!("{scheme} {}", tok.expose())).map_err(
-                    |_| {
-                        WriterError::Setup(
-                            "INFLUX_TOKEN / --influx-token contains characters not allowed in an HTTP header".into(),
-                        )
-                    },
-                )?;
-                v.set_sensitive(true);
-                Auth::Header(v)
-            }
-            (None, _) if !url_user.is_empty() => Auth::Basic {
-                user: url_user,
-                password: Secret::new(url_password.unwrap_or_default()),
-            },
-            (None, _) => Auth::None,
-        };
-        let client = reqwest::Client::builder()
-            .timeout(ic.request_timeout)
-            // A followed 301/302 turns the POST into a GET that a proxy page
-            // may answer 2xx: the batch would count as written. Never follow.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(ic.max_in_flight.max(1))
-            .build()
-            .map_err(|e| WriterError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        let (url, detail) = write_url(clean, ic);
         Ok(Self {
-            client,
+            client: http_client(ic)?,
             url,
-            auth,
+            auth: auth(ic, user, password)?,
             gzip_min_bytes: ic.gzip_min_bytes,
             api: ic.api,
             endpoint: format!("{shown} ({}, {detail})", ic.api.as_str()),
@@ -426,6 +340,116 @@ impl Sink for FileSink {
     }
 }
 
+/// `base` without credentials, query or fragment, and the user and password it
+/// carried, decoded: the URL holds them percent-encoded (`p%40ss`), the server
+/// wants `p@ss`.
+fn split_credentials(base: &url::Url) -> (url::Url, String, Option<String>) {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(base.username());
+    let password = base.password().map(decode);
+    let mut clean = base.clone();
+    // Both only fail for URLs that cannot carry credentials, which then have none.
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    clean.set_query(None);
+    clean.set_fragment(None);
+    (clean, user, password)
+}
+
+/// The write endpoint of `ic.api` under `clean`'s path, and how the endpoint is
+/// described in messages (`db=…`, `bucket=…, org=…`).
+fn write_url(clean: url::Url, ic: &InfluxConfig) -> (url::Url, String) {
+    let prefix = clean.path().trim_end_matches('/').to_string();
+    let mut url = clean;
+    let detail = match ic.api {
+        InfluxApi::V3 => {
+            url.set_path(&format!("{prefix}/api/v3/write_lp"));
+            let mut q = url.query_pairs_mut();
+            q.append_pair("db", &ic.db)
+                .append_pair("precision", "nanosecond");
+            if ic.no_sync {
+                q.append_pair("no_sync", "true");
+            }
+            drop(q);
+            format!("db={}{}", ic.db, if ic.no_sync { ", no_sync" } else { "" })
+        }
+        InfluxApi::V2 => {
+            url.set_path(&format!("{prefix}/api/v2/write"));
+            let mut q = url.query_pairs_mut();
+            q.append_pair("bucket", &ic.db);
+            if let Some(org) = &ic.org {
+                q.append_pair("org", org);
+            }
+            q.append_pair("precision", "ns");
+            drop(q);
+            match &ic.org {
+                Some(org) => format!("bucket={}, org={org}", ic.db),
+                None => format!("bucket={}", ic.db),
+            }
+        }
+        InfluxApi::V1 => {
+            url.set_path(&format!("{prefix}/write"));
+            url.query_pairs_mut()
+                .append_pair("db", &ic.db)
+                .append_pair("precision", "ns");
+            format!("db={}", ic.db)
+        }
+    };
+    (url, detail)
+}
+
+/// How requests authenticate: the token (v1 `user:password` as Basic, v3 `Bearer`,
+/// v2 `Token`), else the URL's credentials as Basic, else nothing.
+fn auth(ic: &InfluxConfig, user: String, password: Option<String>) -> Result<Auth, WriterError> {
+    Ok(match (&ic.token, ic.api) {
+        (Some(tok), InfluxApi::V1) if tok.expose().contains(':') => {
+            let (user, password) = tok.expose().split_once(':').unwrap_or_default();
+            Auth::Basic {
+                user: user.to_string(),
+                password: Secret::new(password),
+            }
+        }
+        (Some(tok), api) => Auth::Header(token_header(tok, api)?),
+        (None, _) if !user.is_empty() => Auth::Basic {
+            user,
+            password: Secret::new(password.unwrap_or_default()),
+        },
+        (None, _) => Auth::None,
+    })
+}
+
+/// `Authorization: Bearer|Token <token>`, marked sensitive.
+fn token_header(tok: &Secret, api: InfluxApi) -> Result<HeaderValue, WriterError> {
+    let scheme = if api == InfluxApi::V3 {
+        "Bearer"
+    } else {
+        "Token"
+    };
+    let mut v = HeaderValue::from_str(&format!("{scheme} {}", tok.expose())).map_err(|_| {
+        WriterError::Setup(
+            "INFLUX_TOKEN / --influx-token contains characters not allowed in an HTTP header"
+                .into(),
+        )
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn http_client(ic: &InfluxConfig) -> Result<reqwest::Client, WriterError> {
+    reqwest::Client::builder()
+        .timeout(ic.request_timeout)
+        // A followed 301/302 turns the POST into a GET that a proxy page
+        // may answer 2xx: the batch would count as written. Never follow.
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(ic.max_in_flight.max(1))
+        .build()
+        .map_err(|e| WriterError::Setup(format!("cannot build the HTTP client: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +463,30 @@ mod tests {
     fn target(c: &Config) -> HttpSink {
         let url = c.influx.url.clone().expect("url");
         HttpSink::new(c, &url).expect("target")
+    }
+
+    #[test]
+    fn credentials_leave_the_url_decoded() {
+        let base = url::Url::parse("http://u%40x:p%40ss@h:8181/pre/?q=1#f").unwrap();
+        let (clean, user, password) = split_credentials(&base);
+        assert_eq!(clean.as_str(), "http://h:8181/pre/");
+        assert_eq!((user.as_str(), password.as_deref()), ("u@x", Some("p@ss")));
+        let (url, detail) = write_url(clean, &cfg("http://h").influx);
+        assert_eq!(url.path(), "/pre/api/v3/write_lp");
+        assert!(detail.starts_with("db="), "{detail}");
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_names_the_setting_not_the_value() {
+        let err = token_header(&Secret::new("abc\nXYZ-secret"), InfluxApi::V3).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("INFLUX_TOKEN") && !text.contains("XYZ"),
+            "{text}"
+        );
+        assert!(token_header(&Secret::new("ok"), InfluxApi::V2)
+            .unwrap()
+            .is_sensitive());
     }
 
     #[test]

@@ -11,8 +11,8 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-use super::socket::access_hint;
-use super::views::StatusView;
+use crate::control::socket::access_hint;
+use crate::control::views::StatusView;
 
 /// Bound on one request (connect, send, read the whole answer).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -16,25 +16,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::{WriterError, OFF_HINT};
 use crate::config::Config;
-use crate::influx::queue::{lock, Shared};
-use crate::influx::sink::{FileSink, HttpSink, Sink};
-use crate::influx::task::{off_stats, Ctrl, Limits, SpoolSide, Task};
 use crate::model::WriterStats;
-use crate::spool::{Spool, SpoolConfig, SpoolError};
-
-/// Hint shown while the writer is off.
-pub const OFF_HINT: &str = "set INFLUX_URL or --influx-url (or --output FILE|-) to write metrics";
-
-#[derive(Debug, thiserror::Error)]
-pub enum WriterError {
-    #[error("cannot open output '{path}': {message}")]
-    Output { path: String, message: String },
-    #[error("{0}")]
-    Setup(String),
-    #[error(transparent)]
-    Spool(#[from] SpoolError),
-}
+use crate::spool::{Spool, SpoolConfig};
+use crate::writer::queue::{lock, Shared};
+use crate::writer::sink::{FileSink, HttpSink, Sink};
+use crate::writer::task::{off_stats, Ctrl, Limits, SpoolSide, Task};
 
 /// Whether and how the writer uses the on-disk spool.
 #[derive(Debug, Clone)]
@@ -272,9 +260,10 @@ fn open_spool(mode: &SpoolMode) -> Result<(Option<Spool>, Option<String>), Write
 mod tests {
     use super::*;
     use crate::config::OutputTarget;
-    use crate::influx::retry::{Outcome, RejectedCount};
-    use crate::influx::sink::Batch;
     use crate::model::{SpoolState, WriterState};
+    use crate::spool::SpoolError;
+    use crate::writer::retry::{Outcome, RejectedCount};
+    use crate::writer::sink::Batch;
     use futures::future::BoxFuture;
     use std::sync::atomic::AtomicUsize;
     use std::sync::Mutex;

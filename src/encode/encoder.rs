@@ -1,9 +1,8 @@
-//! What the engine writes after each collection (pure): the lines in the chosen
-//! format, and, for `--once` / `-n N`, which collections count.
+//! What the engine writes after each collection (pure): the lines in the chosen format.
 
-use super::{csv, json, Format};
-use crate::config::OutputTarget;
-use crate::influx::line_protocol::{encode_vm, EncodeCtx};
+use super::line_protocol::{encode_vm, EncodeCtx};
+use super::{csv, json};
+use crate::config::Format;
 use crate::model::VmSnapshot;
 
 /// Encodes one collection's VMs as lines of the chosen format.
@@ -53,82 +52,12 @@ impl Encoder {
     }
 }
 
-/// Whether `--output` is a file that already holds something (then a CSV header
-/// is not written again: appending runs must give one table). I/O: one `stat`.
-pub fn appends_to_rows(target: Option<&OutputTarget>) -> bool {
-    match target {
-        Some(OutputTarget::File(p)) => std::fs::metadata(p).is_ok_and(|m| m.len() > 0),
-        _ => false,
-    }
-}
-
-/// `--once` / `-n N`: a baseline sample first (so that rates exist), then N
-/// collections that are written, then stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    baseline_taken: bool,
-    remaining: u64,
-}
-
-/// What to do with one successful collection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// The baseline: keep it for the rates, write nothing.
-    Baseline,
-    /// Write it; more follow.
-    Write,
-    /// Write it; it was the last one.
-    WriteLast,
-}
-
-impl Limit {
-    pub fn new(collections: u64) -> Self {
-        Self {
-            baseline_taken: false,
-            remaining: collections,
-        }
-    }
-
-    /// Call once per successful collection.
-    pub fn step(&mut self) -> Step {
-        if !self.baseline_taken {
-            self.baseline_taken = true;
-            return Step::Baseline;
-        }
-        self.remaining = self.remaining.saturating_sub(1);
-        if self.remaining == 0 {
-            Step::WriteLast
-        } else {
-            Step::Write
-        }
-    }
-
-    /// Start over (collection restarted: the old baseline is gone).
-    pub fn rebaseline(&mut self) {
-        self.baseline_taken = false;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::record::tests::ctx;
+    use crate::fixtures::sampled as vm;
     use crate::model::DomainState;
-    use crate::output::record::tests::{ctx, vm};
-
-    #[test]
-    fn baseline_then_exactly_n_collections() {
-        let mut l = Limit::new(3);
-        let steps: Vec<Step> = (0..4).map(|_| l.step()).collect();
-        assert_eq!(
-            steps,
-            [Step::Baseline, Step::Write, Step::Write, Step::WriteLast]
-        );
-        let mut once = Limit::new(1);
-        assert_eq!(
-            (once.step(), once.step()),
-            (Step::Baseline, Step::WriteLast)
-        );
-    }
 
     #[test]
     fn csv_header_once_json_one_per_vm_lp_many() {

@@ -1,5 +1,5 @@
-//! Human units for the screen: binary prefixes, percentages, degree rates,
-//! ages and text sparklines. Pure functions, so they are unit-tested here.
+//! Human units for people (the TUI, the status line, `vmpulse status`, health
+//! messages): binary prefixes, percentages, degree rates, ages and text sparklines. Pure functions, so they are unit-tested here.
 
 use std::time::{Duration, SystemTime};
 
@@ -261,9 +261,55 @@ pub fn truncate(s: &str, width: usize) -> String {
     }
 }
 
+/// `2025-11-11T12:34:56.789Z`: UTC with milliseconds (truncated), the one timestamp
+/// format of the control API and of `--format json|csv`.
+pub fn rfc3339(t: SystemTime) -> String {
+    match jiff::Timestamp::try_from(t) {
+        Ok(ts) => rfc3339_of(ts),
+        Err(_) => "1970-01-01T00:00:00.000Z".into(),
+    }
+}
+
+/// [`rfc3339`] of `ns` nanoseconds since the Unix epoch (a line's timestamp).
+pub fn rfc3339_ns(ns: i64) -> String {
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(ts) => rfc3339_of(ts),
+        Err(_) => "1970-01-01T00:00:00.000Z".into(),
+    }
+}
+
+fn rfc3339_of(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Parses what [`rfc3339`] wrote.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    s.parse::<jiff::Timestamp>().ok().map(SystemTime::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_truncates_to_milliseconds_on_both_sides_of_the_epoch() {
+        assert_eq!(rfc3339_ns(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_ns(1_699_868_400_123_456_789),
+            "2023-11-13T09:40:00.123Z"
+        );
+        assert_eq!(
+            rfc3339_ns(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(rfc3339_ns(-1_000_000), "1969-12-31T23:59:59.999Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_699_868_400_123_456_789);
+        assert_eq!(rfc3339(t), rfc3339_ns(1_699_868_400_123_456_789));
+        assert_eq!(
+            parse_rfc3339(&rfc3339(t)),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_699_868_400_123))
+        );
+    }
 
     #[test]
     fn values_round_as_they_are_shown() {

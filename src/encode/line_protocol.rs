@@ -31,7 +31,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::config::InfluxApi;
-use crate::model::{Derived, VmSnapshot};
+use crate::model::VmSnapshot;
+use crate::schema::metrics::{self, Metric, Read, Value};
+use crate::schema::{Measurement, RESERVED_TAGS};
 
 /// How backslashes in tag keys and values are written (see the module header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,85 +56,6 @@ impl Escaping {
 
 /// Appended to a tag key or value that ends in a backslash (no parser can hold one).
 pub const TRAILING_BACKSLASH_SUFFIX: char = '_';
-
-/// Every field key of the four measurements. A static tag with one of these
-/// keys is refused at validation: InfluxDB 3 rejects every line where a
-/// column is both a tag and a field.
-pub const FIELD_KEYS: [&str; 69] = [
-    "cpu_angle_deg",
-    "cpu_count",
-    "cpu_guest_percent",
-    "cpu_overhead_percent",
-    "cpu_steal_percent",
-    "cpu_usage_percent",
-    "cpus",
-    "cputime",
-    "cputime_ns",
-    "disk_angle_deg",
-    "disk_errors",
-    "disk_rd_bytes",
-    "disk_rd_req",
-    "disk_read_angle_deg",
-    "disk_read_bytes_per_sec",
-    "disk_read_req_per_sec",
-    "disk_wr_bytes",
-    "disk_wr_reqs",
-    "disk_write_angle_deg",
-    "disk_write_bytes_per_sec",
-    "disk_write_req_per_sec",
-    "errors",
-    "memactual",
-    "memavailable",
-    "memdisk_cache",
-    "memmajor_fault",
-    "memminor_fault",
-    "memory_angle_deg",
-    "memory_max_kb",
-    "memory_percent_angle_deg",
-    "memory_rate_kb_per_sec",
-    "memory_source",
-    "memory_usage_percent",
-    "memory_used_kb",
-    "memrss",
-    "memswap_in",
-    "memswap_out",
-    "memusable",
-    "net_rx_angle_deg",
-    "net_rx_bytes_per_sec",
-    "net_rx_packets_per_sec",
-    "net_rxbytes",
-    "net_rxdrops",
-    "net_rxerrors",
-    "net_rxpackets",
-    "net_tx_angle_deg",
-    "net_tx_bytes_per_sec",
-    "net_tx_packets_per_sec",
-    "net_txbytes",
-    "net_txdrops",
-    "net_txerrors",
-    "net_txpackets",
-    "rd_bytes",
-    "rd_req",
-    "rxbytes",
-    "rxdrops",
-    "rxerrors",
-    "rxpackets",
-    "state",
-    "timesys",
-    "timeusr",
-    "txbytes",
-    "txdrops",
-    "txerrors",
-    "txpackets",
-    "vcpu_delay",
-    "vcpu_time",
-    "wr_bytes",
-    "wr_reqs",
-];
-
-/// Tag keys vmpulse sets itself; a static tag with one of these keys is ignored
-/// (a duplicate tag key makes the whole line invalid).
-pub const RESERVED_TAGS: [&str; 6] = ["host", "VMID", "name", "uuid", "devtype", "device"];
 
 /// Tags every line carries besides the VM's own, escaped once.
 #[derive(Debug, Clone)]
@@ -201,49 +124,40 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
     push_tag(&mut tags, "name", &raw.name, ctx.escaping);
     push_tag(&mut tags, "uuid", &raw.uuid, ctx.escaping);
     let ts = raw.wall_ns;
-    let active = raw.state.has_guest_counters();
-
-    // vm_metrics
-    let mut f = Fields::start(buf, "vm_metrics", &tags);
-    f.string("state", raw.state.as_str());
-    f.opt_int("cpu_count", raw.vcpus.map(u64::from));
-    f.opt_int("memory_max_kb", raw.max_mem_kib);
-    if active {
-        f.opt_int("memory_used_kb", vm.memory.map(|m| m.used_kb));
-        f.opt_int("cputime_ns", raw.cpu.map(|c| c.time_ns));
-    }
-    f.finish(ts);
-
-    if active {
-        if let Some(d) = &vm.derived {
-            encode_features(buf, &tags, vm, d, ts);
-        }
+    per_vm_line(buf, &tags, vm, Measurement::VmMetrics, ts);
+    if raw.state.has_guest_counters() {
+        per_vm_line(buf, &tags, vm, Measurement::VmFeatures, ts);
         for nic in &raw.nics {
             let dt = device_tags(&tags, "nic", &nic.name, ctx.escaping);
-            let mut f = Fields::start(buf, "vm_devices", &dt);
-            f.int("rxbytes", nic.rx_bytes);
-            f.opt_int("rxpackets", nic.rx_packets);
-            f.opt_int("rxerrors", nic.rx_errors);
-            f.opt_int("rxdrops", nic.rx_drops);
-            f.int("txbytes", nic.tx_bytes);
-            f.opt_int("txpackets", nic.tx_packets);
-            f.opt_int("txerrors", nic.tx_errors);
-            f.opt_int("txdrops", nic.tx_drops);
+            let mut f = Fields::start(buf, Measurement::VmDevices.as_str(), &dt);
+            for m in metrics::of(Measurement::VmDevices) {
+                if let Read::Nic(read) = m.read {
+                    f.value(m, read(nic));
+                }
+            }
             f.finish(ts);
         }
         for disk in &raw.disks {
             let dt = device_tags(&tags, "disk", &disk.name, ctx.escaping);
-            let mut f = Fields::start(buf, "vm_devices", &dt);
-            f.opt_int("rd_req", disk.rd_reqs);
-            f.int("rd_bytes", disk.rd_bytes);
-            f.opt_int("wr_reqs", disk.wr_reqs);
-            f.int("wr_bytes", disk.wr_bytes);
-            f.opt_int("errors", disk.errors);
+            let mut f = Fields::start(buf, Measurement::VmDevices.as_str(), &dt);
+            for m in metrics::of(Measurement::VmDevices) {
+                if let Read::Disk(read) = m.read {
+                    f.value(m, read(disk));
+                }
+            }
             f.finish(ts);
         }
     }
+    per_vm_line(buf, &tags, vm, Measurement::VmTotals, ts);
+}
 
-    encode_totals(buf, &tags, vm, active, ts);
+/// One line of per-VM values; the table's rules say which are present.
+fn per_vm_line(buf: &mut String, tags: &str, vm: &VmSnapshot, m: Measurement, ts: i64) {
+    let mut f = Fields::start(buf, m.as_str(), tags);
+    for metric in metrics::of(m) {
+        f.value(metric, metric.vm_value(vm));
+    }
+    f.finish(ts);
 }
 
 /// The VM's tag prefix plus `devtype` and `device` for one `vm_devices` line.
@@ -254,93 +168,6 @@ fn device_tags(vm_tags: &str, devtype: &str, device: &str, escaping: Escaping) -
     t.push_str(devtype);
     push_tag(&mut t, "device", device, escaping);
     t
-}
-
-fn encode_features(buf: &mut String, tags: &str, vm: &VmSnapshot, d: &Derived, ts: i64) {
-    let mut f = Fields::start(buf, "vm_features", tags);
-    f.float("memory_rate_kb_per_sec", d.memory_rate_kb_per_sec);
-    f.float("memory_angle_deg", d.memory_angle_deg);
-    f.opt_float("cpu_usage_percent", d.cpu_percent);
-    f.opt_float("cpu_guest_percent", d.cpu_split.guest);
-    f.opt_float("cpu_overhead_percent", d.cpu_split.overhead);
-    f.opt_float("cpu_steal_percent", d.cpu_split.steal);
-    f.opt_float("memory_usage_percent", vm.memory.and_then(|m| m.percent));
-    f.opt_float("cpu_angle_deg", d.cpu_angle_deg);
-    f.opt_float("memory_percent_angle_deg", d.memory_percent_angle_deg);
-    f.float("disk_read_bytes_per_sec", d.disk_read.bytes_per_sec);
-    f.float("disk_write_bytes_per_sec", d.disk_write.bytes_per_sec);
-    f.opt_float("disk_read_req_per_sec", d.disk_read.ops_per_sec);
-    f.opt_float("disk_write_req_per_sec", d.disk_write.ops_per_sec);
-    f.float("net_rx_bytes_per_sec", d.net_rx.bytes_per_sec);
-    f.float("net_tx_bytes_per_sec", d.net_tx.bytes_per_sec);
-    f.opt_float("net_rx_packets_per_sec", d.net_rx.ops_per_sec);
-    f.opt_float("net_tx_packets_per_sec", d.net_tx.ops_per_sec);
-    f.float("disk_angle_deg", d.disk_angle_deg);
-    f.float("disk_read_angle_deg", d.disk_read_angle_deg);
-    f.float("disk_write_angle_deg", d.disk_write_angle_deg);
-    f.float("net_rx_angle_deg", d.net_rx_angle_deg);
-    f.float("net_tx_angle_deg", d.net_tx_angle_deg);
-    if let Some(m) = vm.memory {
-        f.string("memory_source", m.source.as_str());
-    }
-    f.finish(ts);
-}
-
-fn encode_totals(buf: &mut String, tags: &str, vm: &VmSnapshot, active: bool, ts: i64) {
-    let raw = &vm.raw;
-    let mut f = Fields::start(buf, "vm_totals", tags);
-    if active {
-        // A total of a counter some device does not report is unknown: left out.
-        let nic_sum =
-            |get: fn(&crate::model::NicStats) -> Option<u64>| known_sum(raw.nics.iter().map(get));
-        f.opt_int("net_rxbytes", nic_sum(|n| Some(n.rx_bytes)));
-        f.opt_int("net_rxpackets", nic_sum(|n| n.rx_packets));
-        f.opt_int("net_rxerrors", nic_sum(|n| n.rx_errors));
-        f.opt_int("net_rxdrops", nic_sum(|n| n.rx_drops));
-        f.opt_int("net_txbytes", nic_sum(|n| Some(n.tx_bytes)));
-        f.opt_int("net_txpackets", nic_sum(|n| n.tx_packets));
-        f.opt_int("net_txerrors", nic_sum(|n| n.tx_errors));
-        f.opt_int("net_txdrops", nic_sum(|n| n.tx_drops));
-        let disk_sum =
-            |get: fn(&crate::model::DiskStats) -> Option<u64>| known_sum(raw.disks.iter().map(get));
-        f.opt_int("disk_rd_req", disk_sum(|d| d.rd_reqs));
-        f.opt_int("disk_rd_bytes", disk_sum(|d| Some(d.rd_bytes)));
-        f.opt_int("disk_wr_reqs", disk_sum(|d| d.wr_reqs));
-        f.opt_int("disk_wr_bytes", disk_sum(|d| Some(d.wr_bytes)));
-        // Only the per-domain call reports errors: sum what is known, omit when none is.
-        let errors = raw
-            .disks
-            .iter()
-            .filter_map(|d| d.errors)
-            .reduce(|a, b| a.saturating_add(b));
-        f.opt_int("disk_errors", errors);
-        let b = &raw.balloon;
-        f.opt_int("memactual", b.current_kib);
-        f.opt_int("memrss", b.rss_kib);
-        f.opt_int("memavailable", b.available_kib);
-        f.opt_int("memusable", b.usable_kib);
-        f.opt_int("memswap_in", b.swap_in_kib);
-        f.opt_int("memswap_out", b.swap_out_kib);
-        f.opt_int("memmajor_fault", b.major_fault);
-        f.opt_int("memminor_fault", b.minor_fault);
-        f.opt_int("memdisk_cache", b.disk_caches_kib);
-        f.opt_int("timeusr", raw.cpu.and_then(|c| c.user_ns));
-        f.opt_int("timesys", raw.cpu.and_then(|c| c.system_ns));
-        f.opt_int("cpus", raw.vcpus.map(u64::from));
-        f.opt_int("cputime", raw.cpu.map(|c| c.time_ns));
-        // Per-vCPU counters summed; left out where libvirt does not report them.
-        let vcpu_sum =
-            |v: &[u64]| (!v.is_empty()).then(|| v.iter().fold(0u64, |a, x| a.saturating_add(*x)));
-        f.opt_int("vcpu_time", vcpu_sum(&raw.vcpu_times_ns));
-        f.opt_int("vcpu_delay", vcpu_sum(&raw.vcpu_delays_ns));
-    }
-    f.signed("state", i64::from(raw.state.code()));
-    f.finish(ts);
-}
-
-/// The sum when every item is known (0 for no devices), else `None`.
-fn known_sum(mut items: impl Iterator<Item = Option<u64>>) -> Option<u64> {
-    items.try_fold(0u64, |acc, v| v.map(|v| acc.saturating_add(v)))
 }
 
 /// Builds one line's field set; the line is dropped if no field was written.
@@ -363,6 +190,17 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// One metric's value under its schema name; nothing when unknown.
+    fn value(&mut self, m: &Metric, v: Option<Value>) {
+        match v {
+            Some(Value::Int(v)) => self.int(m.name, v),
+            Some(Value::Signed(v)) => self.signed(m.name, v),
+            Some(Value::Float(v)) => self.float(m.name, v),
+            Some(Value::Str(v)) => self.string(m.name, v),
+            None => {}
+        }
+    }
+
     fn key(&mut self, key: &str) {
         if self.n > 0 {
             self.buf.push(',');
@@ -378,12 +216,6 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn opt_int(&mut self, key: &str, v: Option<u64>) {
-        if let Some(v) = v {
-            self.int(key, v);
-        }
-    }
-
     fn signed(&mut self, key: &str, v: i64) {
         self.key(key);
         let _ = write!(self.buf, "{v}i");
@@ -395,12 +227,6 @@ impl<'a> Fields<'a> {
         }
         self.key(key);
         push_float(self.buf, v);
-    }
-
-    fn opt_float(&mut self, key: &str, v: Option<f64>) {
-        if let Some(v) = v {
-            self.float(key, v);
-        }
     }
 
     fn string(&mut self, key: &str, v: &str) {
@@ -528,9 +354,10 @@ fn push_escaped(buf: &mut String, s: &str, kind: Escape) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::HOSTILE_NAMES as HOSTILE;
     use crate::model::*;
+    use crate::schema::FIELD_KEYS;
     use pretty_assertions::assert_eq;
-    use std::time::Instant;
 
     fn ctx() -> EncodeCtx {
         EncodeCtx::new("hv1", &BTreeMap::new())
@@ -538,62 +365,10 @@ mod tests {
 
     fn raw(name: &str) -> RawDomain {
         RawDomain {
-            uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
-            id: Some(7),
-            name: name.into(),
-            state: DomainState::Running,
-            state_reason: 1,
-            vcpus: Some(2),
-            max_mem_kib: Some(2_097_152),
-            cur_mem_kib: Some(2_097_152),
-            cpu: Some(CpuTimes {
-                time_ns: 5_000_000_000,
-                user_ns: Some(3_000_000_000),
-                system_ns: Some(1_000_000_000),
-            }),
-            balloon: BalloonStats {
-                current_kib: Some(2_097_152),
-                maximum_kib: Some(2_097_152),
-                swap_in_kib: Some(0),
-                swap_out_kib: Some(0),
-                major_fault: Some(12),
-                minor_fault: Some(3400),
-                unused_kib: Some(1_000_000),
-                available_kib: Some(2_000_000),
-                usable_kib: Some(1_500_000),
-                rss_kib: Some(600_000),
-                disk_caches_kib: Some(200_000),
-                last_update: Some(1),
-            },
-            vcpu_times_ns: vec![],
-            vcpu_delays_ns: vec![],
-            monitor_stuck: None,
-            nics: vec![NicStats {
-                name: "tap-web0".into(),
-                rx_bytes: 1000,
-                rx_packets: Some(10),
-                rx_errors: Some(0),
-                rx_drops: Some(1),
-                tx_bytes: 2000,
-                tx_packets: Some(20),
-                tx_errors: Some(0),
-                tx_drops: Some(0),
-            }],
-            disks: vec![DiskStats {
-                name: "vda".into(),
-                path: Some("/var/lib/x.qcow2".into()),
-                rd_reqs: Some(5),
-                rd_bytes: 4096,
-                wr_reqs: Some(6),
-                wr_bytes: 8192,
-                fl_reqs: None,
-                errors: None,
-                allocation: None,
-                capacity: None,
-                physical: None,
-            }],
-            mono: Instant::now(),
+            nics: vec![crate::fixtures::nic("tap-web0")],
+            disks: vec![crate::fixtures::disk("vda")],
             wall_ns: 1_699_868_400_000_000_000,
+            ..crate::fixtures::reported(name, crate::fixtures::UUID)
         }
     }
 
@@ -627,10 +402,7 @@ mod tests {
             disk_write_angle_deg: 0.0,
             net_rx_angle_deg: 0.00005,
             net_tx_angle_deg: 0.0,
-            disks: vec![],
-            nics: vec![],
-            vcpu_percent: vec![],
-            vcpu_steal_percent: vec![],
+            ..Derived::default()
         }
     }
 
@@ -666,23 +438,6 @@ mod tests {
         ];
         assert_eq!(got, want);
     }
-
-    /// Names libvirt accepts that stress the escaping: backslashes before
-    /// every delimiter, doubled, and at the end.
-    pub(crate) const HOSTILE: [&str; 12] = [
-        r#"web 01,env=prod "x"\y"#,
-        r"a\ b",
-        r"a\,b",
-        r"a\=b",
-        r"a\\b",
-        r"a\\ b",
-        r"a\",
-        r"a\\",
-        r"\",
-        r"\ ,=\",
-        "x=1,y=2 z",
-        "日本\\語 vm",
-    ];
 
     fn tag_of(line: &str, key: &str) -> Option<String> {
         let parsed = influxdb_line_protocol::parse_lines(line)
@@ -728,6 +483,25 @@ mod tests {
         ] {
             assert!(got.contains(present), "{present} missing:\n{got}");
         }
+    }
+
+    #[test]
+    fn disk_latency_is_written_only_when_requests_completed() {
+        let mut v = vm("web-1");
+        let got = lines(&ctx(), &v).join("\n");
+        assert!(!got.contains("latency_ms"), "{got}");
+        v.raw.disks[0].rd_times_ns = Some(7_000);
+        if let Some(d) = v.derived.as_mut() {
+            d.disk_latency.read_ms = Some(0.25);
+        }
+        let got = lines(&ctx(), &v);
+        assert!(
+            got[1].ends_with(",disk_read_latency_ms=0.25 1699868400000000000"),
+            "{}",
+            got[1]
+        );
+        assert!(!got[1].contains("disk_write_latency_ms"), "{}", got[1]);
+        assert!(got[3].contains(",rd_total_times=7000i "), "{}", got[3]);
     }
 
     #[test]
@@ -792,6 +566,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_metric_reads_the_type_the_table_declares() {
+        let mut v = vm("x");
+        v.raw.disks[0].errors = Some(1);
+        v.raw.vcpu_times_ns = vec![1];
+        v.raw.vcpu_delays_ns = vec![1];
+        let mut seen = 0;
+        for m in crate::schema::METRICS {
+            let got = match m.read {
+                Read::Disk(f) => f(&v.raw.disks[0]),
+                Read::Nic(f) => f(&v.raw.nics[0]),
+                _ => m.vm_value(&v),
+            };
+            if let Some(got) = got {
+                assert!(m.type_matches(got), "{} read {got:?}", m.name);
+                seen += 1;
+            }
+        }
+        assert!(seen > 60, "only {seen} metrics had a value");
     }
 
     #[test]
@@ -899,7 +694,6 @@ mod tests {
         let mut f = Fields::start(&mut buf, "m a", ",t=1");
         f.int("big", u64::MAX);
         f.int("k,e y=", 3);
-        f.opt_int("none", None);
         f.finish(5);
         assert_eq!(buf, "m\\ a,t=1 k\\,e\\ y\\==3i 5\n");
         // No field at all: no line.

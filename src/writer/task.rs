@@ -36,11 +36,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::influx::queue::{lock, Shared};
-use crate::influx::retry::{self, Outcome};
-use crate::influx::sink::{Batch, Sink};
 use crate::model::{SpoolState, WriterState, WriterStats};
 use crate::spool::{off_async, Spool, SpoolConfig};
+use crate::writer::queue::{lock, Shared};
+use crate::writer::retry::{self, Outcome};
+use crate::writer::sink::{Batch, Sink};
 
 /// First retry waits at least this long (or `max_backoff`, if smaller).
 const BASE_BACKOFF: Duration = Duration::from_millis(200);

@@ -3,7 +3,7 @@
 use serde_json::{Map, Number, Value as Json};
 
 use super::record::{cells, header, Value};
-use crate::influx::line_protocol::EncodeCtx;
+use crate::encode::line_protocol::EncodeCtx;
 use crate::model::VmSnapshot;
 
 /// One line of JSON (no trailing newline) holding every column of the record.
@@ -24,8 +24,9 @@ pub fn object(ctx: &EncodeCtx, vm: &VmSnapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::record::tests::ctx;
+    use crate::fixtures::sampled as vm;
     use crate::model::DomainState;
-    use crate::output::record::tests::{ctx, vm};
 
     #[test]
     fn one_object_per_line_with_the_readme_names_and_hostile_names_intact() {
@@ -45,7 +46,7 @@ mod tests {
         assert!(v["cpu_angle_deg"].is_null());
         assert_eq!(
             v.as_object().unwrap().len(),
-            crate::output::record::COLUMNS.len() + 1
+            crate::encode::record::COLUMNS.len() + 1
         );
     }
 }

@@ -1,0 +1,32 @@
+//! The four measurements of line protocol a VM is written into (pure names).
+
+/// The four measurements of line protocol, in the order a VM's lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measurement {
+    /// Identity, state, allocation: every VM.
+    VmMetrics,
+    /// Rates and percentages: running VMs from their second sample.
+    VmFeatures,
+    /// Cumulative counters of one NIC or disk (`devtype`, `device` tags).
+    VmDevices,
+    /// Cumulative counters summed over a VM's devices, plus its state code.
+    VmTotals,
+}
+
+impl Measurement {
+    pub const ALL: [Self; 4] = [
+        Self::VmMetrics,
+        Self::VmFeatures,
+        Self::VmDevices,
+        Self::VmTotals,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VmMetrics => "vm_metrics",
+            Self::VmFeatures => "vm_features",
+            Self::VmDevices => "vm_devices",
+            Self::VmTotals => "vm_totals",
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The data schema: what vmpulse writes and under which names (ground floor).
+//!
+//! `metrics.rs` is the metric table, one entry per metric; every output
+//! (line protocol, JSON/CSV columns, Prometheus series, the control API's VM
+//! views, the README table) is made from it, so one value has one name
+//! everywhere; `measurement.rs` the four measurements it writes into. This module
+//! holds the names the encoder and the config's validation share: the tags
+//! vmpulse sets and the field keys.
+
+mod measurement;
+pub mod metrics;
+
+use std::sync::LazyLock;
+
+pub use measurement::Measurement;
+pub use metrics::{Metric, Read, Type, Unit, Value, METRICS};
+
+/// Tag keys vmpulse sets itself; a static tag with one of these keys is ignored
+/// (a duplicate tag key makes the whole line invalid).
+pub const RESERVED_TAGS: [&str; 6] = ["host", "VMID", "name", "uuid", "devtype", "device"];
+
+/// Every field key of the four measurements, sorted, made from [`METRICS`].
+/// A static tag with one of these keys is refused at validation: InfluxDB 3
+/// rejects every line where a column is both a tag and a field.
+pub static FIELD_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut keys: Vec<&'static str> = METRICS.iter().map(|m| m.name).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+});
