@@ -302,16 +302,10 @@ mod tests {
         w.lines_rejected = 1;
         w.queue_depth = 4;
         w.spool = Some(crate::model::SpoolStats {
-            dir: "/s".into(),
-            state: SpoolState::Active,
             bytes: 1,
             lines: 20,
-            oldest: None,
-            lines_replayed: 0,
-            segments_dropped: 0,
-            corrupt_skipped: 0,
             lines_recovered: 20,
-            lines_dropped: 0,
+            ..crate::model::SpoolStats::empty("/s".into(), SpoolState::Active)
         });
         let mut r = FinalReport {
             collector: Snapshot::empty("test:///default", "h", Duration::from_secs(1)).collector,

@@ -510,6 +510,24 @@ pub struct SpoolStats {
     pub lines_dropped: u64,
 }
 
+impl SpoolStats {
+    /// A spool in `dir` with nothing in it and every counter at zero.
+    pub fn empty(dir: String, state: SpoolState) -> Self {
+        Self {
+            dir,
+            state,
+            bytes: 0,
+            lines: 0,
+            oldest: None,
+            lines_replayed: 0,
+            segments_dropped: 0,
+            corrupt_skipped: 0,
+            lines_recovered: 0,
+            lines_dropped: 0,
+        }
+    }
+}
+
 impl WriterStats {
     /// Lines in the spool now (0 without one).
     pub fn spooled(&self) -> u64 {

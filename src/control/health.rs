@@ -207,16 +207,9 @@ mod tests {
 
     fn spool(lines: u64) -> Option<SpoolStats> {
         Some(SpoolStats {
-            dir: "/var/lib/vmpulse/spool".into(),
-            state: SpoolState::Active,
             bytes: lines * 100,
             lines,
-            oldest: None,
-            lines_replayed: 0,
-            segments_dropped: 0,
-            corrupt_skipped: 0,
-            lines_recovered: 0,
-            lines_dropped: 0,
+            ..SpoolStats::empty("/var/lib/vmpulse/spool".into(), SpoolState::Active)
         })
     }
 

@@ -789,18 +789,7 @@ fn unwrap_batch(b: Batch) -> Vec<String> {
 
 /// Spool counters for a spool this writer runs without.
 pub(crate) fn off_stats(cfg: &SpoolConfig, reason: String) -> crate::model::SpoolStats {
-    crate::model::SpoolStats {
-        dir: cfg.dir.display().to_string(),
-        state: SpoolState::Off { reason },
-        bytes: 0,
-        lines: 0,
-        oldest: None,
-        lines_replayed: 0,
-        segments_dropped: 0,
-        corrupt_skipped: 0,
-        lines_recovered: 0,
-        lines_dropped: 0,
-    }
+    crate::model::SpoolStats::empty(cfg.dir.display().to_string(), SpoolState::Off { reason })
 }
 
 async fn sleep_until(at: Option<Instant>) {
