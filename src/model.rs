@@ -196,6 +196,10 @@ pub struct RawDomain {
     pub monitor_stuck: Option<Duration>,
     pub nics: Vec<NicStats>,
     pub disks: Vec<DiskStats>,
+    /// Tags read from the domain's `<metadata>` (`collector.metadata_tags`), in the
+    /// order of that setting; a tag whose value is missing is left out.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
     /// Monotonic instant the sample was taken; Δt is measured between these.
     /// Meaningless in another process: a snapshot read from the control
     /// socket gets the instant it arrived.
@@ -224,6 +228,7 @@ impl RawDomain {
             monitor_stuck: None,
             nics: Vec::new(),
             disks: Vec::new(),
+            tags: Vec::new(),
             mono,
             wall_ns,
         }
