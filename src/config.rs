@@ -12,6 +12,7 @@ pub mod glob;
 pub mod kind;
 pub mod layer;
 pub mod load;
+pub mod metadata;
 pub mod run;
 pub mod secrets;
 pub mod settings;

@@ -456,6 +456,44 @@ impl Kind for Globs {
     }
 }
 
+/// `collector.metadata_tags`: a TOML table of `name = "NAMESPACE-URI path"`
+/// (`config::metadata`), in the file only; parsed here, once.
+pub struct MetadataTags;
+
+impl Kind for MetadataTags {
+    type Value = Vec<super::metadata::MetadataTag>;
+    fn check(&self, raw: &Raw) -> Result<Self::Value, String> {
+        let Raw::Toml(toml::Value::Table(t)) = raw else {
+            return Err(
+                "expected a table of tag = \"NAMESPACE-URI path\" in the config file ([collector.metadata_tags])"
+                    .into(),
+            );
+        };
+        t.iter()
+            .map(|(name, v)| match v {
+                toml::Value::String(spec) => super::metadata::parse_entry(name, spec),
+                v => Err(format!(
+                    "{name}: expected a string \"NAMESPACE-URI path\", found a {}",
+                    type_name(v)
+                )),
+            })
+            .collect()
+    }
+    fn default_value(&self) -> Self::Value {
+        Vec::new()
+    }
+    fn render(&self, v: &Self::Value) -> Option<toml::Value> {
+        Some(toml::Value::Table(
+            v.iter()
+                .map(|t| (t.name.clone(), toml::Value::String(t.spec())))
+                .collect(),
+        ))
+    }
+    fn value_name(&self) -> &'static str {
+        "TABLE"
+    }
+}
+
 /// `--format lp|json|csv`.
 pub struct Format;
 

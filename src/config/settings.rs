@@ -20,8 +20,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use super::kind::{
-    Api, Count, Format, Globs, HttpUrl, Kind, OptCount, OptText, Output, Positive, Raw, Seconds,
-    SecretText, Switch, Text, Unit,
+    Api, Count, Format, Globs, HttpUrl, Kind, MetadataTags, OptCount, OptText, Output, Positive,
+    Raw, Seconds, SecretText, Switch, Text, Unit,
 };
 use super::{InfluxApi, OutputTarget, Secret};
 
@@ -253,6 +253,19 @@ settings! {
         /// Leave out VMs whose name matches one of these globs (wins over domains).
         exclude: Vec<String> = Globs,
             Meta::key("collector.exclude").flag("exclude");
+        /// Tags read from each domain's metadata (virDomainGetMetadata): tag name = "NAMESPACE-URI path", the path
+        /// being element names separated by / from the namespace's root element, ending at an
+        /// element (its text) or at @attribute. They go on every line of the VM, into JSON/CSV
+        /// columns, /vms, Prometheus labels and the TUI (filter /name=value); a missing value
+        /// leaves the tag out. OpenStack Nova, e.g.: metadata_tags = { project =
+        /// "http://openstack.org/xmlns/libvirt/nova/1.1 instance/owner/project", flavor =
+        /// "http://openstack.org/xmlns/libvirt/nova/1.1 instance/flavor/@name" }
+        metadata_tags: Vec<super::metadata::MetadataTag> = MetadataTags,
+            Meta::key("collector.metadata_tags");
+        /// Seconds a domain's metadata tags are reused before they are read again (also
+        /// read again at once when the domain restarts).
+        metadata_refresh: Duration = Seconds::new(60.0),
+            Meta::key("collector.metadata_refresh");
     }
 
     /// Where the lines go and how they are batched.

@@ -69,6 +69,7 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
             });
         }
     }
+    let metadata_origin = l.origin("collector.metadata_tags");
     for (k, v) in l.tags {
         if k.is_empty() || RESERVED_TAGS.contains(&k.as_str()) {
             return Err(invalid(
@@ -83,6 +84,20 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
             ));
         }
         c.tags.insert(k, v.value);
+    }
+    if let Some(t) = c
+        .collector
+        .metadata_tags
+        .iter()
+        .find(|t| c.tags.contains_key(&t.name))
+    {
+        return Err(ConfigError::Invalid {
+            origin: metadata_origin,
+            message: format!(
+                "tag '{}' is also a static tag in [tags]; a line may carry a tag once: rename one",
+                t.name
+            ),
+        });
     }
     Ok(c)
 }
@@ -187,6 +202,73 @@ mod tests {
         .unwrap();
         assert_eq!(c.run.output, Some(OutputTarget::Stdout));
         assert_eq!(c.influx.url, None);
+    }
+
+    fn from_file(text: &str) -> Result<Config, ConfigError> {
+        let l = crate::config::load::parse_file(text, std::path::Path::new("/etc/v.toml"))?;
+        validate(l, Config::default())
+    }
+
+    #[test]
+    fn metadata_tags_are_read_from_the_file_table() {
+        let c = from_file(
+            "[collector.metadata_tags]\n\
+             project = \"http://openstack.org/xmlns/libvirt/nova/1.1 instance/owner/project\"\n\
+             flavor = \"http://openstack.org/xmlns/libvirt/nova/1.1 instance/flavor/@name\"\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = c
+            .collector
+            .metadata_tags
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, ["flavor", "project"]);
+        let inline = from_file("[collector]\nmetadata_tags = { p = \"urn:x a/b\" }\n").unwrap();
+        assert_eq!(inline.collector.metadata_tags[0].path, ["a", "b"]);
+    }
+
+    #[test]
+    fn malformed_metadata_tags_are_refused_naming_the_setting_and_line() {
+        for (text, why) in [
+            (
+                "[collector.metadata_tags]\np = \"instance/owner\"\n",
+                "namespace URI",
+            ),
+            (
+                "[collector.metadata_tags]\np = \"urn:x a//b\"\n",
+                "element name",
+            ),
+            ("[collector.metadata_tags]\np = 3\n", "expected a string"),
+            (
+                "[collector.metadata_tags]\nuuid = \"urn:x a/b\"\n",
+                "reserved",
+            ),
+            (
+                "[collector.metadata_tags]\nstate = \"urn:x a/b\"\n",
+                "field name",
+            ),
+            (
+                "[collector]\nmetadata_tags = \"urn:x a/b\"\n",
+                "expected a table",
+            ),
+        ] {
+            let err = from_file(text).unwrap_err().to_string();
+            assert!(
+                err.contains("collector.metadata_tags")
+                    && err.contains(why)
+                    && err.contains("line "),
+                "{text}: {err}"
+            );
+        }
+        let err =
+            from_file("[collector.metadata_tags]\ndc = \"urn:x a/b\"\n[tags]\ndc = \"par1\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("collector.metadata_tags") && err.contains("static tag"),
+            "{err}"
+        );
     }
 
     #[test]
