@@ -13,6 +13,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::collector::derive::Deriver;
 use crate::collector::filter::DomainFilter;
+use crate::collector::metadata::MetadataSpec;
 use crate::collector::poll::Poller;
 use crate::config::Config;
 use crate::encode::encoder::Encoder;
@@ -101,17 +102,28 @@ pub fn spool_mode(config: &Config, spool: SpoolConfig) -> SpoolMode {
     }
 }
 
+/// The tags every line carries and how they are escaped: `host`, `[tags]`, and the
+/// names of `collector.metadata_tags` (JSON/CSV columns).
+fn encode_ctx(config: &Config) -> EncodeCtx {
+    EncodeCtx::with_escaping(
+        &config.collector.host,
+        &config.tags,
+        Escaping::for_api(config.influx.api),
+    )
+    .with_metadata_tags(
+        config
+            .collector
+            .metadata_tags
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
+    )
+}
+
 /// The encoder of the first collection; a CSV file that already has rows gets no
 /// second header row.
 fn first_encoder(config: &Config) -> Encoder {
-    let encoder = Encoder::new(
-        config.run.format,
-        EncodeCtx::with_escaping(
-            &config.collector.host,
-            &config.tags,
-            Escaping::for_api(config.influx.api),
-        ),
-    );
+    let encoder = Encoder::new(config.run.format, encode_ctx(config));
     match appends_to_rows(config.run.output.as_ref()) {
         true => encoder.continuing(),
         false => encoder,
@@ -158,7 +170,11 @@ impl EngineHandle {
             .with_filter(
                 DomainFilter::new(&config.collector.domains, &config.collector.exclude)
                     .map_err(|e| color_eyre::eyre::eyre!(e))?,
-            ),
+            )
+            .with_metadata(MetadataSpec::new(
+                config.collector.metadata_tags.clone(),
+                config.collector.metadata_refresh,
+            )),
             deriver: Deriver::new(config.rates.clone()),
             encoder: first_encoder(config),
             limit: config.run.iterations.map(Limit::new),
@@ -404,14 +420,7 @@ impl Engine {
 
     async fn reconfigure(&mut self, config: &Config, restart_writer: bool) {
         // New tags and escaping (a CSV output gets a new header row: its columns may change).
-        self.encoder = Encoder::new(
-            config.run.format,
-            EncodeCtx::with_escaping(
-                &config.collector.host,
-                &config.tags,
-                Escaping::for_api(config.influx.api),
-            ),
-        );
+        self.encoder = Encoder::new(config.run.format, encode_ctx(config));
         if restart_writer {
             self.writers.restart(config, self.flush_timeout).await;
         }

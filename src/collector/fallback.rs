@@ -55,6 +55,16 @@ pub fn monitor_busy(dom: &Domain) -> Result<Option<std::time::Duration>, Error> 
         .then(|| std::time::Duration::from_millis(info.stateTime)))
 }
 
+/// The domain's metadata element of namespace `uri` (`virDomainGetMetadata`, no
+/// QEMU monitor involved); `None` when the domain has none.
+pub fn metadata(dom: &Domain, uri: &str) -> Result<Option<String>, Error> {
+    match dom.metadata(virt_sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(uri), 0) {
+        Ok(xml) => Ok(Some(xml)),
+        Err(e) if e.code().is(virt::error::ErrorNumber::NoDomainMetadata) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 pub fn info(dom: &Domain) -> Result<InfoReading, Error> {
     let i = dom.info()?;
     Ok(InfoReading {

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use super::filter::DomainFilter;
+use super::metadata::MetadataSpec;
 use super::schedule::{self, HeldMonitor, Plan};
 use super::source::{CycleSample, LibvirtSource, SourceError};
 
@@ -76,13 +77,17 @@ pub struct LibvirtConfig {
     pub uri: String,
     pub device_cache_ttl: Duration,
     pub filter: DomainFilter,
+    /// `collector.metadata_tags` and how long they are reused.
+    pub metadata: MetadataSpec,
 }
 
 impl Source for LibvirtSource {
     type Config = LibvirtConfig;
 
     fn open(c: &LibvirtConfig) -> Result<Self, SourceError> {
-        Ok(LibvirtSource::open(&c.uri, c.device_cache_ttl)?.with_filter(c.filter.clone()))
+        Ok(LibvirtSource::open(&c.uri, c.device_cache_ttl)?
+            .with_filter(c.filter.clone())
+            .with_metadata(c.metadata.clone()))
     }
 
     fn sample(&mut self, deadline: Instant) -> Result<CycleSample, SourceError> {
@@ -109,6 +114,7 @@ impl Poller<LibvirtSource> {
             uri: uri.to_string(),
             device_cache_ttl,
             filter: DomainFilter::default(),
+            metadata: MetadataSpec::default(),
         };
         Self::with_config(uri, timeout, config)
     }
@@ -116,6 +122,12 @@ impl Poller<LibvirtSource> {
     /// Collect only the domains `filter` matches.
     pub fn with_filter(mut self, filter: DomainFilter) -> Self {
         self.config.filter = filter;
+        self
+    }
+
+    /// Read these metadata tags for every domain.
+    pub fn with_metadata(mut self, spec: MetadataSpec) -> Self {
+        self.config.metadata = spec;
         self
     }
 }

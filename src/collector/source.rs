@@ -20,6 +20,7 @@ use super::devices::DeviceCache;
 use super::fallback::{self, InfoReading};
 use super::filter::DomainFilter;
 use super::host;
+use super::metadata::{MetadataCache, MetadataSpec};
 use super::schedule::HeldMonitor;
 pub use super::skip::SkipNote;
 use crate::model::{CpuTimes, DomainState, HostInfo, RawDomain};
@@ -97,6 +98,8 @@ pub struct LibvirtSource {
     uri: String,
     conn: Connect,
     devices: DeviceCache,
+    /// `collector.metadata_tags`, read per domain at `collector.metadata_refresh`.
+    metadata: MetadataCache,
     host: host::HostReader,
     /// `None` until the first bulk call; `Some(false)` once libvirt said the
     /// driver does not support it (decided once, then per-domain calls only).
@@ -142,6 +145,7 @@ impl LibvirtSource {
             uri: uri.to_string(),
             conn,
             devices: DeviceCache::new(device_cache_ttl),
+            metadata: MetadataCache::new(MetadataSpec::default()),
             host: host::HostReader::default(),
             bulk_supported: None,
             filter: DomainFilter::default(),
@@ -151,6 +155,12 @@ impl LibvirtSource {
     /// Collect only the domains `filter` matches (checked before any per-domain call).
     pub fn with_filter(mut self, filter: DomainFilter) -> Self {
         self.filter = filter;
+        self
+    }
+
+    /// Read these metadata tags for every domain (`collector.metadata_tags`).
+    pub fn with_metadata(mut self, spec: MetadataSpec) -> Self {
+        self.metadata = MetadataCache::new(spec);
         self
     }
 
@@ -209,9 +219,11 @@ impl LibvirtSource {
                 domains.push(raw);
             }
         }
-        // Forget device names of domains that are gone.
-        self.devices
-            .retain(|uuid| listed.iter().any(|l| l.uuid == uuid));
+        // Forget device names and tags of domains that are gone.
+        let present: std::collections::HashSet<&str> =
+            listed.iter().map(|l| l.uuid.as_str()).collect();
+        self.devices.retain(|uuid| present.contains(uuid));
+        self.metadata.retain(|uuid| present.contains(uuid));
         Ok(CycleSample {
             domains,
             skipped,
@@ -333,6 +345,7 @@ impl LibvirtSource {
         };
         (raw.state, raw.state_reason) = (state, reason);
         set_stamp(&mut raw, stamp);
+        raw.tags = self.read_tags(l, deadline, skipped);
         if !raw.state.has_guest_counters() {
             // Identity and state only: any counter libvirt has here is its own.
             return Some((raw, false));
@@ -389,6 +402,30 @@ impl LibvirtSource {
             self.read_devices(l, b, &mut raw, skipped);
         }
         Some((raw, true))
+    }
+
+    /// The domain's metadata tags: cached, or read (one call per namespace) when
+    /// stale and the deadline allows; a failed read keeps the cached ones.
+    fn read_tags(
+        &mut self,
+        l: &Listed,
+        deadline: Instant,
+        skipped: &mut Vec<SkipNote>,
+    ) -> Vec<(String, String)> {
+        let now = Instant::now();
+        let read = |ns: &str| fallback::metadata(&l.domain, ns);
+        match self.metadata.get(&l.uuid, l.id, now, now < deadline, read) {
+            Ok(tags) => tags,
+            Err(e) => {
+                skipped.push(SkipNote {
+                    what: format!("metadata tags of '{}'", l.name),
+                    why: e.message().to_string(),
+                });
+                self.metadata
+                    .get(&l.uuid, l.id, now, false, read)
+                    .unwrap_or_default()
+            }
+        }
     }
 
     /// NICs and disks the bulk call did not supply, one call per device,

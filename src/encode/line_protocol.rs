@@ -4,7 +4,8 @@
 //! collector vmpulse replaces (so its dashboards keep working): `vm_metrics`,
 //! `vm_features`, `vm_devices` (one line per NIC and disk) and `vm_totals`. Every line carries the tags `host`,
 //! the operator's static tags, then `VMID` (left out for inactive domains),
-//! `name`, `uuid`; `vm_devices` adds `devtype` and `device`.
+//! `name`, `uuid` and the VM's metadata tags (`collector.metadata_tags`), all
+//! written by [`vm_tags`]; `vm_devices` adds `devtype` and `device`.
 //!
 //! Escaping: measurement `,` and space; tag keys, tag values and field keys
 //! `,` `=` and space; string field values `"` and `\`. Backslashes in tag keys
@@ -31,7 +32,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::config::InfluxApi;
-use crate::model::VmSnapshot;
+use crate::model::{RawDomain, VmSnapshot};
 use crate::schema::metrics::{self, Metric, Read, Value};
 use crate::schema::{Measurement, RESERVED_TAGS};
 
@@ -65,6 +66,9 @@ pub struct EncodeCtx {
     tags: Vec<(String, String)>,
     /// `,host=...,k=v` already escaped, shared by every line.
     prefix: String,
+    /// The names of `collector.metadata_tags`: JSON/CSV columns (each VM's values
+    /// are in `RawDomain::tags`).
+    metadata_tags: Vec<String>,
 }
 
 impl EncodeCtx {
@@ -89,7 +93,19 @@ impl EncodeCtx {
             host: host.to_string(),
             tags,
             prefix,
+            metadata_tags: Vec::new(),
         }
+    }
+
+    /// With the names of the configured metadata tags (`collector.metadata_tags`).
+    pub fn with_metadata_tags(mut self, names: Vec<String>) -> Self {
+        self.metadata_tags = names;
+        self
+    }
+
+    /// The names of the configured metadata tags.
+    pub fn metadata_tags(&self) -> &[String] {
+        &self.metadata_tags
     }
 
     /// The `host` tag value.
@@ -116,13 +132,7 @@ pub fn encode_vm(out: &mut Vec<String>, ctx: &EncodeCtx, vm: &VmSnapshot) {
 /// wants one request body.
 pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
     let raw = &vm.raw;
-    let mut tags = String::with_capacity(ctx.prefix.len() + 96);
-    tags.push_str(&ctx.prefix);
-    if let Some(id) = raw.id {
-        let _ = write!(tags, ",VMID={id}");
-    }
-    push_tag(&mut tags, "name", &raw.name, ctx.escaping);
-    push_tag(&mut tags, "uuid", &raw.uuid, ctx.escaping);
+    let tags = vm_tags(ctx, raw);
     let ts = raw.wall_ns;
     per_vm_line(buf, &tags, vm, Measurement::VmMetrics, ts);
     if raw.state.has_guest_counters() {
@@ -149,6 +159,24 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
         }
     }
     per_vm_line(buf, &tags, vm, Measurement::VmTotals, ts);
+}
+
+/// The tags of a VM's line, escaped, with the leading comma: `host`, the static
+/// tags, `VMID` (active domains only), `name`, `uuid`, then the VM's metadata
+/// tags (`collector.metadata_tags`; a missing one is not there). Every
+/// measurement written for a VM starts its tag set with this.
+pub fn vm_tags(ctx: &EncodeCtx, raw: &RawDomain) -> String {
+    let mut tags = String::with_capacity(ctx.prefix.len() + 96);
+    tags.push_str(&ctx.prefix);
+    if let Some(id) = raw.id {
+        let _ = write!(tags, ",VMID={id}");
+    }
+    push_tag(&mut tags, "name", &raw.name, ctx.escaping);
+    push_tag(&mut tags, "uuid", &raw.uuid, ctx.escaping);
+    for (k, v) in &raw.tags {
+        push_tag(&mut tags, k, v, ctx.escaping);
+    }
+    tags
 }
 
 /// One line of per-VM values; the table's rules say which are present.
@@ -445,6 +473,32 @@ mod tests {
             .expect("one line")
             .unwrap_or_else(|e| panic!("InfluxDB 3's parser refused {line:?}: {e}"));
         parsed.tag_value(key).map(|v| v.to_string())
+    }
+
+    #[test]
+    fn metadata_tags_go_on_every_line_escaped_and_missing_ones_left_out() {
+        let mut v = vm("web-1");
+        let hostile = "shop, \"prod\"=a\\b\tc";
+        v.raw.tags = vec![
+            ("project".into(), hostile.into()),
+            ("flavor".into(), "m1.small".into()),
+            ("empty".into(), String::new()),
+        ];
+        let got = lines(&ctx(), &v);
+        assert_eq!(got.len(), 5, "every measurement: {got:?}");
+        for l in &got {
+            assert_eq!(tag_of(l, "project"), Some(stored_tag(hostile)), "{l}");
+            assert_eq!(tag_of(l, "flavor").as_deref(), Some("m1.small"), "{l}");
+            assert_eq!(tag_of(l, "empty"), None, "{l}");
+            assert_eq!(tag_of(l, "uuid").as_deref(), Some(v.raw.uuid.as_str()));
+        }
+        assert!(
+            got[2].contains(",flavor=m1.small,devtype=nic"),
+            "{}",
+            got[2]
+        );
+        let prefix = vm_tags(&ctx(), &v.raw);
+        assert!(got.iter().all(|l| l.contains(&prefix)));
     }
 
     #[test]

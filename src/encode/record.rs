@@ -55,11 +55,14 @@ fn record_metrics() -> impl Iterator<Item = &'static Metric> {
     METRICS.iter().filter(|m| m.in_vm_record())
 }
 
-/// Column names with the static tag keys inserted after `host`.
+/// Column names with the static tag keys inserted after `host` and the metadata
+/// tag names (`collector.metadata_tags`) after `uuid`.
 pub fn header(ctx: &EncodeCtx) -> Vec<String> {
     let mut cols: Vec<String> = COLUMNS[..3].iter().map(|c| c.to_string()).collect();
     cols.extend(ctx.tags().iter().map(|(k, _)| k.clone()));
-    cols.extend(COLUMNS[3..].iter().map(|c| c.to_string()));
+    cols.extend(COLUMNS[3..IDENTITY.len()].iter().map(|c| c.to_string()));
+    cols.extend(ctx.metadata_tags().iter().cloned());
+    cols.extend(COLUMNS[IDENTITY.len()..].iter().map(|c| c.to_string()));
     cols
 }
 
@@ -77,6 +80,13 @@ pub fn cells(ctx: &EncodeCtx, vm: &VmSnapshot) -> Vec<Value> {
         Value::Str(raw.name.clone()),
         Value::Str(raw.uuid.clone()),
     ]);
+    // A metadata tag the VM does not have is null, like any unknown value.
+    v.extend(ctx.metadata_tags().iter().map(|name| {
+        raw.tags
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(Value::Null, |(_, t)| Value::Str(t.clone()))
+    }));
     v.extend(record_metrics().map(|m| Value::of(m.vm_value(vm))));
     v
 }
@@ -117,6 +127,19 @@ pub(crate) mod tests {
         // Unknown (None) and non-finite values are null, never 0.
         assert_eq!(cell(&c, &v, "cpu_angle_deg"), &Value::Null);
         assert_eq!(cell(&c, &v, "net_tx_bytes_per_sec"), &Value::Null);
+    }
+
+    #[test]
+    fn metadata_tags_are_columns_after_uuid_null_when_missing() {
+        let c = ctx(&[("dc", "fra1")]).with_metadata_tags(vec!["project".into(), "flavor".into()]);
+        let h = header(&c);
+        assert_eq!(&h[5..9], ["name", "uuid", "project", "flavor"]);
+        let mut web = vm("web", DomainState::Running, true);
+        web.raw.tags = vec![("project".into(), "shop, \"a\"".into())];
+        let v = cells(&c, &web);
+        assert_eq!(v.len(), h.len());
+        assert_eq!(cell(&c, &v, "project"), &Value::Str("shop, \"a\"".into()));
+        assert_eq!(cell(&c, &v, "flavor"), &Value::Null);
     }
 
     #[test]
