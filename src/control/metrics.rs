@@ -193,9 +193,24 @@ fn label(v: &str) -> String {
         .replace('\n', r"\n")
 }
 
+/// The labels of a VM's series: `uuid`, `name`, then its metadata tags (their
+/// names are label names: `config::metadata::check_name`).
+fn vm_labels(vm: &crate::model::VmSnapshot) -> String {
+    let mut l = format!(
+        "uuid=\"{}\",name=\"{}\"",
+        label(vm.uuid()),
+        label(vm.name())
+    );
+    for (k, v) in &vm.raw.tags {
+        let _ = write!(l, ",{k}=\"{}\"", label(v));
+    }
+    l
+}
+
 /// One series per metric of the table that has a Prometheus name, labelled
-/// `uuid` and `name`; the value is scaled into the unit the name ends in.
+/// by [`vm_labels`]; the value is scaled into the unit the name ends in.
 fn per_vm_series(o: &mut String, s: &Snapshot) {
+    let labels: Vec<String> = s.vms.iter().map(vm_labels).collect();
     for m in METRICS.iter().filter(|m| m.per_vm()) {
         let (Some(name), Some(p)) = (m.prometheus_name(), m.prom) else {
             continue;
@@ -204,15 +219,9 @@ fn per_vm_series(o: &mut String, s: &Snapshot) {
         let (_, scale) = m.unit.prometheus();
         let _ = writeln!(o, "# HELP {name} {}", help(m.help));
         let _ = writeln!(o, "# TYPE {name} {kind}");
-        for vm in &s.vms {
+        for (vm, labels) in s.vms.iter().zip(&labels) {
             if let Some(v) = m.vm_value(vm).and_then(|v| v.as_f64()) {
-                let _ = writeln!(
-                    o,
-                    "{name}{{uuid=\"{}\",name=\"{}\"}} {}",
-                    label(vm.uuid()),
-                    label(vm.name()),
-                    number(v * scale)
-                );
+                let _ = writeln!(o, "{name}{{{labels}}} {}", number(v * scale));
             }
         }
     }
@@ -340,6 +349,20 @@ mod tests {
         assert!(
             text.contains(&format!("{}1\n", sample("vmpulse_vm_state"))),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn metadata_tags_are_labels_escaped() {
+        let mut vm = crate::fixtures::sampled("web", crate::model::DomainState::Running, true);
+        vm.raw.tags = vec![
+            ("project".into(), "shop \"x\"\\y".into()),
+            ("flavor".into(), "m1.small".into()),
+        ];
+        let l = vm_labels(&vm);
+        assert!(
+            l.ends_with(r#",name="web",project="shop \"x\"\\y",flavor="m1.small""#),
+            "{l}"
         );
     }
 

@@ -228,13 +228,18 @@ pub fn status(
 /// One VM in `GET /vms`: its identity, then every per-VM value of
 /// `vm_metrics` and `vm_features` from the metric table (`crate::schema`),
 /// each under its schema name, or the older API's key where it had one
-/// (`state`, `cpu_count`, `memory_max`, `memory_used`, `cputime`); `null` when unknown.
+/// (`state`, `cpu_count`, `memory_max`, `memory_used`, `cputime`); `null` when unknown;
+/// and `tags`, its metadata tags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VmView {
     /// libvirt's runtime id; `null` for inactive domains.
     pub id: Option<u32>,
     pub name: String,
     pub uuid: String,
+    /// The VM's metadata tags (`collector.metadata_tags`), tag name to value; a
+    /// tag the VM lacks is not there.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
     #[serde(flatten)]
     pub values: serde_json::Map<String, serde_json::Value>,
 }
@@ -298,6 +303,7 @@ pub fn vm(v: &VmSnapshot) -> VmView {
         id: raw.id,
         name: raw.name.clone(),
         uuid: raw.uuid.clone(),
+        tags: raw.tags.iter().cloned().collect(),
         values: METRICS
             .iter()
             .filter(|m| m.in_vm_record())
@@ -532,7 +538,10 @@ mod tests {
     fn vm_view_keeps_the_old_keys_and_names_the_rest_by_schema() {
         use crate::fixtures::sampled as fixture;
         use crate::model::DomainState;
-        let v = serde_json::to_value(vm(&fixture("web", DomainState::Running, true))).unwrap();
+        let mut web = fixture("web", DomainState::Running, true);
+        web.raw.tags = vec![("project".into(), "shop".into())];
+        let v = serde_json::to_value(vm(&web)).unwrap();
+        assert_eq!(v["tags"], serde_json::json!({"project": "shop"}));
         assert_eq!(v["memory_used"], 500_000);
         assert_eq!(v["cputime"], 5_000_000_000u64);
         assert_eq!(v["memory_max"], 2_097_152);
@@ -555,6 +564,7 @@ mod tests {
             "id",
             "name",
             "uuid",
+            "tags",
             "state",
             "cpu_count",
             "memory_max",
