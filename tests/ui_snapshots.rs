@@ -605,6 +605,77 @@ fn filter_and_quit_progress() {
     insta::assert_snapshot!(draw(&app, &snap).backend());
 }
 
+/// The fixture's VMs with Nova-style metadata tags: two in project shop (one
+/// without a flavor), one with a hostile project name, the rest untagged.
+fn tagged_snapshot() -> Snapshot {
+    let mut vms = vms(60);
+    let tag = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    for vm in &mut vms {
+        vm.raw.tags = match vm.name() {
+            "db-primary" => tag(&[("project", "shop"), ("flavor", "m1.xlarge")]),
+            "web-01" => tag(&[("project", "shop")]),
+            HOSTILE => tag(&[("project", r#"blog "x",=\"#), ("flavor", "m1.small")]),
+            _ => Vec::new(),
+        };
+    }
+    base_snapshot(61, now() - Duration::from_millis(400), vms)
+}
+
+#[test]
+fn metadata_tags_in_cards_and_table_and_filtered_by_tag() {
+    let (mut app, snap) = single(tagged_snapshot(), (100, 30));
+    ch(&mut app, '/');
+    for c in "project=shop".chars() {
+        ch(&mut app, c);
+    }
+    key(&mut app, KeyCode::Enter);
+    let cards = draw(&app, &snap);
+    let t = text(cards.backend().buffer());
+    assert!(
+        t.contains("shop · m1.xlarge") && t.contains("web-01"),
+        "{t}"
+    );
+    assert!(!t.contains("blog") && !t.contains("new-vm"), "{t}");
+    assert!(t.contains("(filtered from 7)"), "{t}");
+    insta::assert_snapshot!("metadata_tags_cards_filtered", cards.backend());
+
+    // The table gives the tags a column where the rates' columns leave room.
+    let (mut wide, wide_snap) = single(tagged_snapshot(), (150, 16));
+    for c in "/project=shop".chars() {
+        ch(&mut wide, c);
+    }
+    key(&mut wide, KeyCode::Enter);
+    ch(&mut wide, 't');
+    let table = draw(&wide, &wide_snap);
+    let t = text(table.backend().buffer());
+    assert!(t.contains("TAGS") && t.contains("shop · m1.xlarge"), "{t}");
+    insta::assert_snapshot!("metadata_tags_table_filtered", table.backend());
+
+    // A plain word finds tag values too; an unknown tag hides everything.
+    key(&mut app, KeyCode::Esc);
+    ch(&mut app, '/');
+    for c in "blog".chars() {
+        ch(&mut app, c);
+    }
+    let t = text(draw(&app, &snap).backend().buffer());
+    assert!(
+        t.contains("web 01,env=pr") && !t.contains("db-primary"),
+        "{t}"
+    );
+    key(&mut app, KeyCode::Esc);
+    ch(&mut app, '/');
+    for c in "owner=shop".chars() {
+        ch(&mut app, c);
+    }
+    let t = text(draw(&app, &snap).backend().buffer());
+    assert!(t.contains("No VM matches \"owner=shop\""), "{t}");
+}
+
 // ---- behaviour ----
 
 #[test]

@@ -567,15 +567,14 @@ fn sort_value(vm: &VmSnapshot, key: SortKey) -> Option<f64> {
     }
 }
 
-/// Filter by case-insensitive name substring, then sort: metrics descending
+/// Filter (`ui::filter`: name words and `tag=value` terms), then sort: metrics descending
 /// (busiest first, VMs without a value last), names ascending; `reverse` flips.
 pub fn visible_indices(snap: &Snapshot, filter: &str, key: SortKey, reverse: bool) -> Vec<usize> {
-    let needle = filter.to_lowercase();
     let mut idx: Vec<usize> = snap
         .vms
         .iter()
         .enumerate()
-        .filter(|(_, vm)| needle.is_empty() || vm.name().to_lowercase().contains(&needle))
+        .filter(|(_, vm)| super::filter::matches(vm, filter))
         .map(|(i, _)| i)
         .collect();
     let by_name = |a: &VmSnapshot, b: &VmSnapshot| {

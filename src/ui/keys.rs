@@ -222,7 +222,7 @@ pub const BINDINGS: &[Binding] = &[
     b(C::Global, &[Key::ch('?')],                                        A::ToggleHelp,                       "show / hide this help",                             Some("help")),
     b(C::Global, &[Key::code(KeyCode::Esc)],                             A::Close,                            "close view; clear the filter",                      None),
     b(C::Global, &[Key::ch('s')],                                        A::ToggleCollection,                 "start / stop collection (stop flushes the writer)", Some("start/stop")),
-    b(C::Global, &[Key::ch('/')],                                        A::StartFilter,                      "filter VMs by name substring",                      Some("filter")),
+    b(C::Global, &[Key::ch('/')],                                        A::StartFilter,                      "filter by name or tag=value",                       Some("filter")),
     b(C::Global, &[Key::ch('P')],                                        A::Sort(SortKey::Cpu),               "sort by CPU % (again reverses)",                    None),
     b(C::Global, &[Key::ch('M')],                                        A::Sort(SortKey::Memory),            "sort by memory % (again reverses)",                 None),
     b(C::Global, &[Key::ch('D')],                                        A::Sort(SortKey::Disk),              "sort by disk throughput (again reverses)",          None),

@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod app;
 pub mod ascii;
+pub mod filter;
 pub mod help;
 pub mod keys;
 pub mod layout;

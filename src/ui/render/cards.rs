@@ -66,7 +66,7 @@ pub fn empty_message(app: &App, snap: &Snapshot) -> Vec<Line<'static>> {
             snap.libvirt_uri
         ))],
         _ if !snap.vms.is_empty() => vec![
-            Line::from(format!("No VM name contains \"{}\".", app.filter)),
+            Line::from(format!("No VM matches \"{}\".", app.filter)),
             Line::styled("Esc clears the filter.", t.dim()),
         ],
         _ => vec![
@@ -116,6 +116,13 @@ pub fn vm_info(vm: &VmSnapshot) -> String {
         (None, None) => {}
     }
     parts.join(" · ")
+}
+
+/// The VM's metadata tag values, `shop · m1.small` (names would crowd a card:
+/// the filter and `/vms` have them); empty without tags.
+pub fn tags_text(vm: &VmSnapshot) -> String {
+    let values: Vec<&str> = vm.raw.tags.iter().map(|(_, v)| v.as_str()).collect();
+    values.join(" · ")
 }
 
 /// One gauge row's content, shared with the table.
@@ -234,7 +241,18 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
         let state = vm.raw.state.as_str();
         info = format!("{}{}", state.to_uppercase(), &info[state.len()..]);
     }
-    let block = Block::bordered()
+    // The tags share the top border with the name, right-aligned, in what the
+    // name leaves free.
+    let tags = tags_text(vm);
+    let tags_w = inner_w.saturating_sub(name.chars().count() + 4);
+    let tags_title = (!tags.is_empty() && tags_w > 4).then(|| {
+        Line::styled(
+            format!(" {} ", format::truncate(&tags, tags_w - 2)),
+            text_style,
+        )
+        .right_aligned()
+    });
+    let mut block = Block::bordered()
         .border_type(if selected {
             BorderType::Thick
         } else {
@@ -253,6 +271,9 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
             )
             .right_aligned(),
         );
+    if let Some(t) = tags_title {
+        block = block.title(t);
+    }
     let bar_w = inner_w.saturating_sub(5 + 1 + VALUE_W + 1 + 7);
     let lines: Vec<Line> = metrics(app, vm)
         .into_iter()

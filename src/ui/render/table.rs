@@ -25,10 +25,12 @@ enum Col {
     Arrow(usize),
     /// The CPU split: 0 guest, 1 steal, 2 overhead.
     Split(usize),
+    /// The metadata tag values; only when some VM has tags.
+    Tags,
 }
 
 /// Columns in the order they are given up when space runs out (last first).
-const PRIORITY: [(Col, u16); 17] = [
+const PRIORITY: [(Col, u16); 18] = [
     (Col::Name, 16),
     (Col::State, 8),
     (Col::Value(0), 6),
@@ -42,6 +44,7 @@ const PRIORITY: [(Col, u16); 17] = [
     (Col::Angle(2), 7),
     (Col::Angle(3), 7),
     (Col::Angle(4), 7),
+    (Col::Tags, 16),
     (Col::Vcpu, 4),
     (Col::Split(0), 6),
     (Col::Split(2), 6),
@@ -49,8 +52,9 @@ const PRIORITY: [(Col, u16); 17] = [
 ];
 
 /// Display order of the columns.
-const ORDER: [Col; 17] = [
+const ORDER: [Col; 18] = [
     Col::Name,
+    Col::Tags,
     Col::State,
     Col::Vcpu,
     Col::Mem,
@@ -79,11 +83,12 @@ const SORTS: [Option<SortKey>; 5] = [
     Some(SortKey::Network),
 ];
 
-fn columns(width: u16) -> Vec<(Col, u16)> {
+/// The columns that fit in `width`; `tags`: some VM has metadata tags.
+fn columns(width: u16, tags: bool) -> Vec<(Col, u16)> {
     let pick = |prio: &[(Col, u16)]| {
         let mut used = 0u16;
         let mut chosen = Vec::new();
-        for &(col, w) in prio {
+        for &(col, w) in prio.iter().filter(|(c, _)| tags || *c != Col::Tags) {
             let need = w + u16::from(!chosen.is_empty());
             if used + need > width {
                 break;
@@ -134,6 +139,7 @@ fn header_label(app: &App, col: Col) -> String {
         Col::Arrow(_) => String::new(),
         Col::Split(1) if app.sort == SortKey::Steal => format!("{}{arrow}", SPLIT_LABELS[1]),
         Col::Split(i) => SPLIT_LABELS[i].into(),
+        Col::Tags => "TAGS".into(),
     }
 }
 
@@ -152,6 +158,7 @@ fn cell(app: &App, vm: &VmSnapshot, metrics: &[cards::Metric; 5], col: Col) -> C
     match col {
         Col::Name => Cell::from(Span::styled(vm.name().to_string(), style)),
         Col::State => Cell::from(Span::styled(vm.raw.state.as_str(), style)),
+        Col::Tags => Cell::from(Span::styled(cards::tags_text(vm), style)),
         Col::Vcpu => Cell::from(
             Line::styled(
                 vm.raw
@@ -215,14 +222,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     let t = app.theme;
-    let cols = columns(area.width);
+    let cols = columns(area.width, shown.vms.iter().any(|v| !v.raw.tags.is_empty()));
     let rows_visible = usize::from(area.height.saturating_sub(1));
     let header = Row::new(
         cols.iter()
             .map(|(c, _)| {
                 let label = header_label(app, *c);
                 match c {
-                    Col::Name | Col::State => Cell::from(label),
+                    Col::Name | Col::State | Col::Tags => Cell::from(label),
                     _ => Cell::from(Line::from(label).right_aligned()),
                 }
             })
