@@ -212,7 +212,7 @@ impl Service {
         nofile: u64,
     ) -> Self {
         let socket = dir.path().join("vmpulse.sock");
-        Self::start_with(dir, socket, args, env, move |cmd| {
+        Self::start_with(dir, socket, &fixture_uri(), args, env, move |cmd| {
             use std::os::unix::process::CommandExt;
             // SAFETY: only async-signal-safe getrlimit/setrlimit between fork and exec.
             unsafe {
@@ -241,23 +241,30 @@ impl Service {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        Self::start_with(dir, socket, args, env, |_| {})
+        Self::start_with(dir, socket, &fixture_uri(), args, env, |_| {})
+    }
+
+    /// As [`Service::start`], on the libvirt URI `uri` instead of the e2e fixture.
+    pub fn start_on(uri: &str, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("vmpulse.sock");
+        Self::start_with(dir, socket, uri, args, &[], |_| {})
     }
 
     fn start_with(
         dir: tempfile::TempDir,
         socket: PathBuf,
+        uri: &str,
         args: &[&str],
         env: &[(&str, &str)],
         customize: impl FnOnce(&mut Command),
     ) -> Self {
         let output = dir.path().join("out.lp");
         let stderr = dir.path().join("stderr.log");
-        let uri = fixture_uri();
         let mut all = vec![
             "--no-ui",
             "--connect",
-            &uri,
+            uri,
             "--socket",
             socket.to_str().unwrap(),
             "--output",
