@@ -256,7 +256,7 @@ settings! {
         /// Tags read from each domain's metadata (virDomainGetMetadata): tag name = "NAMESPACE-URI path", the path
         /// being element names separated by / from the namespace's root element, ending at an
         /// element (its text) or at @attribute. They go on every line of the VM, into JSON/CSV
-        /// columns, /vms, Prometheus labels and the TUI (filter /name=value); a missing value
+        /// columns, /vms, Prometheus labels and the TUI (filter /project=shop); a missing value
         /// leaves the tag out. OpenStack Nova, e.g.: metadata_tags = { project =
         /// "http://openstack.org/xmlns/libvirt/nova/1.1 instance/owner/project", flavor =
         /// "http://openstack.org/xmlns/libvirt/nova/1.1 instance/flavor/@name" }
