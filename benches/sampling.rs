@@ -6,12 +6,21 @@
 //! `VMPULSE_BENCH_URI=qemu:///system cargo bench --bench sampling` (or
 //! `-- --uri URI`) measures an existing hypervisor the same way instead.
 //! `VMPULSE_BENCH_DOMAINS=N` changes the generated domain count.
+//!
+//! Each generated domain carries OpenStack Nova `<metadata>`; the cycles run three
+//! times: without `collector.metadata_tags`, with three Nova tags (read once per
+//! domain, then at `collector.metadata_refresh`), and with the tags read again
+//! every cycle (the worst case, a refresh shorter than the poll interval).
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use vmpulse::collector::metadata::MetadataSpec;
 use vmpulse::collector::source::LibvirtSource;
+use vmpulse::config::metadata::parse_entry;
+
+const NOVA: &str = "http://openstack.org/xmlns/libvirt/nova/1.1";
 
 /// A `<node>` for libvirt's test driver with `n` running domains.
 fn testdriver_xml(n: usize) -> String {
@@ -22,7 +31,12 @@ fn testdriver_xml(n: usize) -> String {
             "  <domain type='test'>\n    <name>bench-{i:03}</name>\n    \
              <uuid>00000000-0000-4000-8000-{i:012}</uuid>\n    \
              <memory unit='KiB'>{mem}</memory>\n    <vcpu>{vcpu}</vcpu>\n    \
-             <os><type>hvm</type></os>\n    <devices>\n",
+             <os><type>hvm</type></os>\n    \
+             <metadata><nova:instance xmlns:nova=\"{NOVA}\"><nova:name>inst-{i:03}</nova:name>\
+             <nova:flavor name=\"m1.f{f}\"/><nova:owner><nova:project uuid=\"p{p}\">project-{p}</nova:project>\
+             </nova:owner></nova:instance></metadata>\n    <devices>\n",
+            f = i % 4,
+            p = i % 10,
             mem = 262_144 * (1 + i % 4),
             vcpu = 1 + i % 4,
         );
@@ -98,12 +112,51 @@ fn main() {
     };
     println!("sampling benchmark: {uri}, {cycles} cycles");
 
-    let t = Instant::now();
-    let mut src = LibvirtSource::open(&uri, Duration::from_secs(300)).expect("open libvirt");
-    println!("open: {:.2} ms", ms(t.elapsed()));
+    let nova = |refresh: Duration| {
+        let tags = [
+            ("flavor", "instance/flavor/@name"),
+            ("instance", "instance/name"),
+            ("project", "instance/owner/project"),
+        ]
+        .iter()
+        .map(|(n, p)| parse_entry(n, &format!("{NOVA} {p}")).expect("valid entry"))
+        .collect();
+        MetadataSpec::new(tags, refresh)
+    };
+    for (label, spec) in [
+        ("no metadata tags", MetadataSpec::default()),
+        (
+            "3 Nova metadata tags, refresh 60 s",
+            nova(Duration::from_secs(60)),
+        ),
+        (
+            "3 Nova metadata tags, read every cycle",
+            nova(Duration::from_nanos(1)),
+        ),
+    ] {
+        println!("--- {label}");
+        sample_cycles(&uri, cycles, spec);
+    }
+    print_row(
+        "virsh domstats (process incl. connect)",
+        virsh_processes(&uri, cycles),
+    );
+    print_row(
+        "virsh domstats (in-session, virsh -t)",
+        virsh_in_session(&uri, cycles),
+    );
+}
 
+/// `LibvirtSource::sample` on a fresh connection: the first (cold) cycle, then `cycles` more.
+fn sample_cycles(uri: &str, cycles: usize, spec: MetadataSpec) {
+    let t = Instant::now();
+    let mut src = LibvirtSource::open(uri, Duration::from_secs(300))
+        .expect("open libvirt")
+        .with_metadata(spec);
+    println!("open: {:.2} ms", ms(t.elapsed()));
     let mut times = Vec::with_capacity(cycles);
     let mut first = None;
+    let mut tagged = 0;
     let mut doms = 0;
     let mut devices = 0;
     let mut skipped = 0;
@@ -120,22 +173,26 @@ fn main() {
             doms = s.domains.len();
             devices = s.domains.iter().map(|d| d.nics.len() + d.disks.len()).sum();
             used_bulk = s.used_bulk;
+            tagged = s.domains.iter().filter(|d| !d.tags.is_empty()).count();
         } else {
             times.push(d);
         }
         skipped += s.skipped.len();
     }
-    println!("domains {doms}, devices {devices}, used_bulk {used_bulk}, skipped total {skipped}");
+    println!("domains {doms} ({tagged} with tags), devices {devices}, used_bulk {used_bulk}, skipped total {skipped}");
     if let Some(f) = first {
         println!("LibvirtSource::sample, first (cold) cycle: {:.2} ms", ms(f));
     }
     print_row("LibvirtSource::sample (warm)", times);
+}
 
+/// `virsh -c URI domstats` as a new process each time.
+fn virsh_processes(uri: &str, cycles: usize) -> Vec<Duration> {
     let mut virsh = Vec::with_capacity(cycles);
     for _ in 0..cycles {
         let t = Instant::now();
         let st = Command::new("virsh")
-            .args(["-c", &uri, "domstats"])
+            .args(["-c", uri, "domstats"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
@@ -151,11 +208,7 @@ fn main() {
             }
         }
     }
-    print_row("virsh domstats (process incl. connect)", virsh);
-    print_row(
-        "virsh domstats (in-session, virsh -t)",
-        virsh_in_session(&uri, cycles),
-    );
+    virsh
 }
 
 /// Per-call time of `domstats` inside one virsh session (one connection),
