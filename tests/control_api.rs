@@ -101,6 +101,7 @@ fn every_endpoint_answers_with_its_exact_fields() {
         "id",
         "name",
         "uuid",
+        "tags",
         "state",
         "cpu_count",
         "memory_max",
@@ -140,6 +141,11 @@ fn every_endpoint_answers_with_its_exact_fields() {
         .find(|v| v["uuid"] == WEB_UUID)
         .expect("the hostile-named VM");
     assert_eq!(keys(web), sorted(&vm_fields));
+    assert_eq!(
+        web["tags"],
+        serde_json::json!({}),
+        "no metadata tags configured"
+    );
     assert_eq!(web["name"], r#"web 01,env=prod "x"\y"#);
     assert_eq!(web["state"], "running");
     assert_eq!(web["cpu_count"], 2);
