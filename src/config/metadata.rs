@@ -211,22 +211,14 @@ mod tests {
     fn walks_the_path_by_local_name() {
         let xml = r#"<instance><name> shop-web-1 </name><flavor name="m1.small"/>
             <owner><user>u</user><project uuid="p1">shop</project></owner></instance>"#;
-        assert_eq!(
-            value("urn:a instance/name", xml).as_deref(),
-            Some("shop-web-1")
-        );
-        assert_eq!(
-            value("urn:a instance/flavor/@name", xml).as_deref(),
-            Some("m1.small")
-        );
-        assert_eq!(
-            value("urn:a instance/owner/project", xml).as_deref(),
-            Some("shop")
-        );
-        assert_eq!(
-            value("urn:a instance/owner/project/@uuid", xml).as_deref(),
-            Some("p1")
-        );
+        for (spec, want) in [
+            ("urn:a instance/name", "shop-web-1"),
+            ("urn:a instance/flavor/@name", "m1.small"),
+            ("urn:a instance/owner/project", "shop"),
+            ("urn:a instance/owner/project/@uuid", "p1"),
+        ] {
+            assert_eq!(value(spec, xml).as_deref(), Some(want), "{spec}");
+        }
         // Missing element, attribute, wrong root, empty text: left out.
         assert_eq!(value("urn:a instance/image", xml), None);
         assert_eq!(value("urn:a instance/flavor/@vcpus", xml), None);
