@@ -656,6 +656,16 @@ fn metadata_tags_in_cards_and_table_and_filtered_by_tag() {
     assert!(t.contains("TAGS") && t.contains("shop · m1.xlarge"), "{t}");
     insta::assert_snapshot!("metadata_tags_table_filtered", table.backend());
 
+    // The detail view names each tag.
+    let (mut detail, detail_snap) = single(tagged_snapshot(), (100, 30));
+    for c in "/project=shop".chars() {
+        ch(&mut detail, c);
+    }
+    key(&mut detail, KeyCode::Enter);
+    key(&mut detail, KeyCode::Enter);
+    let t = text(draw(&detail, &detail_snap).backend().buffer());
+    assert!(t.contains("tags project=shop · flavor=m1.xlarge"), "{t}");
+
     // A plain word finds tag values too; an unknown tag hides everything.
     key(&mut app, KeyCode::Esc);
     ch(&mut app, '/');

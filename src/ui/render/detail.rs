@@ -165,6 +165,11 @@ fn identity_lines(app: &App, vm: &VmSnapshot) -> Vec<Line<'static>> {
             .map(|d| format!(" · Δt {:.2}s", d.dt_secs))
             .unwrap_or_else(|| " · no rates yet (first sample)".into()),
     )));
+    if !raw.tags.is_empty() {
+        // Names with values here: the cards and table have room for values only.
+        let tags: Vec<String> = raw.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push(Line::raw(format!("tags {}", tags.join(" · "))));
+    }
     if let Some(busy) = raw.monitor_stuck {
         out.push(Line::styled(
             format!(
