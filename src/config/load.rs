@@ -68,7 +68,15 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, ConfigError> {
         let raw = Raw::Toml(value.clone());
         let key = parts.join(".");
         if let Err(message) = (s.apply)(&mut scratch, &raw) {
-            let at = line_of(text, parts).map_or(String::new(), |l| format!("line {l}: "));
+            // A table's entry that is at fault names its own line (`tag = ...: why`).
+            let entry = value.as_table().and_then(|t| {
+                t.keys().find(|k| {
+                    message.starts_with(&format!("{k} =")) || message.starts_with(&format!("{k}:"))
+                })
+            });
+            let mut path = parts.to_vec();
+            path.extend(entry.map(String::as_str));
+            let at = line_of(text, &path).map_or(String::new(), |l| format!("line {l}: "));
             return Err(file_error(format!("{at}{key}: {message}")));
         }
         layer.set(s.id, raw, format!("{p}: {key}"));

@@ -261,6 +261,13 @@ mod tests {
                 "{text}: {err}"
             );
         }
+        let err = from_file("[collector.metadata_tags]\nok = \"urn:x a/b\"\nbad = \"a/b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3: collector.metadata_tags: bad = 'a/b'"),
+            "{err}"
+        );
         let err =
             from_file("[collector.metadata_tags]\ndc = \"urn:x a/b\"\n[tags]\ndc = \"par1\"\n")
                 .unwrap_err()
