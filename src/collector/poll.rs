@@ -76,13 +76,17 @@ pub struct LibvirtConfig {
     pub uri: String,
     pub device_cache_ttl: Duration,
     pub filter: DomainFilter,
+    /// `collector.host_interval`: how often the node figures are read.
+    pub host_interval: Duration,
 }
 
 impl Source for LibvirtSource {
     type Config = LibvirtConfig;
 
     fn open(c: &LibvirtConfig) -> Result<Self, SourceError> {
-        Ok(LibvirtSource::open(&c.uri, c.device_cache_ttl)?.with_filter(c.filter.clone()))
+        Ok(LibvirtSource::open(&c.uri, c.device_cache_ttl)?
+            .with_filter(c.filter.clone())
+            .with_host_interval(c.host_interval))
     }
 
     fn sample(&mut self, deadline: Instant) -> Result<CycleSample, SourceError> {
@@ -109,6 +113,7 @@ impl Poller<LibvirtSource> {
             uri: uri.to_string(),
             device_cache_ttl,
             filter: DomainFilter::default(),
+            host_interval: super::host::DEFAULT_INTERVAL,
         };
         Self::with_config(uri, timeout, config)
     }
@@ -116,6 +121,12 @@ impl Poller<LibvirtSource> {
     /// Collect only the domains `filter` matches.
     pub fn with_filter(mut self, filter: DomainFilter) -> Self {
         self.config.filter = filter;
+        self
+    }
+
+    /// Read the node figures at most every `interval` (`collector.host_interval`).
+    pub fn with_host_interval(mut self, interval: Duration) -> Self {
+        self.config.host_interval = interval;
         self
     }
 }

@@ -33,7 +33,8 @@ pub struct CycleSample {
     /// Whether `virConnectGetAllDomainStats` supplied the groups: the bulk call
     /// worked and no active domain needed a per-domain call.
     pub used_bulk: bool,
-    /// The hypervisor's CPUs, memory and libvirt version.
+    /// The hypervisor's figures (`collector::host`): the last reading,
+    /// refreshed every `collector.host_interval`.
     pub host: Option<HostInfo>,
 }
 
@@ -142,7 +143,7 @@ impl LibvirtSource {
             uri: uri.to_string(),
             conn,
             devices: DeviceCache::new(device_cache_ttl),
-            host: host::HostReader::default(),
+            host: host::HostReader::new(host::DEFAULT_INTERVAL),
             bulk_supported: None,
             filter: DomainFilter::default(),
         })
@@ -151,6 +152,12 @@ impl LibvirtSource {
     /// Collect only the domains `filter` matches (checked before any per-domain call).
     pub fn with_filter(mut self, filter: DomainFilter) -> Self {
         self.filter = filter;
+        self
+    }
+
+    /// Read the node figures at most every `interval` (`collector.host_interval`).
+    pub fn with_host_interval(mut self, interval: Duration) -> Self {
+        self.host = host::HostReader::new(interval);
         self
     }
 
@@ -216,7 +223,7 @@ impl LibvirtSource {
             domains,
             skipped,
             used_bulk: bulk_ok && !any_fallback,
-            host: self.host.read(&self.conn),
+            host: self.host.read(&self.conn, Instant::now()),
         })
     }
 

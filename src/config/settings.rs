@@ -253,6 +253,11 @@ settings! {
         /// Leave out VMs whose name matches one of these globs (wins over domains).
         exclude: Vec<String> = Globs,
             Meta::key("collector.exclude").flag("exclude");
+        /// Seconds between readings of the host's own figures (CPUs, memory, NUMA
+        /// free memory, huge pages): the header's host line and one `hypervisor`
+        /// point per reading. Each reading is a few libvirtd calls; they change slowly.
+        host_interval: Duration = Seconds::new(5.0).at_least(1.0),
+            Meta::key("collector.host_interval").env(&["HOST_INTERVAL"]);
     }
 
     /// Where the lines go and how they are batched.
