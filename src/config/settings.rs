@@ -256,6 +256,7 @@ settings! {
         /// Seconds between readings of the host's own figures (CPUs, memory, NUMA
         /// free memory, huge pages): the header's host line and one `hypervisor`
         /// point per reading. Each reading is a few libvirtd calls; they change slowly.
+        /// Shut-off VMs are listed again this often too (at once when a VM stops).
         host_interval: Duration = Seconds::new(5.0).at_least(1.0),
             Meta::key("collector.host_interval").env(&["HOST_INTERVAL"]);
     }
