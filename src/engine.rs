@@ -174,7 +174,8 @@ impl EngineHandle {
             .with_metadata(MetadataSpec::new(
                 config.collector.metadata_tags.clone(),
                 config.collector.metadata_refresh,
-            )),
+            ))
+            .with_host_interval(config.collector.host_interval),
             deriver: Deriver::new(config.rates.clone()),
             encoder: first_encoder(config),
             limit: config.run.iterations.map(Limit::new),
@@ -376,7 +377,10 @@ impl Engine {
                 stats.monitor_stuck_samples += stats.monitor_stuck_vms as u64;
                 let step = self.limit.as_mut().map_or(Step::Write, Limit::step);
                 if !self.writers.is_off() && step != Step::Baseline {
-                    self.writers.handle().enqueue(self.encoder.encode(&vms));
+                    let mut lines = self.encoder.encode(&vms);
+                    // One point per reading of the node figures, not per cycle.
+                    lines.extend(self.encoder.encode_host(self.snap.host.as_ref(), &vms));
+                    self.writers.handle().enqueue(lines);
                 }
                 self.snap.vms = vms;
                 if step == Step::WriteLast {

@@ -578,8 +578,10 @@ impl WriterStats {
     }
 }
 
-/// The hypervisor itself, read once per cycle (`virNodeGetInfo`,
-/// `virNodeGetMemoryStats`, `virConnectGetLibVersion`).
+/// The hypervisor itself, read every `collector.host_interval`, not every cycle
+/// (`virNodeGetInfo`, `virNodeGetMemoryStats`, `virNodeGetCellsFreeMemory`,
+/// `virNodeGetFreePages`, `virConnectGetLibVersion`; huge-page totals from the
+/// capabilities XML). A figure the driver does not offer is absent, not zero.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct HostInfo {
     pub cpus: u32,
@@ -588,6 +590,25 @@ pub struct HostInfo {
     pub memory_used_kib: Option<u64>,
     /// e.g. `9.0.0`.
     pub libvirt_version: String,
+    /// Free memory of each NUMA node, KiB, in node order; empty when the driver does not say.
+    #[serde(default)]
+    pub numa_free_kib: Vec<u64>,
+    /// Huge pages per page size (every size above the smallest), summed over NUMA nodes.
+    #[serde(default)]
+    pub huge_pages: Vec<HugePages>,
+    /// Wall clock of the node reading, ns since the epoch: the `hypervisor`
+    /// points' timestamp, and how the encoder writes one point per reading.
+    #[serde(default)]
+    pub read_at_ns: i64,
+}
+
+/// Huge pages of one size on the host.
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub struct HugePages {
+    pub size_kib: u64,
+    /// Pages reserved (capabilities XML); `None` when the driver does not list them.
+    pub total: Option<u64>,
+    pub free: u64,
 }
 
 /// Everything a frontend needs to draw one frame. Owned, cheap to share as `Arc`.

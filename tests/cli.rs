@@ -211,6 +211,8 @@ fn once_and_iterations_write_exactly_that_many_collections_with_rates() {
         assert_eq!(count("vm_metrics,"), 2 * n, "{args:?}: {stdout}");
         assert_eq!(count("vm_features,"), 2 * n, "{args:?}: {stdout}");
         assert_eq!(count("vm_totals,"), 2 * n, "{args:?}: {stdout}");
+        // One host point per reading of the node figures (every 5 s), not per cycle.
+        assert_eq!(count("hypervisor,"), 1, "{args:?}: {stdout}");
         assert_eq!(counter(&stderr, "collections"), n as u64 + 1, "{stderr}");
         assert_eq!(counter(&stderr, "unsent"), 0);
     }

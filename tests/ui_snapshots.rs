@@ -274,12 +274,7 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
     s.collection = seq;
     s.taken_at = taken_at;
     s.source = SourceState::Connected;
-    s.host = Some(HostInfo {
-        cpus: 16,
-        memory_total_kib: 64 * 1024 * 1024,
-        memory_used_kib: Some(23 * 1024 * 1024),
-        libvirt_version: "9.0.0".into(),
-    });
+    s.host = Some(vmpulse::fixtures::host());
     s.collector = CollectorStats {
         started_at: taken_at - Duration::from_secs(3600),
         total_collections: 3600,

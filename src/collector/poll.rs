@@ -5,7 +5,7 @@
 //! libvirt calls cannot be cancelled. The bulk stats call takes each domain's
 //! monitor in turn, so a QEMU that never answers holds the whole call. The
 //! cycle waits only the soft deadline ([`Plan`]: a quarter of the poll
-//! interval) for its call; then a probe on another connection asks which
+//! interval, or twice the typical recent call where all calls are slow) for its call; then a probe on another connection asks which
 //! monitor has been held since the call began (`virDomainGetControlInfo`,
 //! answered without the monitor). If one has, the probe samples again on its
 //! connection: the bulk call's NOWAIT flag passes the held monitor by, so the
@@ -19,6 +19,7 @@
 //! threads, connections or libvirtd workers. With every connection held a
 //! cycle reports busy.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
@@ -79,6 +80,8 @@ pub struct LibvirtConfig {
     pub filter: DomainFilter,
     /// `collector.metadata_tags` and how long they are reused.
     pub metadata: MetadataSpec,
+    /// `collector.host_interval`: how often the node figures are read.
+    pub host_interval: Duration,
 }
 
 impl Source for LibvirtSource {
@@ -87,7 +90,8 @@ impl Source for LibvirtSource {
     fn open(c: &LibvirtConfig) -> Result<Self, SourceError> {
         Ok(LibvirtSource::open(&c.uri, c.device_cache_ttl)?
             .with_filter(c.filter.clone())
-            .with_metadata(c.metadata.clone()))
+            .with_metadata(c.metadata.clone())
+            .with_host_interval(c.host_interval))
     }
 
     fn sample(&mut self, deadline: Instant) -> Result<CycleSample, SourceError> {
@@ -106,6 +110,8 @@ pub struct Poller<S: Source = LibvirtSource> {
     timeout: Duration,
     config: S::Config,
     slots: Vec<Slot<S>>,
+    /// Durations of the last calls that needed no second call (`schedule::typical`).
+    recent: Mutex<VecDeque<Duration>>,
 }
 
 impl Poller<LibvirtSource> {
@@ -115,6 +121,7 @@ impl Poller<LibvirtSource> {
             device_cache_ttl,
             filter: DomainFilter::default(),
             metadata: MetadataSpec::default(),
+            host_interval: super::host::DEFAULT_INTERVAL,
         };
         Self::with_config(uri, timeout, config)
     }
@@ -128,6 +135,12 @@ impl Poller<LibvirtSource> {
     /// Read these metadata tags for every domain.
     pub fn with_metadata(mut self, spec: MetadataSpec) -> Self {
         self.config.metadata = spec;
+        self
+    }
+
+    /// Read the node figures at most every `interval` (`collector.host_interval`).
+    pub fn with_host_interval(mut self, interval: Duration) -> Self {
+        self.config.host_interval = interval;
         self
     }
 }
@@ -166,6 +179,7 @@ impl<S: Source> Poller<S> {
             slots: (0..MAX_CONNECTIONS)
                 .map(|_| Arc::new(Mutex::new(None)))
                 .collect(),
+            recent: Mutex::new(VecDeque::with_capacity(schedule::RECENT_CALLS)),
         }
     }
 
@@ -184,7 +198,7 @@ impl<S: Source> Poller<S> {
     /// other reason keeps its connection and the cycle is retried once on
     /// another one.
     pub async fn cycle(&self, poll_interval: Duration) -> Result<CycleSample, CycleError> {
-        let plan = Plan::new(poll_interval, self.timeout);
+        let plan = Plan::with_typical(poll_interval, self.timeout, self.typical());
         match self.run(plan).await {
             Err(first @ CycleError::Timeout { .. }) => {
                 tracing::warn!("{first}; sampling again on another connection");
@@ -198,6 +212,21 @@ impl<S: Source> Poller<S> {
         }
     }
 
+    /// The usual duration of a call here, from the recent ones.
+    fn typical(&self) -> Option<Duration> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        schedule::typical(recent.make_contiguous())
+    }
+
+    /// Remembers how long a call that needed no second call took.
+    fn record(&self, took: Duration) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == schedule::RECENT_CALLS {
+            recent.pop_front();
+        }
+        recent.push_back(took);
+    }
+
     /// One sample on the first free connection, with probes and second
     /// calls while it runs past the soft deadline; the first to finish wins.
     async fn run(&self, plan: Plan) -> Result<CycleSample, CycleError> {
@@ -206,6 +235,7 @@ impl<S: Source> Poller<S> {
         let hard = start + self.timeout + TIMEOUT_SLACK;
         self.spawn(Job::Sample, plan, tx.clone());
         let mut newest = start;
+        let mut rescued = false;
         let mut probe_at = Some(start + plan.soft);
         loop {
             let wake = probe_at.map_or(hard, |p| p.min(hard));
@@ -226,7 +256,12 @@ impl<S: Source> Poller<S> {
                 }
             };
             match event {
-                Event::Done(result) => return result,
+                Event::Done(result) => {
+                    if result.is_ok() && !rescued {
+                        self.record(start.elapsed());
+                    }
+                    return result;
+                }
                 Event::Clear => probe_at = Some(Instant::now() + plan.soft),
                 Event::NoSlot => {}
                 Event::Rescue(held) => {
@@ -236,6 +271,7 @@ impl<S: Source> Poller<S> {
                         held.iter().map(|h| h.held_for).max().unwrap_or_default().as_secs_f64()
                     );
                     newest = Instant::now();
+                    rescued = true;
                     probe_at = Some(newest + plan.soft);
                 }
             }

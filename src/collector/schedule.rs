@@ -6,7 +6,11 @@
 //! answers holds the call, and every VM after it, until it returns. Waiting a
 //! quarter of the poll interval before the first probe keeps the healthy VMs'
 //! samples within 1.5 intervals of each other (probe and second call included),
-//! while a normal call (tens of ms for a few VMs) never meets the probe.
+//! while a normal call (tens of ms for a few VMs) never meets the probe. On a
+//! host where every call is slow (TCG guests on busy cores: 40 % of the calls
+//! of four lab guests passed 250 ms) the wait grows to twice the typical call
+//! ([`typical`]), at most half the interval: a probe is N + 1 libvirtd calls,
+//! and a slow monitor blamed as stuck costs a second full sample.
 
 use std::time::Duration;
 
@@ -42,13 +46,38 @@ impl Plan {
     /// half the libvirt timeout (so a probe still runs before the call is
     /// given up as timed out).
     pub fn new(poll_interval: Duration, timeout: Duration) -> Self {
-        let soft = (poll_interval / 4).max(MIN_SOFT_DEADLINE).min(timeout / 2);
+        Self::with_typical(poll_interval, timeout, None)
+    }
+
+    /// [`Plan::new`], waiting at least twice `typical` (the usual duration of
+    /// a call on this host), but never past half the interval.
+    pub fn with_typical(
+        poll_interval: Duration,
+        timeout: Duration,
+        typical: Option<Duration>,
+    ) -> Self {
+        let slow = typical.map_or(Duration::ZERO, |t| (t * 2).min(poll_interval / 2));
+        let soft = (poll_interval / 4)
+            .max(slow)
+            .max(MIN_SOFT_DEADLINE)
+            .min(timeout / 2);
         Self {
             soft,
             stuck_after: soft / 2,
             slack: soft / 4,
         }
     }
+}
+
+/// How many recent calls [`typical`] looks at.
+pub const RECENT_CALLS: usize = 8;
+
+/// The median of the recent calls' durations (those that needed no second
+/// call); `None` before any. Pure.
+pub fn typical(recent: &[Duration]) -> Option<Duration> {
+    let mut v = recent.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
 }
 
 /// The held monitors the newest call (running for `call_age`) is stuck in:
@@ -92,6 +121,34 @@ mod tests {
         assert_eq!(Plan::new(ms(100), ms(10_000)).soft, MIN_SOFT_DEADLINE);
         // A probe runs before the call times out.
         assert_eq!(Plan::new(ms(60_000), ms(3_000)).soft, ms(1_500));
+    }
+
+    #[test]
+    fn a_host_whose_calls_are_all_slow_is_probed_later_but_within_half_an_interval() {
+        let (poll, timeout) = (ms(1000), ms(10_000));
+        assert_eq!(
+            Plan::with_typical(poll, timeout, Some(ms(40))).soft,
+            ms(250)
+        );
+        assert_eq!(
+            Plan::with_typical(poll, timeout, Some(ms(300))).soft,
+            ms(500)
+        );
+        assert_eq!(
+            Plan::with_typical(poll, timeout, Some(ms(300))).stuck_after,
+            ms(250)
+        );
+        assert_eq!(
+            Plan::with_typical(poll, timeout, Some(ms(900))).soft,
+            ms(500)
+        );
+        assert_eq!(
+            Plan::with_typical(poll, ms(600), Some(ms(900))).soft,
+            ms(300)
+        );
+        assert_eq!(typical(&[]), None);
+        assert_eq!(typical(&[ms(9), ms(1), ms(300), ms(5)]), Some(ms(9)));
+        assert_eq!(typical(&[ms(7)]), Some(ms(7)));
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! Uses the bulk call where libvirt offers the groups, per-domain calls otherwise.
 //!
 //! A cycle makes one `virConnectGetAllDomainStats` call for active domains (all
-//! groups) and one for inactive domains (state only): identity, state and, on
-//! qemu, every counter in two round trips. Groups a driver leaves out (the test
+//! groups): identity, state and, on qemu, every counter in one round trip. The
+//! inactive domains (a second, state-only call) are read again only every
+//! `collector.host_interval` or when a VM stopped or went away, and reused in
+//! between: a shut-off domain changes only by starting (then the active call
+//! has it) or by being undefined. Groups a driver leaves out (the test
 //! driver returns only `state`) are read per domain by `fallback`, with device
 //! names from `devices`. Inactive and crashed domains carry identity and state
 //! only: libvirt reports its own daemon's CPU time for them.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use virt::connect::Connect;
@@ -34,7 +38,8 @@ pub struct CycleSample {
     /// Whether `virConnectGetAllDomainStats` supplied the groups: the bulk call
     /// worked and no active domain needed a per-domain call.
     pub used_bulk: bool,
-    /// The hypervisor's CPUs, memory and libvirt version.
+    /// The hypervisor's figures (`collector::host`): the last reading,
+    /// refreshed every `collector.host_interval`.
     pub host: Option<HostInfo>,
 }
 
@@ -90,6 +95,33 @@ struct Listed {
     stamp: Stamp,
 }
 
+/// The inactive domains of the last state-only call, reused while they cannot
+/// have changed much (see [`inactive_due`]).
+struct InactiveCache {
+    at: Instant,
+    /// The active domains when it was read, by UUID.
+    active: HashSet<String>,
+    listed: Vec<(Domain, String, String, BulkStats)>,
+}
+
+/// Whether the inactive domains must be read again: nothing read yet, the
+/// last reading is `interval` old (a domain defined meanwhile shows up), or
+/// a domain that was active is not any more (it stopped or went away). Pure.
+pub fn inactive_due(
+    last: Option<(Instant, &HashSet<String>)>,
+    now: Instant,
+    interval: Duration,
+    active: &HashSet<String>,
+) -> bool {
+    match last {
+        None => true,
+        Some((at, was_active)) => {
+            now.saturating_duration_since(at) >= interval
+                || was_active.iter().any(|u| !active.contains(u))
+        }
+    }
+}
+
 /// Blocking: call from a blocking thread, never from the async runtime.
 ///
 /// `Send` (it is moved into `spawn_blocking`): `virt` marks `Connect` and
@@ -106,6 +138,9 @@ pub struct LibvirtSource {
     bulk_supported: Option<bool>,
     /// `collector.domains` / `collector.exclude`.
     filter: DomainFilter,
+    /// `collector.host_interval`: also how long the inactive domains are reused.
+    host_interval: Duration,
+    inactive: Option<InactiveCache>,
 }
 
 impl std::fmt::Debug for LibvirtSource {
@@ -146,9 +181,11 @@ impl LibvirtSource {
             conn,
             devices: DeviceCache::new(device_cache_ttl),
             metadata: MetadataCache::new(MetadataSpec::default()),
-            host: host::HostReader::default(),
+            host: host::HostReader::new(host::DEFAULT_INTERVAL),
             bulk_supported: None,
             filter: DomainFilter::default(),
+            host_interval: host::DEFAULT_INTERVAL,
+            inactive: None,
         })
     }
 
@@ -161,6 +198,13 @@ impl LibvirtSource {
     /// Read these metadata tags for every domain (`collector.metadata_tags`).
     pub fn with_metadata(mut self, spec: MetadataSpec) -> Self {
         self.metadata = MetadataCache::new(spec);
+        self
+    }
+
+    /// Read the node figures at most every `interval` (`collector.host_interval`).
+    pub fn with_host_interval(mut self, interval: Duration) -> Self {
+        self.host = host::HostReader::new(interval);
+        self.host_interval = interval;
         self
     }
 
@@ -228,7 +272,7 @@ impl LibvirtSource {
             domains,
             skipped,
             used_bulk: bulk_ok && !any_fallback,
-            host: self.host.read(&self.conn),
+            host: self.host.read(&self.conn, Instant::now()),
         })
     }
 
@@ -277,7 +321,7 @@ impl LibvirtSource {
         Ok((listed, false))
     }
 
-    fn list_bulk(&self, skipped: &mut Vec<SkipNote>) -> Result<Vec<Listed>, VirtError> {
+    fn list_bulk(&mut self, skipped: &mut Vec<SkipNote>) -> Result<Vec<Listed>, VirtError> {
         let t0 = Stamp::now();
         // NOWAIT: a domain whose monitor another call holds (hung QEMU) comes
         // back with the groups that need no monitor instead of blocking us.
@@ -287,35 +331,65 @@ impl LibvirtSource {
             bulk::FILTER_ACTIVE | bulk::NOWAIT,
         )?;
         let stamp = t0.mid(Stamp::now());
-        let (inactive, bad_i) =
-            bulk::all_domain_stats(&self.conn, bulk::STATS_STATE_ONLY, bulk::FILTER_INACTIVE)?;
-        let istamp = stamp.mid(Stamp::now());
-        for _ in 0..bad_a + bad_i {
-            skipped.push(SkipNote {
-                what: "domain (identity unreadable)".into(),
-                why: "libvirt returned a stats record without a readable domain".into(),
+        for _ in 0..bad_a {
+            skipped.push(unreadable_identity());
+        }
+        let mut listed: Vec<Listed> = Vec::with_capacity(active.len());
+        for r in active {
+            let stats = bulk::parse_record(&r.params);
+            listed.push(Listed {
+                domain: r.domain,
+                uuid: r.uuid,
+                name: r.name,
+                id: r.id,
+                bulk: Some(stats),
+                stamp,
             });
         }
-        let mut listed: Vec<Listed> = Vec::with_capacity(active.len() + inactive.len());
-        for (records, stamp) in [(active, stamp), (inactive, istamp)] {
-            for r in records {
-                // A domain that changed state between the two calls can appear
-                // twice; the active record (first) wins.
-                if listed.iter().any(|l| l.uuid == r.uuid) {
-                    continue;
-                }
-                let stats = bulk::parse_record(&r.params);
-                listed.push(Listed {
-                    domain: r.domain,
-                    uuid: r.uuid,
-                    name: r.name,
-                    id: r.id,
-                    bulk: Some(stats),
-                    stamp,
-                });
+        let uuids: HashSet<String> = listed.iter().map(|l| l.uuid.clone()).collect();
+        let last = self.inactive.as_ref().map(|c| (c.at, &c.active));
+        if inactive_due(last, Instant::now(), self.host_interval, &uuids) {
+            self.inactive = Some(self.read_inactive(uuids.clone(), skipped)?);
+        }
+        // Inactive domains carry their state only; this cycle's stamp is theirs.
+        let istamp = stamp.mid(Stamp::now());
+        for (domain, uuid, name, stats) in self.inactive.iter().flat_map(|c| &c.listed) {
+            // A domain that started since the inactive call appears as active: that wins.
+            if uuids.contains(uuid) {
+                continue;
             }
+            listed.push(Listed {
+                domain: domain.clone(),
+                uuid: uuid.clone(),
+                name: name.clone(),
+                id: None,
+                bulk: Some(stats.clone()),
+                stamp: istamp,
+            });
         }
         Ok(listed)
+    }
+
+    /// The state-only call for inactive domains (reused, see [`inactive_due`]).
+    fn read_inactive(
+        &self,
+        active: HashSet<String>,
+        skipped: &mut Vec<SkipNote>,
+    ) -> Result<InactiveCache, VirtError> {
+        let at = Instant::now();
+        let (records, bad) =
+            bulk::all_domain_stats(&self.conn, bulk::STATS_STATE_ONLY, bulk::FILTER_INACTIVE)?;
+        for _ in 0..bad {
+            skipped.push(unreadable_identity());
+        }
+        let listed = records
+            .into_iter()
+            .map(|r| {
+                let stats = bulk::parse_record(&r.params);
+                (r.domain, r.uuid, r.name, stats)
+            })
+            .collect();
+        Ok(InactiveCache { at, active, listed })
     }
 
     /// One domain's `RawDomain`, and whether per-domain calls were needed.
@@ -469,6 +543,13 @@ impl LibvirtSource {
     }
 }
 
+fn unreadable_identity() -> SkipNote {
+    SkipNote {
+        what: "domain (identity unreadable)".into(),
+        why: "libvirt returned a stats record without a readable domain".into(),
+    }
+}
+
 /// What a domain's bulk record lacks and per-domain calls must supply.
 struct Needs {
     info: bool,
@@ -615,6 +696,28 @@ mod tests {
         assert!(may_lack_monitor_data(&rec(cpu, None)));
         // The test driver's state-only records: no monitor at all.
         assert!(!may_lack_monitor_data(&rec(None, None)));
+    }
+
+    #[test]
+    fn inactive_domains_are_read_again_when_old_or_when_a_vm_stopped() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        let t = Instant::now();
+        let i = Duration::from_secs(5);
+        let (ab, a) = (set(&["a", "b"]), set(&["a"]));
+        assert!(inactive_due(None, t, i, &ab), "nothing read yet");
+        assert!(!inactive_due(
+            Some((t, &ab)),
+            t + Duration::from_secs(4),
+            i,
+            &ab
+        ));
+        assert!(inactive_due(Some((t, &ab)), t + i, i, &ab), "old");
+        assert!(
+            inactive_due(Some((t, &ab)), t, i, &a),
+            "b stopped or went away"
+        );
+        // One more active VM: it was inactive, and the active record wins anyway.
+        assert!(!inactive_due(Some((t, &a)), t, i, &ab));
     }
 
     #[test]

@@ -266,6 +266,12 @@ settings! {
         /// read again at once when the domain restarts).
         metadata_refresh: Duration = Seconds::new(60.0),
             Meta::key("collector.metadata_refresh");
+        /// Seconds between readings of the host's own figures (CPUs, memory, NUMA
+        /// free memory, huge pages): the header's host line and one `hypervisor`
+        /// point per reading. Each reading is a few libvirtd calls; they change slowly.
+        /// Shut-off VMs are listed again this often too (at once when a VM stops).
+        host_interval: Duration = Seconds::new(5.0).at_least(1.0),
+            Meta::key("collector.host_interval").env(&["HOST_INTERVAL"]);
     }
 
     /// Where the lines go and how they are batched.

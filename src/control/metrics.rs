@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use crate::model::{Snapshot, SourceState};
+use crate::model::{HugePages, Snapshot, SourceState};
+use crate::schema::hypervisor::{HostFigures, HYPERVISOR_FIELDS};
 use crate::schema::METRICS;
 
 /// One service-level series: name, type, help, value.
@@ -169,10 +170,65 @@ pub fn prometheus(s: &Snapshot, started_at: SystemTime, per_vm: bool) -> String 
         let _ = writeln!(o, "# TYPE {} {}", m.name, m.kind);
         let _ = writeln!(o, "{} {}", m.name, number(m.value));
     }
+    host_series(&mut o, s);
     if per_vm {
         per_vm_series(&mut o, s);
     }
     o
+}
+
+/// The host's gauges (`vmpulse_host_*`, from the `hypervisor` field table),
+/// free memory per NUMA node and huge pages per size; none before the first reading.
+fn host_series(o: &mut String, s: &Snapshot) {
+    let Some(h) = s.host.as_ref() else {
+        return;
+    };
+    let figures = HostFigures::of(h, &s.vms);
+    for f in HYPERVISOR_FIELDS {
+        let Some(v) = (f.read)(&figures).and_then(|v| v.as_f64()) else {
+            continue;
+        };
+        let name = f.prometheus_name();
+        let _ = writeln!(o, "# HELP {name} {}", help(f.help));
+        let _ = writeln!(o, "# TYPE {name} gauge");
+        let _ = writeln!(o, "{name} {}", number(v * f.unit.prometheus().1));
+    }
+    let gauge = |o: &mut String, name: &str, help: &str, rows: Vec<(String, f64)>| {
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} gauge");
+        for (labels, v) in rows {
+            let _ = writeln!(o, "{name}{{{labels}}} {}", number(v));
+        }
+    };
+    let numa = h.numa_free_kib.iter().enumerate();
+    gauge(
+        o,
+        "vmpulse_host_numa_memory_free_bytes",
+        "Free memory of one NUMA node.",
+        numa.map(|(n, kib)| (format!("node=\"{n}\""), *kib as f64 * 1024.0))
+            .collect(),
+    );
+    let pages = |pick: fn(&HugePages) -> Option<u64>| {
+        h.huge_pages
+            .iter()
+            .filter_map(|p| Some((format!("size_kb=\"{}\"", p.size_kib), pick(p)? as f64)))
+            .collect()
+    };
+    gauge(
+        o,
+        "vmpulse_host_hugepages",
+        "Huge pages of one size reserved on the host.",
+        pages(|p| p.total),
+    );
+    gauge(
+        o,
+        "vmpulse_host_hugepages_free",
+        "Huge pages of one size free.",
+        pages(|p| Some(p.free)),
+    );
 }
 
 /// A Prometheus sample value (`NaN`, `+Inf` spelled as the format wants).
@@ -364,6 +420,23 @@ mod tests {
             l.ends_with(r#",name="web",project="shop \"x\"\\y",flavor="m1.small""#),
             "{l}"
         );
+    }
+
+    #[test]
+    fn host_series_come_from_the_hypervisor_table() {
+        let mut s = Snapshot::empty("test:///default", "hv", std::time::Duration::from_secs(1));
+        let text = prometheus(&s, SystemTime::UNIX_EPOCH, false);
+        assert!(!text.contains("vmpulse_host_"), "no reading yet");
+        s.host = Some(crate::fixtures::host());
+        let text = prometheus(&s, SystemTime::UNIX_EPOCH, false);
+        assert!(text.contains("\nvmpulse_host_cpus 16\n"), "{text}");
+        assert!(text.contains("\nvmpulse_host_memory_total_bytes 68719476736\n"));
+        assert!(text.contains("\nvmpulse_host_memory_used_percent 35.9375\n"));
+        assert!(text.contains("\nvmpulse_host_numa_memory_free_bytes{node=\"1\"} "));
+        assert!(text.contains("\nvmpulse_host_hugepages{size_kb=\"2048\"} 1024\n"));
+        assert!(text.contains("\nvmpulse_host_hugepages_free{size_kb=\"1048576\"} 0\n"));
+        // No VM has a rate yet: no share of the host's CPU, no steal.
+        assert!(!text.contains("vmpulse_host_steal_percent_max"));
     }
 
     #[test]

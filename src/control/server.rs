@@ -99,6 +99,7 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route("/stop", post(stop))
         .route("/poll-interval", put(poll_interval))
         .route("/vms", get(vms))
+        .route("/host", get(host))
         .route("/vms/{uuid}", get(vm))
         .route("/history/{uuid}", get(history))
         .route("/config", get(config))
@@ -218,6 +219,10 @@ async fn poll_interval(
         snap.poll_interval == d
     })
     .await)
+}
+
+async fn host(State(s): St) -> Json<serde_json::Value> {
+    Json(views::host(&latest(&s)))
 }
 
 async fn vms(State(s): St) -> Json<views::VmList> {

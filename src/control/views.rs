@@ -19,6 +19,9 @@ use crate::model::{
     CollectorStats, Derived, DeviceRates, HostInfo, MemoryUse, RawDomain, Snapshot, SourceState,
     SpoolState, SpoolStats, VmSnapshot, WriterState, WriterStats,
 };
+use crate::schema::hypervisor::{
+    HostFigures, HUGEPAGES_FREE_FIELD, HUGEPAGES_TOTAL_FIELD, HYPERVISOR_FIELDS, NUMA_FREE_FIELD,
+};
 use crate::schema::{Value, METRICS};
 
 pub use crate::format::{parse_rfc3339, rfc3339};
@@ -295,6 +298,45 @@ fn json(v: Option<Value>) -> serde_json::Value {
         Some(Value::Str(s)) => s.into(),
         None => serde_json::Value::Null,
     }
+}
+
+/// `GET /host`: the host's capacity under the `hypervisor` field names, its
+/// NUMA nodes and huge pages, and when they were read; `{"host": null}`
+/// before the first reading or where the driver has no node info.
+pub fn host(snap: &Snapshot) -> serde_json::Value {
+    let Some(h) = snap.host.as_ref() else {
+        return serde_json::json!({ "host": null });
+    };
+    let figures = HostFigures::of(h, &snap.vms);
+    let mut o = serde_json::Map::new();
+    o.insert("name".into(), snap.hostname.clone().into());
+    o.insert("libvirt_version".into(), h.libvirt_version.clone().into());
+    let read_at =
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(h.read_at_ns).unwrap_or(0));
+    o.insert("read_at".into(), rfc3339(read_at).into());
+    for f in HYPERVISOR_FIELDS {
+        o.insert(f.name.into(), json((f.read)(&figures)));
+    }
+    let numa: Vec<_> = h
+        .numa_free_kib
+        .iter()
+        .enumerate()
+        .map(|(node, free)| serde_json::json!({ "node": node, NUMA_FREE_FIELD: free }))
+        .collect();
+    o.insert("numa".into(), numa.into());
+    let pages: Vec<_> = h
+        .huge_pages
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "size_kb": p.size_kib,
+                HUGEPAGES_TOTAL_FIELD: p.total,
+                HUGEPAGES_FREE_FIELD: p.free,
+            })
+        })
+        .collect();
+    o.insert("hugepages".into(), pages.into());
+    serde_json::json!({ "host": o })
 }
 
 pub fn vm(v: &VmSnapshot) -> VmView {
@@ -610,6 +652,23 @@ mod tests {
             b.raw.mono = o.raw.mono;
         }
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn host_view_names_fields_by_the_hypervisor_table() {
+        let mut snap = Snapshot::empty("test:///default", "hv1", Duration::from_secs(1));
+        assert_eq!(host(&snap), serde_json::json!({ "host": null }));
+        snap.host = Some(crate::fixtures::host());
+        let v = host(&snap);
+        let h = &v["host"];
+        assert_eq!(h["cpus"], 16);
+        assert_eq!(h["memory_used_percent"], 23.0 / 64.0 * 100.0);
+        assert_eq!(h["vcpus_assigned"], 0);
+        assert_eq!(h["steal_percent_max"], serde_json::Value::Null);
+        assert_eq!(h["numa"][1]["node"], 1);
+        assert_eq!(h["hugepages"][0]["size_kb"], 2048);
+        assert_eq!(h["hugepages"][0]["pages_free"], 512);
+        assert_eq!(h["read_at"], "2023-11-14T22:13:20.000Z");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What the engine writes after each collection (pure): the lines in the chosen format.
 
+use super::hypervisor::encode_host;
 use super::line_protocol::{encode_vm, EncodeCtx};
 use super::{csv, json};
 use crate::config::Format;
-use crate::model::VmSnapshot;
+use crate::model::{HostInfo, VmSnapshot};
 
 /// Encodes one collection's VMs as lines of the chosen format.
 #[derive(Debug, Clone)]
@@ -12,6 +13,8 @@ pub struct Encoder {
     ctx: EncodeCtx,
     /// CSV: the header row goes out before the first row.
     header_pending: bool,
+    /// `read_at_ns` of the last host reading written: one point per reading.
+    host_written: i64,
 }
 
 impl Encoder {
@@ -20,6 +23,7 @@ impl Encoder {
             format,
             ctx,
             header_pending: format == Format::Csv,
+            host_written: i64::MIN,
         }
     }
 
@@ -52,6 +56,22 @@ impl Encoder {
     }
 }
 
+impl Encoder {
+    /// The host's lines when `host` is a reading not written yet, in line
+    /// protocol; nothing for JSON/CSV (one record per VM, no host row).
+    pub fn encode_host(&mut self, host: Option<&HostInfo>, vms: &[VmSnapshot]) -> Vec<String> {
+        let mut lines = Vec::new();
+        match host {
+            Some(h) if self.format == Format::Lp && h.read_at_ns > self.host_written => {
+                self.host_written = h.read_at_ns;
+                encode_host(&mut lines, &self.ctx, h, vms);
+            }
+            _ => {}
+        }
+        lines
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +95,28 @@ mod tests {
         assert_eq!(Encoder::new(Format::Json, ctx(&[])).encode(&vms).len(), 2);
         let lp = Encoder::new(Format::Lp, ctx(&[])).encode(&vms);
         assert!(lp.len() >= 6 && lp[0].starts_with("vm_metrics,"), "{lp:?}");
+    }
+
+    #[test]
+    fn one_host_point_per_reading_and_none_in_json_or_csv() {
+        let mut h = crate::fixtures::host();
+        let mut lp = Encoder::new(Format::Lp, ctx(&[]));
+        assert_eq!(lp.encode_host(None, &[]).len(), 0);
+        let first = lp.encode_host(Some(&h), &[]);
+        assert!(
+            first[0].starts_with("hypervisor,host=hv1 cpus="),
+            "{first:?}"
+        );
+        assert!(
+            lp.encode_host(Some(&h), &[]).is_empty(),
+            "same reading again"
+        );
+        h.read_at_ns += 5_000_000_000;
+        assert!(!lp.encode_host(Some(&h), &[]).is_empty(), "a new reading");
+        for f in [Format::Json, Format::Csv] {
+            assert!(Encoder::new(f, ctx(&[]))
+                .encode_host(Some(&h), &[])
+                .is_empty());
+        }
     }
 }

@@ -113,6 +113,15 @@ impl EncodeCtx {
         &self.host
     }
 
+    /// `,host=...,k=v`, escaped: the tags of a host-level line.
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(super) fn escaping(&self) -> Escaping {
+        self.escaping
+    }
+
     /// Static tags actually written (reserved keys removed).
     pub fn tags(&self) -> &[(String, String)] {
         &self.tags
@@ -199,14 +208,14 @@ fn device_tags(vm_tags: &str, devtype: &str, device: &str, escaping: Escaping) -
 }
 
 /// Builds one line's field set; the line is dropped if no field was written.
-struct Fields<'a> {
+pub(super) struct Fields<'a> {
     buf: &'a mut String,
     line_start: usize,
     n: usize,
 }
 
 impl<'a> Fields<'a> {
-    fn start(buf: &'a mut String, measurement: &str, tags: &str) -> Self {
+    pub(super) fn start(buf: &'a mut String, measurement: &str, tags: &str) -> Self {
         let line_start = buf.len();
         push_escaped(buf, measurement, MEASUREMENT);
         buf.push_str(tags);
@@ -220,11 +229,16 @@ impl<'a> Fields<'a> {
 
     /// One metric's value under its schema name; nothing when unknown.
     fn value(&mut self, m: &Metric, v: Option<Value>) {
+        self.field(m.name, v);
+    }
+
+    /// One value under `name`; nothing when unknown.
+    pub(super) fn field(&mut self, name: &str, v: Option<Value>) {
         match v {
-            Some(Value::Int(v)) => self.int(m.name, v),
-            Some(Value::Signed(v)) => self.signed(m.name, v),
-            Some(Value::Float(v)) => self.float(m.name, v),
-            Some(Value::Str(v)) => self.string(m.name, v),
+            Some(Value::Int(v)) => self.int(name, v),
+            Some(Value::Signed(v)) => self.signed(name, v),
+            Some(Value::Float(v)) => self.float(name, v),
+            Some(Value::Str(v)) => self.string(name, v),
             None => {}
         }
     }
@@ -273,7 +287,7 @@ impl<'a> Fields<'a> {
         self.buf.push('"');
     }
 
-    fn finish(self, ts: i64) {
+    pub(super) fn finish(self, ts: i64) {
         if self.n == 0 {
             self.buf.truncate(self.line_start);
             return;
@@ -302,7 +316,7 @@ const MEASUREMENT: Escape = Escape::Measurement;
 const KEY: Escape = Escape::Key;
 
 /// `,key=value` with key and value escaped; nothing when the value is empty.
-fn push_tag(buf: &mut String, key: &str, value: &str, escaping: Escaping) {
+pub(super) fn push_tag(buf: &mut String, key: &str, value: &str, escaping: Escaping) {
     if key.is_empty() || value.is_empty() {
         return;
     }

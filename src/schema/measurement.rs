@@ -1,6 +1,8 @@
-//! The four measurements of line protocol a VM is written into (pure names).
+//! The measurements of line protocol (pure names): four a VM is written
+//! into, three for the host (`schema::hypervisor`).
 
-/// The four measurements of line protocol, in the order a VM's lines are written.
+/// The measurements of line protocol: a VM's in the order its lines are
+/// written, then the host's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Measurement {
     /// Identity, state, allocation: every VM.
@@ -11,14 +13,23 @@ pub enum Measurement {
     VmDevices,
     /// Cumulative counters summed over a VM's devices, plus its state code.
     VmTotals,
+    /// The host's capacity: one point per reading of the node figures.
+    Hypervisor,
+    /// Free memory of one NUMA node (`node` tag).
+    HypervisorNuma,
+    /// Huge pages of one size (`size_kb` tag).
+    HypervisorHugepages,
 }
 
 impl Measurement {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 7] = [
         Self::VmMetrics,
         Self::VmFeatures,
         Self::VmDevices,
         Self::VmTotals,
+        Self::Hypervisor,
+        Self::HypervisorNuma,
+        Self::HypervisorHugepages,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,6 +38,9 @@ impl Measurement {
             Self::VmFeatures => "vm_features",
             Self::VmDevices => "vm_devices",
             Self::VmTotals => "vm_totals",
+            Self::Hypervisor => "hypervisor",
+            Self::HypervisorNuma => "hypervisor_numa",
+            Self::HypervisorHugepages => "hypervisor_hugepages",
         }
     }
 }

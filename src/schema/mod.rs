@@ -7,6 +7,7 @@
 //! holds the names the encoder and the config's validation share: the tags
 //! vmpulse sets and the field keys.
 
+pub mod hypervisor;
 mod measurement;
 pub mod metrics;
 
@@ -17,13 +18,21 @@ pub use metrics::{Metric, Read, Type, Unit, Value, METRICS};
 
 /// Tag keys vmpulse sets itself; a static tag with one of these keys is ignored
 /// (a duplicate tag key makes the whole line invalid).
-pub const RESERVED_TAGS: [&str; 6] = ["host", "VMID", "name", "uuid", "devtype", "device"];
+pub const RESERVED_TAGS: [&str; 8] = [
+    "host", "VMID", "name", "uuid", "devtype", "device", "node", "size_kb",
+];
 
-/// Every field key of the four measurements, sorted, made from [`METRICS`].
+/// Every field key of the measurements (the VMs' and the host's), sorted, made from [`METRICS`].
 /// A static tag with one of these keys is refused at validation: InfluxDB 3
 /// rejects every line where a column is both a tag and a field.
 pub static FIELD_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut keys: Vec<&'static str> = METRICS.iter().map(|m| m.name).collect();
+    keys.extend(hypervisor::HYPERVISOR_FIELDS.iter().map(|f| f.name));
+    keys.extend([
+        hypervisor::NUMA_FREE_FIELD,
+        hypervisor::HUGEPAGES_TOTAL_FIELD,
+        hypervisor::HUGEPAGES_FREE_FIELD,
+    ]);
     keys.sort_unstable();
     keys.dedup();
     keys

@@ -1,6 +1,7 @@
 //! The header: host and URI, VM count, collection state, poll interval,
-//! writer state, age and duration of the last collection, and a one-line
-//! alert when something needs the operator (drops, rejects, errors, auth).
+//! writer state, age and duration of the last collection, the host's
+//! capacity on one line (parts dropped by priority to fit the width), and a
+//! one-line alert when something needs the operator (drops, rejects, errors, auth).
 
 use std::time::{Duration, SystemTime};
 
@@ -11,42 +12,120 @@ use ratatui::Frame;
 
 use crate::format;
 use crate::model::{Origin, Snapshot, WriterState};
+use crate::schema::hypervisor::HostFigures;
 use crate::ui::alerts::alerts;
 use crate::ui::app::App;
 use crate::ui::theme::Theme;
 
-/// `host 16 CPUs · mem 23.0 GiB / 64.0 GiB · VMs 41% of host CPU · steal 0.3 CPU · libvirt 9.0.0`
-pub fn host_summary(snap: &Snapshot) -> Option<String> {
+/// One part of the host line; when the line is too wide the parts with the
+/// highest `drop` go first (the last of them first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub text: String,
+    pub drop: u8,
+}
+
+/// The host line's parts, in display order:
+/// `16 CPU · vCPU 48/16 · VM CPU 41% · steal ≤2.1% · mem 23.0/64.0 GiB · VM mem 62% ·
+/// NUMA free 20.2G 18.5G · huge 2M 512/1024 1G 0/4 · libvirt 9.0.0`
+/// (vCPUs assigned over host CPUs; VM CPU: the VMs' share of the host's CPUs;
+/// steal: the worst VM's; VM mem: memory assigned over host memory; huge pages free/total).
+pub fn host_parts(snap: &Snapshot) -> Option<Vec<Part>> {
     let h = snap.host.as_ref()?;
-    let mem = match h.memory_used_kib {
-        Some(u) => format!("{} / {}", format::kib(u), format::kib(h.memory_total_kib)),
-        None => format!("{} total", format::kib(h.memory_total_kib)),
-    };
-    let vcpus = |vm: &crate::model::VmSnapshot| f64::from(vm.raw.vcpus.unwrap_or(0));
-    // CPU-seconds per second, summed over VMs: share of the host and steal in CPUs.
-    let used: f64 = snap
-        .vms
-        .iter()
-        .filter_map(|vm| Some(vm.derived.as_ref()?.cpu_percent? * vcpus(vm) / 100.0))
-        .sum();
-    let steal: Option<f64> = snap
-        .vms
-        .iter()
-        .filter_map(|vm| Some(vm.derived.as_ref()?.cpu_split.steal? * vcpus(vm) / 100.0))
-        .reduce(|a, b| a + b);
-    let share = if h.cpus > 0 {
-        format::percent(100.0 * used / f64::from(h.cpus))
+    let f = HostFigures::of(h, &snap.vms);
+    let part = |drop, text: String| Part { text, drop };
+    let whole = |p: Option<f64>| p.map_or("—".into(), |p| format!("{p:.0}%"));
+    let mut parts = vec![
+        part(0, format!("{} CPU", h.cpus)),
+        part(1, format!("vCPU {}/{}", f.vcpus_assigned, h.cpus)),
+        part(1, format!("VM CPU {}", whole(f.vms_cpu_percent()))),
+    ];
+    if let Some(st) = f.steal_percent_max {
+        parts.push(part(2, format!("steal ≤{st:.1}%")));
+    }
+    parts.push(part(
+        0,
+        match h.memory_used_kib {
+            Some(u) => format!("mem {}", kib_pair(u, h.memory_total_kib)),
+            None => format!("mem {}", format::kib(h.memory_total_kib)),
+        },
+    ));
+    parts.push(part(
+        1,
+        format!("VM mem {}", whole(f.memory_assigned_percent())),
+    ));
+    if !h.numa_free_kib.is_empty() {
+        let free: Vec<String> = h.numa_free_kib.iter().map(|k| short_kib(*k)).collect();
+        parts.push(part(3, format!("NUMA free {}", free.join(" "))));
+    }
+    if !h.huge_pages.is_empty() {
+        let pages: Vec<String> = h
+            .huge_pages
+            .iter()
+            .map(|p| {
+                let total = p.total.map_or("?".into(), |t| t.to_string());
+                format!("{} {}/{total}", short_kib(p.size_kib), p.free)
+            })
+            .collect();
+        parts.push(part(3, format!("huge {}", pages.join(" "))));
+    }
+    parts.push(part(4, format!("libvirt {}", h.libvirt_version)));
+    Some(parts)
+}
+
+/// The parts joined by ` · `, dropping parts (see [`Part`]) until the line
+/// fits `width` columns; the last part standing is kept whatever its width. Pure.
+pub fn fit(mut parts: Vec<Part>, width: usize) -> String {
+    loop {
+        let line = parts
+            .iter()
+            .map(|p| p.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" · ");
+        if line.chars().count() <= width || parts.len() <= 1 {
+            return line;
+        }
+        let worst = parts
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, p)| (p.drop, *i))
+            .map_or(0, |(i, _)| i);
+        parts.remove(worst);
+    }
+}
+
+/// The host line for a header `width` columns wide (one leading space).
+pub fn host_summary(snap: &Snapshot, width: usize) -> Option<String> {
+    Some(fit(host_parts(snap)?, width.saturating_sub(1)))
+}
+
+/// `23.0/64.0 GiB`: both in the unit of the total. Pure.
+pub fn kib_pair(used: u64, total: u64) -> String {
+    let (k, unit) = unit_of(total);
+    let scale = |v: u64| v as f64 / 1024f64.powi(k);
+    format!("{:.1}/{:.1} {unit}", scale(used), scale(total))
+}
+
+/// `20.2G`, `2M`, `512K`: a KiB count in one letter's unit. Pure.
+pub fn short_kib(kib: u64) -> String {
+    let (k, unit) = unit_of(kib);
+    let v = kib as f64 / 1024f64.powi(k);
+    let letter = &unit[..1];
+    if v.fract() == 0.0 || v >= 100.0 {
+        format!("{v:.0}{letter}")
     } else {
-        "—".into()
-    };
-    Some(format!(
-        "host {} CPUs · mem {mem} · VMs use {share} of host CPU · steal {} · libvirt {}",
-        h.cpus,
-        steal
-            .map(|s| format!("{s:.2} CPU"))
-            .unwrap_or_else(|| "—".into()),
-        h.libvirt_version
-    ))
+        format!("{v:.1}{letter}")
+    }
+}
+
+/// The largest binary unit (from KiB up) in which `kib` is at least 1.
+fn unit_of(kib: u64) -> (i32, &'static str) {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut k = 0;
+    while k + 1 < UNITS.len() && kib as f64 >= 1024f64.powi(k as i32 + 1) {
+        k += 1;
+    }
+    (k as i32, UNITS[k])
 }
 
 /// A snapshot older than this (and at least 3 poll intervals) is stale: the
@@ -179,7 +258,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
     l2.extend(writer_spans(app, snap));
 
     let mut lines = vec![Line::from(l1), Line::from(l2)];
-    if let Some(h) = host_summary(snap) {
+    if let Some(h) = host_summary(snap, usize::from(area.width)) {
         lines.push(Line::styled(format!(" {h}"), t.label()));
     }
     let alerts = alerts(snap);
@@ -190,4 +269,66 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
         ));
     }
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use crate::model::{CpuSplit, Derived, DomainState, RawDomain};
+    use std::time::Duration;
+
+    fn snap() -> Snapshot {
+        let mut s = Snapshot::empty("qemu:///system", "hv", Duration::from_secs(1));
+        s.host = Some(fixtures::host());
+        let busy = |name: &str, vcpus, cpu, steal| {
+            let mut v = fixtures::vm(RawDomain {
+                vcpus: Some(vcpus),
+                max_mem_kib: Some(20 * 1024 * 1024),
+                ..fixtures::raw(name, &format!("u-{name}"))
+            });
+            v.derived = Some(Derived {
+                cpu_percent: Some(cpu),
+                cpu_split: CpuSplit {
+                    steal: Some(steal),
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+            v
+        };
+        s.vms = vec![busy("a", 16, 25.0, 2.1), busy("b", 8, 50.0, 0.5)];
+        s.vms[1].raw.state = DomainState::Running;
+        s
+    }
+
+    #[test]
+    fn the_host_line_fits_80_columns_and_shows_everything_when_wide() {
+        let s = snap();
+        let narrow = host_summary(&s, 80).unwrap();
+        assert_eq!(
+            narrow,
+            "16 CPU · vCPU 24/16 · VM CPU 50% · steal ≤2.1% · mem 23.0/64.0 GiB · VM mem 62%"
+        );
+        assert!(narrow.chars().count() < 80);
+        let wide = host_summary(&s, 200).unwrap();
+        assert!(wide.ends_with(
+            "VM mem 62% · NUMA free 20.2G 18.5G · huge 2M 512/1024 1G 0/4 · libvirt 9.0.0"
+        ));
+        let tiny = host_summary(&s, 30).unwrap();
+        assert_eq!(tiny, "16 CPU · mem 23.0/64.0 GiB");
+    }
+
+    #[test]
+    fn units_are_compact() {
+        assert_eq!(
+            kib_pair(23 * 1024 * 1024, 64 * 1024 * 1024),
+            "23.0/64.0 GiB"
+        );
+        assert_eq!(kib_pair(512, 900), "512.0/900.0 KiB");
+        assert_eq!(short_kib(2048), "2M");
+        assert_eq!(short_kib(1024 * 1024), "1G");
+        assert_eq!(short_kib(20 * 1024 * 1024 + 1024 * 1024 / 5), "20.2G");
+        assert_eq!(short_kib(4), "4K");
+    }
 }
