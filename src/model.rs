@@ -295,6 +295,10 @@ pub struct DeviceRates {
     pub name: String,
     pub read: Throughput,
     pub write: Throughput,
+    /// Disks: this disk's average request latency over the interval (as
+    /// [`Derived::disk_latency`], for one disk). NICs: always empty.
+    #[serde(default)]
+    pub latency: DiskLatency,
 }
 
 /// Values that need two samples of the same domain.
@@ -351,6 +355,17 @@ pub struct DiskLatency {
     pub read_ms: Option<f64>,
     pub write_ms: Option<f64>,
     pub flush_ms: Option<f64>,
+}
+
+impl DiskLatency {
+    /// The slower of read and write: the one figure the card, the table and the
+    /// LAT sort show ("which VM waits on its disk"); `None` when neither completed.
+    pub fn worst_rw_ms(&self) -> Option<f64> {
+        match (self.read_ms, self.write_ms) {
+            (Some(r), Some(w)) => Some(r.max(w)),
+            (r, w) => r.or(w),
+        }
+    }
 }
 
 /// The VM's CPU as three numbers, each as percent of its vCPUs' capacity

@@ -65,6 +65,18 @@ struct Load {
 
 fn derived(l: &Load) -> Derived {
     let deg = |bps: f64| (bps / MIB).atan().to_degrees();
+    // Latency that rises with the load; none where no request completed.
+    let lat = |bps: f64, base: f64| (bps > 0.0).then(|| base + bps / MIB * 0.5);
+    let vda = DiskLatency {
+        read_ms: lat(l.disk_r, 0.3),
+        write_ms: lat(l.disk_w * 0.75, 1.1),
+        flush_ms: lat(l.disk_w, 4.0),
+    };
+    let vdb = DiskLatency {
+        read_ms: None,
+        write_ms: lat(l.disk_w * 0.25, 2.5),
+        flush_ms: None,
+    };
     Derived {
         dt_secs: 1.0,
         cpu_percent: Some(l.cpu),
@@ -109,6 +121,7 @@ fn derived(l: &Load) -> Derived {
                     bytes_per_sec: l.disk_w * 0.75,
                     ops_per_sec: Some(l.disk_w / 8192.0),
                 },
+                latency: vda,
             },
             DeviceRates {
                 name: "vdb".into(),
@@ -117,8 +130,14 @@ fn derived(l: &Load) -> Derived {
                     bytes_per_sec: l.disk_w * 0.25,
                     ops_per_sec: Some(3.0),
                 },
+                latency: vdb,
             },
         ],
+        disk_latency: DiskLatency {
+            read_ms: vda.read_ms,
+            write_ms: lat(l.disk_w, 1.4),
+            flush_ms: vda.flush_ms,
+        },
         nics: vec![DeviceRates {
             name: "tap-web0".into(),
             read: Throughput {
@@ -129,6 +148,7 @@ fn derived(l: &Load) -> Derived {
                 bytes_per_sec: l.tx,
                 ops_per_sec: Some(l.tx / 1500.0),
             },
+            latency: DiskLatency::default(),
         }],
         vcpu_percent: vec![l.cpu * 1.2, l.cpu * 0.8],
         vcpu_steal_percent: vec![l.cpu / 3.0, l.cpu / 6.0],
@@ -444,6 +464,26 @@ fn table_mode_80x24() {
 }
 
 #[test]
+fn table_sorted_by_disk_latency_140x24() {
+    let (mut app, snap) = fixture(true, (140, 24));
+    ch(&mut app, 't');
+    ch(&mut app, 'L');
+    let vis = app.visible();
+    let order: Vec<&str> = vis.iter().map(|&i| snap.vms[i].name()).collect();
+    // db-primary's reads are slowest (15 ms), then web-01's writes; VMs with no
+    // request completed (or no interval yet) last, by name.
+    assert_eq!(
+        &order[..3],
+        ["db-primary", "web-01", "batch-07"],
+        "{order:?}"
+    );
+    let out = draw(&app, &snap);
+    let t = text(out.backend().buffer());
+    assert!(t.contains("LAT▼"), "{t}");
+    insta::assert_snapshot!(out.backend());
+}
+
+#[test]
 fn cards_scroll_with_many_vms() {
     let s = base_snapshot(1, now() - Duration::from_millis(400), many_vms(200));
     let (mut app, snap) = single(s, (160, 48));
@@ -483,6 +523,30 @@ fn detail_view() {
     ] {
         assert!(t.contains(needle), "{needle} missing:\n{t}");
     }
+    insta::assert_snapshot!(out.backend());
+}
+
+/// The detail view's end: each disk's latency and a sparkline of its history.
+#[test]
+fn detail_disk_latency_100x60() {
+    let (mut app, snap) = fixture(true, (100, 60));
+    let pos = app
+        .visible()
+        .iter()
+        .position(|&i| snap.vms[i].name() == "web-01")
+        .unwrap();
+    for _ in 0..pos {
+        key(&mut app, KeyCode::Right);
+    }
+    key(&mut app, KeyCode::Enter);
+    let out = draw(&app, &snap);
+    let t = text(out.backend().buffer());
+    let spark = |disk: &str| {
+        t.lines()
+            .any(|l| l.contains(&format!("│{disk:<8}")) && l.contains("now") && l.contains("ms"))
+    };
+    assert!(spark("vda") && spark("vdb"), "{t}");
+    assert!(t.contains("flush"), "{t}");
     insta::assert_snapshot!(out.backend());
 }
 

@@ -1,5 +1,6 @@
 //! The card grid: one bordered card per VM with CPU, MEM, DISK, RX and TX
-//! gauges, values in human units and degree rates. Reflows with the width;
+//! gauges, values in human units and degree rates; the DISK row also shows the
+//! disk latency. Reflows with the width;
 //! scrolls by rows.
 
 use ratatui::layout::{Alignment, Rect};
@@ -126,6 +127,8 @@ pub struct Metric {
     /// A second segment after the fill (CPU steal), as a fraction.
     pub extra: Option<f64>,
     pub value: String,
+    /// A short second value shown before `value` (DISK: its latency).
+    pub note: Option<String>,
     pub angle: Option<f64>,
 }
 
@@ -147,6 +150,7 @@ pub fn metrics(app: &App, vm: &VmSnapshot) -> [Metric; 5] {
             fraction: cpu.map(|c| c / 100.0),
             extra: steal.map(|s| s / 100.0),
             value: cpu.map(|c| cpu_value(c, steal)).unwrap_or_else(dash),
+            note: None,
             angle: d.and_then(|d| d.cpu_angle_deg),
         },
         Metric {
@@ -160,6 +164,7 @@ pub fn metrics(app: &App, vm: &VmSnapshot) -> [Metric; 5] {
                     false => format::percent(m),
                 })
                 .unwrap_or_else(dash),
+            note: None,
             angle: d.and_then(|d| d.memory_percent_angle_deg),
         },
         Metric {
@@ -167,6 +172,7 @@ pub fn metrics(app: &App, vm: &VmSnapshot) -> [Metric; 5] {
             extra: None,
             fraction: disk.map(|v| v / dc),
             value: disk.map(format::rate).unwrap_or_else(dash),
+            note: disk_latency_note(vm),
             angle: d.map(|d| d.disk_angle_deg),
         },
         Metric {
@@ -174,6 +180,7 @@ pub fn metrics(app: &App, vm: &VmSnapshot) -> [Metric; 5] {
             extra: None,
             fraction: rx.map(|v| v / nc),
             value: rx.map(format::rate).unwrap_or_else(dash),
+            note: None,
             angle: d.map(|d| d.net_rx_angle_deg),
         },
         Metric {
@@ -181,9 +188,27 @@ pub fn metrics(app: &App, vm: &VmSnapshot) -> [Metric; 5] {
             extra: None,
             fraction: tx.map(|v| v / nc),
             value: tx.map(format::rate).unwrap_or_else(dash),
+            note: None,
             angle: d.map(|d| d.net_tx_angle_deg),
         },
     ]
+}
+
+/// The VM's disk latency (the slower of read and write) as the card shows it;
+/// `—` when its disks report request times but none completed in the interval,
+/// `None` (no slot) when they report none or there is no interval yet.
+pub fn disk_latency_note(vm: &VmSnapshot) -> Option<String> {
+    let d = vm.derived.as_ref()?;
+    let timed = vm
+        .raw
+        .disks
+        .iter()
+        .any(|d| d.rd_times_ns.is_some() || d.wr_times_ns.is_some());
+    match d.disk_latency.worst_rw_ms() {
+        Some(ms) => Some(format::latency_ms(ms)),
+        None if timed => Some("—".into()),
+        None => None,
+    }
 }
 
 /// `41%`, or `41% +9 st` when the guest waited for a host CPU (steal ≥ 0.5 %).
@@ -261,8 +286,14 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
+/// Width of a gauge row's note (a space and six characters).
+const NOTE_W: usize = 7;
+
 fn gauge_line(t: Theme, m: &Metric, bar_w: usize, greyed: bool, text: Style) -> Line<'static> {
     let fraction = m.fraction.unwrap_or(0.0);
+    // The note takes its columns from the bar, when the bar can spare them.
+    let note = m.note.as_ref().filter(|_| bar_w > NOTE_W + 4);
+    let bar_w = bar_w - note.map_or(0, |_| NOTE_W);
     let (filled, extra, empty) = format::bar_with_extra(fraction, m.extra.unwrap_or(0.0), bar_w);
     let (fill_style, extra_style) = if greyed {
         (t.dim(), t.dim())
@@ -277,6 +308,10 @@ fn gauge_line(t: Theme, m: &Metric, bar_w: usize, greyed: bool, text: Style) -> 
         Span::styled(filled, fill_style),
         Span::styled(extra, extra_style),
         Span::styled(empty, t.dim()),
+        Span::styled(
+            note.map(|n| format!("{n:>NOTE_W$}")).unwrap_or_default(),
+            if greyed { t.dim() } else { t.label() },
+        ),
         Span::styled(format!(" {:>VALUE_W$}", m.value), text),
         Span::raw(" "),
         angle_span(t, m.angle, greyed),

@@ -1,7 +1,8 @@
 //! The detail view (`Enter`): identity, sparklines over the history window,
 //! the CPU split (guest, overhead, steal) with every vCPU's guest % and
 //! steal %, balloon memory breakdown, and per-NIC and per-disk tables with
-//! every `vm_devices` field as rates and totals. Scrolls with j/k. One
+//! every `vm_devices` field as rates and totals, and each disk's read, write
+//! and flush latency with a sparkline of its history. Scrolls with j/k. One
 //! function per section.
 
 use ratatui::layout::Rect;
@@ -70,6 +71,18 @@ fn spark_line(
     width: usize,
 ) -> Line<'static> {
     let values: Vec<Option<f64>> = samples.iter().map(&pick).collect();
+    spark_values(t, label, &values, max, fmt, width)
+}
+
+/// A labelled sparkline of `values` (oldest first) with the last and the peak value.
+fn spark_values(
+    t: Theme,
+    label: &str,
+    values: &[Option<f64>],
+    max: Option<f64>,
+    fmt: impl Fn(f64) -> String,
+    width: usize,
+) -> Line<'static> {
     let now = values.last().copied().flatten();
     let peak = values
         .iter()
@@ -84,7 +97,7 @@ fn spark_line(
     let spark_w = width.saturating_sub(8 + stats.chars().count());
     Line::from(vec![
         Span::styled(format!("{label:<8}"), t.label()),
-        Span::styled(format::sparkline(&values, spark_w, max), t.good()),
+        Span::styled(format::sparkline(values, spark_w, max), t.good()),
         Span::raw(stats),
     ])
 }
@@ -237,6 +250,15 @@ fn history_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>>
             |s| s.disk_bps,
             None,
             format::rate,
+            width,
+        ),
+        spark_line(
+            t,
+            "LATENCY",
+            &samples,
+            |s| s.disk_latency_ms,
+            None,
+            format::latency_ms,
             width,
         ),
         spark_line(t, "NET", &samples, |s| s.net_bps, None, format::rate, width),
@@ -410,6 +432,42 @@ fn disk_lines(t: Theme, vm: &VmSnapshot) -> Vec<Line<'static>> {
     out
 }
 
+/// Each disk's read, write and flush latency over the last interval and a
+/// sparkline of the slower of read and write over the history window.
+fn disk_latency_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
+    let t = app.theme;
+    let Some(d) = vm.derived.as_ref().filter(|_| !vm.raw.disks.is_empty()) else {
+        return Vec::new();
+    };
+    let ms = |v: Option<f64>| v.map(format::latency_ms).unwrap_or_else(|| DASH.into());
+    let mut out = vec![Line::styled(
+        format!("{:<12}{:>9}{:>9}{:>9}", "latency", "read", "write", "flush"),
+        t.table_header(),
+    )];
+    for r in &d.disks {
+        out.push(Line::raw(format!(
+            "{:<12}{:>9}{:>9}{:>9}",
+            format::truncate(&r.name, 11),
+            ms(r.latency.read_ms),
+            ms(r.latency.write_ms),
+            ms(r.latency.flush_ms),
+        )));
+    }
+    for series in app.history.disk_latency(vm.uuid()) {
+        let values: Vec<Option<f64>> = series.points.iter().map(|p| p.1).collect();
+        let label = format::truncate(&series.name, 7);
+        out.push(spark_values(
+            t,
+            &label,
+            &values,
+            None,
+            format::latency_ms,
+            width,
+        ));
+    }
+    out
+}
+
 fn lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
     let t = app.theme;
     let mut out = identity_lines(app, vm);
@@ -418,6 +476,7 @@ fn lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
     out.extend(memory_lines(t, vm, width));
     out.extend(nic_lines(t, vm));
     out.extend(disk_lines(t, vm));
+    out.extend(disk_latency_lines(app, vm, width));
     out
 }
 

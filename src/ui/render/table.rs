@@ -1,4 +1,5 @@
-//! Compact table mode (`t`): one VM per line with the card's columns, for
+//! Compact table mode (`t`): one VM per line with the card's columns (and LAT,
+//! the disk latency), for
 //! hosts with 50–500 VMs. Columns are dropped from the right by priority
 //! when the terminal is narrow; the sorted column's header carries ▼/▲.
 
@@ -25,10 +26,12 @@ enum Col {
     Arrow(usize),
     /// The CPU split: 0 guest, 1 steal, 2 overhead.
     Split(usize),
+    /// Disk latency, the slower of read and write.
+    Lat,
 }
 
 /// Columns in the order they are given up when space runs out (last first).
-const PRIORITY: [(Col, u16); 17] = [
+const PRIORITY: [(Col, u16); 18] = [
     (Col::Name, 16),
     (Col::State, 8),
     (Col::Value(0), 6),
@@ -42,6 +45,7 @@ const PRIORITY: [(Col, u16); 17] = [
     (Col::Angle(2), 7),
     (Col::Angle(3), 7),
     (Col::Angle(4), 7),
+    (Col::Lat, 6),
     (Col::Vcpu, 4),
     (Col::Split(0), 6),
     (Col::Split(2), 6),
@@ -49,7 +53,7 @@ const PRIORITY: [(Col, u16); 17] = [
 ];
 
 /// Display order of the columns.
-const ORDER: [Col; 17] = [
+const ORDER: [Col; 18] = [
     Col::Name,
     Col::State,
     Col::Vcpu,
@@ -63,6 +67,7 @@ const ORDER: [Col; 17] = [
     Col::Angle(1),
     Col::Value(2),
     Col::Angle(2),
+    Col::Lat,
     Col::Value(3),
     Col::Angle(3),
     Col::Value(4),
@@ -134,6 +139,8 @@ fn header_label(app: &App, col: Col) -> String {
         Col::Arrow(_) => String::new(),
         Col::Split(1) if app.sort == SortKey::Steal => format!("{}{arrow}", SPLIT_LABELS[1]),
         Col::Split(i) => SPLIT_LABELS[i].into(),
+        Col::Lat if app.sort == SortKey::Latency => format!("LAT{arrow}"),
+        Col::Lat => "LAT".into(),
     }
 }
 
@@ -185,6 +192,13 @@ fn cell(app: &App, vm: &VmSnapshot, metrics: &[cards::Metric; 5], col: Col) -> C
         ),
         Col::Value(i) => Cell::from(Line::styled(metrics[i].value.clone(), style).right_aligned()),
         Col::Split(i) => Cell::from(Line::styled(split_value(vm, i), style).right_aligned()),
+        Col::Lat => Cell::from(
+            Line::styled(
+                cards::disk_latency_note(vm).unwrap_or_else(|| "—".into()),
+                style,
+            )
+            .right_aligned(),
+        ),
         Col::Angle(i) => {
             Cell::from(Line::from(angle_span(t, metrics[i].angle, greyed)).right_aligned())
         }
