@@ -20,6 +20,7 @@ use super::devices::DeviceCache;
 use super::fallback::{self, InfoReading};
 use super::filter::DomainFilter;
 use super::host;
+use super::jobs::JobTracker;
 use super::schedule::HeldMonitor;
 pub use super::skip::SkipNote;
 use crate::model::{CpuTimes, DomainState, HostInfo, RawDomain};
@@ -103,6 +104,8 @@ pub struct LibvirtSource {
     bulk_supported: Option<bool>,
     /// `collector.domains` / `collector.exclude`.
     filter: DomainFilter,
+    /// Jobs in flight, looked for on a bounded rotation.
+    jobs: JobTracker,
 }
 
 impl std::fmt::Debug for LibvirtSource {
@@ -145,6 +148,7 @@ impl LibvirtSource {
             host: host::HostReader::default(),
             bulk_supported: None,
             filter: DomainFilter::default(),
+            jobs: JobTracker::default(),
         })
     }
 
@@ -209,6 +213,12 @@ impl LibvirtSource {
                 domains.push(raw);
             }
         }
+        let handles: std::collections::HashMap<&str, &Domain> = listed
+            .iter()
+            .map(|l| (l.uuid.as_str(), &l.domain))
+            .collect();
+        self.jobs
+            .update(&mut domains, |u| handles.get(u).copied(), deadline);
         // Forget device names of domains that are gone.
         self.devices
             .retain(|uuid| listed.iter().any(|l| l.uuid == uuid));
