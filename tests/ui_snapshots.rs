@@ -483,6 +483,68 @@ fn table_sorted_by_disk_latency_140x24() {
     insta::assert_snapshot!(out.backend());
 }
 
+/// The fixture with a dump in flight on web-01, a block copy on db-primary and
+/// batch-07's save just completed.
+fn with_jobs(snap: &Snapshot) -> Snapshot {
+    let mut s = snap.clone();
+    for vm in &mut s.vms {
+        match vm.name() {
+            "web-01" => vm.raw.jobs = vec![vmpulse::fixtures::dump_job()],
+            "db-primary" => vm.raw.jobs = vec![vmpulse::fixtures::copy_job("vda")],
+            "batch-07" => {
+                vm.raw.jobs = vec![DomainJob {
+                    kind: JobKind::Completed,
+                    operation: JobOperation::Save,
+                    elapsed_ms: Some(12_400),
+                    ..DomainJob::default()
+                }]
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+#[test]
+fn cards_with_jobs_160x30() {
+    let (_, snap) = fixture(true, (160, 30));
+    let (app, snap) = single(with_jobs(&snap), (160, 30));
+    let out = draw(&app, &snap);
+    let t = text(out.backend().buffer());
+    for badge in ["DUMP 43% 85.0 MiB/s", "COPY vda 25%", "SAVE COMPLETED"] {
+        assert!(t.contains(badge), "{badge} missing:\n{t}");
+    }
+    insta::assert_snapshot!(out.backend());
+}
+
+#[test]
+fn detail_jobs_section_100x30() {
+    let (_, snap) = fixture(true, (100, 30));
+    let (mut app, snap) = single(with_jobs(&snap), (100, 30));
+    let pos = app
+        .visible()
+        .iter()
+        .position(|&i| snap.vms[i].name() == "web-01")
+        .unwrap();
+    for _ in 0..pos {
+        key(&mut app, KeyCode::Right);
+    }
+    key(&mut app, KeyCode::Enter);
+    let out = draw(&app, &snap);
+    let t = text(out.backend().buffer());
+    for needle in [
+        "Jobs",
+        "dump (unbounded)",
+        "43.0%",
+        "memory total",
+        "1.00 GiB",
+        "5.2s",
+    ] {
+        assert!(t.contains(needle), "{needle} missing:\n{t}");
+    }
+    insta::assert_snapshot!(out.backend());
+}
+
 #[test]
 fn cards_scroll_with_many_vms() {
     let s = base_snapshot(1, now() - Duration::from_millis(400), many_vms(200));

@@ -1,6 +1,6 @@
 //! The card grid: one bordered card per VM with CPU, MEM, DISK, RX and TX
 //! gauges, values in human units and degree rates; the DISK row also shows the
-//! disk latency. Reflows with the width;
+//! disk latency, and a job in flight is a badge in the title (`DUMP 43% 85.0 MiB/s`). Reflows with the width;
 //! scrolls by rows.
 
 use ratatui::layout::{Alignment, Rect};
@@ -211,6 +211,24 @@ pub fn disk_latency_note(vm: &VmSnapshot) -> Option<String> {
     }
 }
 
+/// The badge of the VM's first job: `DUMP 43% 85.0 MiB/s` while it runs,
+/// `COPY vda 25%` for a block job, `DUMP COMPLETED` on its final reading.
+pub fn job_badge(vm: &VmSnapshot) -> Option<String> {
+    let j = vm.raw.jobs.first()?;
+    let mut parts = vec![j.operation.badge().to_string()];
+    parts.extend(j.disk.clone());
+    if j.kind.running() {
+        parts.extend(j.percent().map(|p| format!("{p:.0}%")));
+        parts.extend(j.bandwidth_bytes_per_sec.map(format::rate));
+    } else {
+        parts.push(j.kind.as_str().to_uppercase());
+    }
+    if vm.raw.jobs.len() > 1 {
+        parts.push(format!("+{}", vm.raw.jobs.len() - 1));
+    }
+    Some(parts.join(" "))
+}
+
 /// `41%`, or `41% +9 st` when the guest waited for a host CPU (steal ≥ 0.5 %).
 pub fn cpu_value(cpu: f64, steal: Option<f64>) -> String {
     match steal {
@@ -245,7 +263,9 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
         t.label()
     };
     let inner_w = usize::from(area.width.saturating_sub(2));
-    let name = format::truncate(vm.name(), inner_w.saturating_sub(4));
+    let badge = job_badge(vm).map(|b| format!(" {} ", format::truncate(&b, inner_w / 2)));
+    let badge_w = badge.as_ref().map_or(0, |b| b.chars().count());
+    let name = format::truncate(vm.name(), inner_w.saturating_sub(4 + badge_w));
     let mut info = vm_info(vm);
     if stale {
         info = format!(
@@ -259,7 +279,7 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
         let state = vm.raw.state.as_str();
         info = format!("{}{}", state.to_uppercase(), &info[state.len()..]);
     }
-    let block = Block::bordered()
+    let mut block = Block::bordered()
         .border_type(if selected {
             BorderType::Thick
         } else {
@@ -278,6 +298,9 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
             )
             .right_aligned(),
         );
+    if let Some(b) = badge {
+        block = block.title(Line::styled(b, t.warn()).right_aligned());
+    }
     let bar_w = inner_w.saturating_sub(5 + 1 + VALUE_W + 1 + 7);
     let lines: Vec<Line> = metrics(app, vm)
         .into_iter()

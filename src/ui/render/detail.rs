@@ -2,7 +2,8 @@
 //! the CPU split (guest, overhead, steal) with every vCPU's guest % and
 //! steal %, balloon memory breakdown, and per-NIC and per-disk tables with
 //! every `vm_devices` field as rates and totals, and each disk's read, write
-//! and flush latency with a sparkline of its history. Scrolls with j/k. One
+//! and flush latency with a sparkline of its history; a Jobs section while a
+//! job (dump, save, migration, block job) runs. Scrolls with j/k. One
 //! function per section.
 
 use ratatui::layout::Rect;
@@ -195,6 +196,66 @@ fn identity_lines(app: &App, vm: &VmSnapshot) -> Vec<Line<'static>> {
             ),
             t.bad(),
         ));
+    }
+    out.push(Line::raw(""));
+    out
+}
+
+/// Each job in flight with every value libvirt reports; nothing without a job.
+fn job_lines(t: Theme, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
+    if vm.raw.jobs.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![heading(t, "Jobs")];
+    let ms = |v: Option<u64>| {
+        v.map(|v| format::duration(std::time::Duration::from_millis(v)))
+            .unwrap_or_else(|| DASH.into())
+    };
+    let b = |v: Option<u64>| {
+        v.map(|v| format::bytes(v as f64))
+            .unwrap_or_else(|| DASH.into())
+    };
+    for j in &vm.raw.jobs {
+        let what = match &j.disk {
+            Some(d) => format!("{} on {d}", j.operation.as_str()),
+            None => j.operation.as_str().to_string(),
+        };
+        out.push(Line::from(vec![
+            Span::styled(format!("{what} "), t.warn()),
+            Span::raw(format!("({})", j.kind.as_str())),
+        ]));
+        let pairs = [
+            ("progress", opt_pct(j.percent())),
+            ("elapsed", ms(j.elapsed_ms)),
+            ("remaining", ms(j.remaining_ms)),
+            (
+                "bandwidth",
+                j.bandwidth_bytes_per_sec
+                    .map(format::rate)
+                    .unwrap_or_else(|| DASH.into()),
+            ),
+            ("data done", b(j.data_processed_bytes)),
+            ("data left", b(j.data_remaining_bytes)),
+            ("data total", b(j.data_total_bytes)),
+            ("memory done", b(j.memory_processed_bytes)),
+            ("memory left", b(j.memory_remaining_bytes)),
+            ("memory total", b(j.memory_total_bytes)),
+            (
+                "dirty pages/s",
+                opt_count(j.memory_dirty_rate_pages_per_sec),
+            ),
+            ("iteration", opt_count(j.memory_iteration)),
+            ("downtime", ms(j.downtime_ms)),
+        ];
+        let known: Vec<(String, String)> = pairs
+            .into_iter()
+            .filter(|(_, v)| v != DASH)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        out.extend(grid(t, known, width));
+        if let Some(e) = &j.error {
+            out.push(Line::styled(format!("error: {e}"), t.bad()));
+        }
     }
     out.push(Line::raw(""));
     out
@@ -471,6 +532,7 @@ fn disk_latency_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'sta
 fn lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
     let t = app.theme;
     let mut out = identity_lines(app, vm);
+    out.extend(job_lines(t, vm, width));
     out.extend(history_lines(app, vm, width));
     out.extend(cpu_lines(t, vm, width));
     out.extend(memory_lines(t, vm, width));
