@@ -6,6 +6,10 @@
 //! `VMPULSE_BENCH_URI=qemu:///system cargo bench --bench sampling` (or
 //! `-- --uri URI`) measures an existing hypervisor the same way instead.
 //! `VMPULSE_BENCH_DOMAINS=N` changes the generated domain count.
+//! It also times the job rotation's planning (`collector::jobs::plan`) over the
+//! same domains and says how many job calls a cycle makes (the test driver has
+//! no job calls: `sample` asks once and stops; their cost on a real libvirtd is
+//! timed by `tests/lab_jobs.rs`).
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -130,6 +134,7 @@ fn main() {
         println!("LibvirtSource::sample, first (cold) cycle: {:.2} ms", ms(f));
     }
     print_row("LibvirtSource::sample (warm)", times);
+    job_rotation(&mut src, cycles);
 
     let mut virsh = Vec::with_capacity(cycles);
     for _ in 0..cycles {
@@ -156,6 +161,36 @@ fn main() {
         "virsh domstats (in-session, virsh -t)",
         virsh_in_session(&uri, cycles),
     );
+}
+
+/// The job rotation's planning over the sampled domains, per cycle.
+fn job_rotation(src: &mut LibvirtSource, cycles: usize) {
+    use vmpulse::collector::jobs::{per_cycle, plan, Candidate};
+    let s = src
+        .sample(Instant::now() + Duration::from_secs(10))
+        .expect("sample");
+    let cands: Vec<Candidate<'_>> = s
+        .domains
+        .iter()
+        .map(|d| Candidate {
+            uuid: &d.uuid,
+            state: d.state,
+            reason: d.state_reason,
+        })
+        .collect();
+    let active = cands
+        .iter()
+        .filter(|c| c.state.has_guest_counters())
+        .count();
+    let mut times = Vec::with_capacity(cycles);
+    let mut calls = 0;
+    for i in 0..cycles {
+        let t = Instant::now();
+        calls = plan(&cands, |_| false, i * per_cycle(active), per_cycle(active)).len();
+        times.push(t.elapsed());
+    }
+    println!("job rotation: {active} active domains, {calls} job calls per cycle");
+    print_row("collector::jobs::plan", times);
 }
 
 /// Per-call time of `domstats` inside one virsh session (one connection),
