@@ -150,7 +150,6 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
                 }],
                 vcpu_percent: vec![cpu],
                 vcpu_steal_percent: vec![if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }],
-                ..Default::default()
             }
         }),
     }

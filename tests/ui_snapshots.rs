@@ -152,7 +152,6 @@ fn derived(l: &Load) -> Derived {
         }],
         vcpu_percent: vec![l.cpu * 1.2, l.cpu * 0.8],
         vcpu_steal_percent: vec![l.cpu / 3.0, l.cpu / 6.0],
-        ..Default::default()
     }
 }
 
