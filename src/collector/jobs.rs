@@ -679,6 +679,37 @@ mod tests {
         assert_eq!(final_reading(&running, Some(old)).kind, JobKind::Ended);
     }
 
+    #[test]
+    fn a_followed_job_gets_its_rate_and_a_vanished_one_its_final_line() {
+        let dump = |p: u64| DomainJob {
+            kind: JobKind::Unbounded,
+            operation: JobOperation::Dump,
+            memory_processed_bytes: Some(p),
+            memory_total_bytes: Some(1000),
+            ..DomainJob::default()
+        };
+        let t0 = Instant::now();
+        let seen = |j: DomainJob| {
+            Some(Seen {
+                at: t0,
+                jobs: vec![j],
+            })
+        };
+        let mut tracker = JobTracker::default();
+        let now = t0 + Duration::from_secs(2);
+        let out = tracker.merge(seen(dump(200)), vec![dump(600)], now, None);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].bandwidth_bytes_per_sec, Some(200.0));
+        // Gone (and no domain to ask for libvirt's record): the last values, ended.
+        let out = tracker.merge(seen(dump(600)), Vec::new(), now, None);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, JobKind::Ended);
+        assert_eq!(out[0].memory_processed_bytes, Some(600));
+        // A new job beside nothing seen before is passed on as it is.
+        let out = tracker.merge(None, vec![dump(5)], now, None);
+        assert_eq!(out, vec![dump(5)]);
+    }
+
     fn done_again() -> DomainJob {
         DomainJob {
             kind: JobKind::Completed,
