@@ -11,6 +11,10 @@
 //! times: without `collector.metadata_tags`, with three Nova tags (read once per
 //! domain, then at `collector.metadata_refresh`), and with the tags read again
 //! every cycle (the worst case, a refresh shorter than the poll interval).
+//! It also times the job rotation's planning (`collector::jobs::plan`) over the
+//! same domains and says how many job calls a cycle makes (the test driver has
+//! no job calls: `sample` asks once and stops; their cost on a real libvirtd is
+//! timed by `tests/lab_jobs.rs`).
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -188,6 +192,7 @@ fn sample_cycles(uri: &str, cycles: usize, spec: MetadataSpec) {
     print_row("LibvirtSource::sample (warm)", times);
     // CPU time is what a busy machine cannot inflate (the test driver runs in-process).
     print_row("LibvirtSource::sample (warm, process CPU)", cpu);
+    job_rotation(&mut src, cycles);
 }
 
 /// CPU time this process used so far (all threads).
@@ -226,6 +231,36 @@ fn virsh_processes(uri: &str, cycles: usize) -> Vec<Duration> {
         }
     }
     virsh
+}
+
+/// The job rotation's planning over the sampled domains, per cycle.
+fn job_rotation(src: &mut LibvirtSource, cycles: usize) {
+    use vmpulse::collector::jobs::{per_cycle, plan, Candidate};
+    let s = src
+        .sample(Instant::now() + Duration::from_secs(10))
+        .expect("sample");
+    let cands: Vec<Candidate<'_>> = s
+        .domains
+        .iter()
+        .map(|d| Candidate {
+            uuid: &d.uuid,
+            state: d.state,
+            reason: d.state_reason,
+        })
+        .collect();
+    let active = cands
+        .iter()
+        .filter(|c| c.state.has_guest_counters())
+        .count();
+    let mut times = Vec::with_capacity(cycles);
+    let mut calls = 0;
+    for i in 0..cycles {
+        let t = Instant::now();
+        calls = plan(&cands, |_| false, i * per_cycle(active), per_cycle(active)).len();
+        times.push(t.elapsed());
+    }
+    println!("job rotation: {active} active domains, {calls} job calls per cycle");
+    print_row("collector::jobs::plan", times);
 }
 
 /// Per-call time of `domstats` inside one virsh session (one connection),

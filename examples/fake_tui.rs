@@ -82,65 +82,75 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
             total_kb: None,
             percent: Some(30.0 + (i as f64 * 5.0) % 60.0),
         }),
-        derived: (active && step > 0).then(|| Derived {
-            dt_secs: 1.0,
-            cpu_percent: Some(cpu),
-            // A made-up split: a few percent of QEMU overhead, steal on every third VM.
-            cpu_split: CpuSplit {
-                guest: Some(cpu * 0.94),
-                overhead: Some(cpu * 0.06),
-                steal: Some(if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }),
-            },
-            cpu_angle_deg: Some((cpu - prev).atan().to_degrees()),
-            memory_percent_angle_deg: Some(0.0),
-            memory_rate_kb_per_sec: 0.0,
-            memory_angle_deg: 0.0,
-            disk_read: Throughput {
-                bytes_per_sec: disk * 0.3,
-                ops_per_sec: Some(10.0),
-            },
-            disk_write: Throughput {
-                bytes_per_sec: disk * 0.7,
-                ops_per_sec: Some(20.0),
-            },
-            net_rx: Throughput {
-                bytes_per_sec: rx,
-                ops_per_sec: Some(rx / 1500.0),
-            },
-            net_tx: Throughput {
-                bytes_per_sec: tx,
-                ops_per_sec: Some(tx / 1500.0),
-            },
-            disk_angle_deg: deg(disk),
-            disk_read_angle_deg: deg(disk * 0.3),
-            disk_write_angle_deg: deg(disk * 0.7),
-            net_rx_angle_deg: deg(rx) * if (t / 4.0).sin() > 0.0 { -1.0 } else { 1.0 },
-            net_tx_angle_deg: deg(tx),
-            disks: vec![DeviceRates {
-                name: "vda".into(),
-                read: Throughput {
+        derived: (active && step > 0).then(|| {
+            // A made-up latency that rises with the disk load.
+            let lat = DiskLatency {
+                read_ms: Some(0.2 + disk / MIB / 10.0),
+                write_ms: Some(0.5 + disk / MIB / 5.0),
+                flush_ms: None,
+            };
+            Derived {
+                dt_secs: 1.0,
+                cpu_percent: Some(cpu),
+                // A made-up split: a few percent of QEMU overhead, steal on every third VM.
+                cpu_split: CpuSplit {
+                    guest: Some(cpu * 0.94),
+                    overhead: Some(cpu * 0.06),
+                    steal: Some(if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }),
+                },
+                cpu_angle_deg: Some((cpu - prev).atan().to_degrees()),
+                memory_percent_angle_deg: Some(0.0),
+                memory_rate_kb_per_sec: 0.0,
+                memory_angle_deg: 0.0,
+                disk_read: Throughput {
                     bytes_per_sec: disk * 0.3,
                     ops_per_sec: Some(10.0),
                 },
-                write: Throughput {
+                disk_write: Throughput {
                     bytes_per_sec: disk * 0.7,
                     ops_per_sec: Some(20.0),
                 },
-            }],
-            nics: vec![DeviceRates {
-                name: format!("tap-g{i}"),
-                read: Throughput {
+                net_rx: Throughput {
                     bytes_per_sec: rx,
                     ops_per_sec: Some(rx / 1500.0),
                 },
-                write: Throughput {
+                net_tx: Throughput {
                     bytes_per_sec: tx,
                     ops_per_sec: Some(tx / 1500.0),
                 },
-            }],
-            vcpu_percent: vec![cpu],
-            vcpu_steal_percent: vec![if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }],
-            ..Default::default()
+                disk_angle_deg: deg(disk),
+                disk_read_angle_deg: deg(disk * 0.3),
+                disk_write_angle_deg: deg(disk * 0.7),
+                net_rx_angle_deg: deg(rx) * if (t / 4.0).sin() > 0.0 { -1.0 } else { 1.0 },
+                net_tx_angle_deg: deg(tx),
+                disks: vec![DeviceRates {
+                    name: "vda".into(),
+                    read: Throughput {
+                        bytes_per_sec: disk * 0.3,
+                        ops_per_sec: Some(10.0),
+                    },
+                    write: Throughput {
+                        bytes_per_sec: disk * 0.7,
+                        ops_per_sec: Some(20.0),
+                    },
+                    latency: lat,
+                }],
+                disk_latency: lat,
+                nics: vec![DeviceRates {
+                    name: format!("tap-g{i}"),
+                    read: Throughput {
+                        bytes_per_sec: rx,
+                        ops_per_sec: Some(rx / 1500.0),
+                    },
+                    write: Throughput {
+                        bytes_per_sec: tx,
+                        ops_per_sec: Some(tx / 1500.0),
+                    },
+                    latency: DiskLatency::default(),
+                }],
+                vcpu_percent: vec![cpu],
+                vcpu_steal_percent: vec![if i.is_multiple_of(3) { cpu / 8.0 } else { 0.0 }],
+            }
         }),
     }
 }

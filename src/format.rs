@@ -64,6 +64,27 @@ pub fn percent(p: f64) -> String {
     format!("{p:.1}%")
 }
 
+/// A request latency in milliseconds, at most 6 characters: `"0.42ms"`,
+/// `"4.20ms"`, `"42.1ms"`, `"421ms"`, `"4.2s"`.
+pub fn latency_ms(ms: f64) -> String {
+    match ms {
+        m if m < 9.995 => format!("{m:.2}ms"),
+        m if m < 99.95 => format!("{m:.1}ms"),
+        m if m < 999.5 => format!("{m:.0}ms"),
+        m => format!("{:.1}s", m / 1000.0),
+    }
+}
+
+/// The latency as [`latency_ms`] shows it, for sorting.
+pub fn latency_as_shown(ms: f64) -> f64 {
+    match ms {
+        m if m < 9.995 => (m * 100.0).round() / 100.0,
+        m if m < 99.95 => (m * 10.0).round() / 10.0,
+        m if m < 999.5 => m.round(),
+        m => (m / 100.0).round() * 100.0,
+    }
+}
+
 /// Operations per second, compact: `"3.0/s"`, `"1.2k/s"`.
 pub fn ops(per_sec: f64) -> String {
     format!("{}/s", count(per_sec))
@@ -289,6 +310,31 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn latency_fits_six_columns_at_every_magnitude() {
+        use super::{latency_as_shown, latency_ms};
+        let cases = [
+            (0.4249, "0.42ms"),
+            (4.2, "4.20ms"),
+            (9.999, "10.0ms"),
+            (42.13, "42.1ms"),
+            (99.96, "100ms"),
+            (421.4, "421ms"),
+            (999.6, "1.0s"),
+            (4210.0, "4.2s"),
+            (123_456.0, "123.5s"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(latency_ms(ms), want, "{ms}");
+            if ms < 100_000.0 {
+                assert!(latency_ms(ms).chars().count() <= 6, "{ms}");
+            }
+        }
+        assert_eq!(latency_as_shown(0.4249), 0.42);
+        assert_eq!(latency_as_shown(421.4), 421.0);
+        assert_eq!(latency_as_shown(4210.0), 4200.0);
+    }
+
     use super::*;
 
     #[test]

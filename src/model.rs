@@ -200,6 +200,12 @@ pub struct RawDomain {
     /// order of that setting; a tag whose value is missing is left out.
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    /// Background jobs in flight (a domain job such as a dump, save or
+    /// migration, and block jobs), and once, after a job ended, its final
+    /// reading. Empty when none was seen (jobs are looked for on a bounded
+    /// rotation, see `collector::jobs`).
+    #[serde(default)]
+    pub jobs: Vec<DomainJob>,
     /// Monotonic instant the sample was taken; Δt is measured between these.
     /// Meaningless in another process: a snapshot read from the control
     /// socket gets the instant it arrived.
@@ -229,9 +235,163 @@ impl RawDomain {
             nics: Vec::new(),
             disks: Vec::new(),
             tags: Vec::new(),
+            jobs: Vec::new(),
             mono,
             wall_ns,
         }
+    }
+}
+
+/// Where a job stands: libvirt's `virDomainJobType`, plus `Ended` for a job
+/// that went away without libvirt keeping its outcome.
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JobKind {
+    /// Running, with a known amount of work (progress can be computed).
+    #[default]
+    Bounded,
+    /// Running, with no known end.
+    Unbounded,
+    /// The final reading: finished successfully.
+    Completed,
+    Failed,
+    Cancelled,
+    /// The final reading when libvirt kept no outcome: the last values seen.
+    Ended,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bounded => "bounded",
+            Self::Unbounded => "unbounded",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Ended => "ended",
+        }
+    }
+
+    /// Whether the job is still running (not a final reading).
+    pub fn running(self) -> bool {
+        matches!(self, Self::Bounded | Self::Unbounded)
+    }
+}
+
+/// What a job does: libvirt's `virDomainJobOperation` for domain jobs,
+/// `virDomainBlockJobType` for block jobs.
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JobOperation {
+    #[default]
+    Unknown,
+    Start,
+    Save,
+    Restore,
+    IncomingMigration,
+    OutgoingMigration,
+    Snapshot,
+    SnapshotRevert,
+    Dump,
+    Backup,
+    SnapshotDelete,
+    BlockPull,
+    BlockCopy,
+    BlockCommit,
+    ActiveBlockCommit,
+    BlockBackup,
+}
+
+impl JobOperation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Start => "start",
+            Self::Save => "save",
+            Self::Restore => "restore",
+            Self::IncomingMigration => "incoming_migration",
+            Self::OutgoingMigration => "outgoing_migration",
+            Self::Snapshot => "snapshot",
+            Self::SnapshotRevert => "snapshot_revert",
+            Self::Dump => "dump",
+            Self::Backup => "backup",
+            Self::SnapshotDelete => "snapshot_delete",
+            Self::BlockPull => "block_pull",
+            Self::BlockCopy => "block_copy",
+            Self::BlockCommit => "block_commit",
+            Self::ActiveBlockCommit => "active_block_commit",
+            Self::BlockBackup => "block_backup",
+        }
+    }
+
+    /// The card badge's word: `DUMP`, `MIGRATE`, `COPY vda`...
+    pub fn badge(self) -> &'static str {
+        match self {
+            Self::Unknown => "JOB",
+            Self::Start => "START",
+            Self::Save => "SAVE",
+            Self::Restore => "RESTORE",
+            Self::IncomingMigration => "MIGRATE IN",
+            Self::OutgoingMigration => "MIGRATE",
+            Self::Snapshot => "SNAPSHOT",
+            Self::SnapshotRevert => "REVERT",
+            Self::Dump => "DUMP",
+            Self::Backup => "BACKUP",
+            Self::SnapshotDelete => "SNAP DEL",
+            Self::BlockPull => "PULL",
+            Self::BlockCopy => "COPY",
+            Self::BlockCommit => "COMMIT",
+            Self::ActiveBlockCommit => "COMMIT",
+            Self::BlockBackup => "BACKUP",
+        }
+    }
+}
+
+/// One background job's progress as libvirt reports it
+/// (`virDomainGetJobStats`, `virDomainGetBlockJobInfo`); `None` where not reported.
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq)]
+pub struct DomainJob {
+    pub kind: JobKind,
+    pub operation: JobOperation,
+    /// The disk (guest target) of a block job; `None` for a domain job.
+    pub disk: Option<String>,
+    pub elapsed_ms: Option<u64>,
+    /// libvirt's estimate of the time left.
+    pub remaining_ms: Option<u64>,
+    /// Everything the job moves (migration: memory + disks).
+    pub data_processed_bytes: Option<u64>,
+    pub data_remaining_bytes: Option<u64>,
+    pub data_total_bytes: Option<u64>,
+    /// Guest memory (a dump reports only these).
+    pub memory_processed_bytes: Option<u64>,
+    pub memory_remaining_bytes: Option<u64>,
+    pub memory_total_bytes: Option<u64>,
+    /// Pages the guest dirties per second (migration).
+    pub memory_dirty_rate_pages_per_sec: Option<u64>,
+    /// Migration pass over memory.
+    pub memory_iteration: Option<u64>,
+    /// Expected downtime while it runs; the actual one on the final reading (ms).
+    pub downtime_ms: Option<u64>,
+    /// libvirt's transfer rate (memory + disk bandwidth) where it reports one,
+    /// else processed bytes over time between two readings.
+    pub bandwidth_bytes_per_sec: Option<f64>,
+    /// The failure libvirt reported for a failed job.
+    pub error: Option<String>,
+}
+
+impl DomainJob {
+    /// `(processed, total)` of the first pair libvirt reports: data, else memory.
+    pub fn progress_bytes(&self) -> Option<(u64, u64)> {
+        let pair = |p: Option<u64>, t: Option<u64>| p.zip(t).filter(|(_, t)| *t > 0);
+        pair(self.data_processed_bytes, self.data_total_bytes)
+            .or_else(|| pair(self.memory_processed_bytes, self.memory_total_bytes))
+    }
+
+    /// `100 × processed / total`, clamped to 0..100; 100 for a completed job.
+    pub fn percent(&self) -> Option<f64> {
+        if self.kind == JobKind::Completed {
+            return Some(100.0);
+        }
+        self.progress_bytes()
+            .map(|(p, t)| (100.0 * p as f64 / t as f64).clamp(0.0, 100.0))
     }
 }
 
@@ -295,6 +455,10 @@ pub struct DeviceRates {
     pub name: String,
     pub read: Throughput,
     pub write: Throughput,
+    /// Disks: this disk's average request latency over the interval (as
+    /// [`Derived::disk_latency`], for one disk). NICs: always empty.
+    #[serde(default)]
+    pub latency: DiskLatency,
 }
 
 /// Values that need two samples of the same domain.
@@ -351,6 +515,17 @@ pub struct DiskLatency {
     pub read_ms: Option<f64>,
     pub write_ms: Option<f64>,
     pub flush_ms: Option<f64>,
+}
+
+impl DiskLatency {
+    /// The slower of read and write: the one figure the card, the table and the
+    /// LAT sort show ("which VM waits on its disk"); `None` when neither completed.
+    pub fn worst_rw_ms(&self) -> Option<f64> {
+        match (self.read_ms, self.write_ms) {
+            (Some(r), Some(w)) => Some(r.max(w)),
+            (r, w) => r.or(w),
+        }
+    }
 }
 
 /// The VM's CPU as three numbers, each as percent of its vCPUs' capacity

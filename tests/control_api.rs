@@ -157,7 +157,7 @@ fn every_endpoint_answers_with_its_exact_fields() {
         d["cpu_usage_percent"].is_number().then_some(d)
     });
     let mut detail_fields = vm_fields.to_vec();
-    detail_fields.extend(["disks", "nics", "vcpu_percent"]);
+    detail_fields.extend(["disks", "nics", "vcpu_percent", "jobs"]);
     assert_eq!(keys(&detail), sorted(&detail_fields));
     let disks = detail["disks"].as_array().unwrap();
     assert_eq!(disks.len(), 2, "{detail}");
@@ -168,9 +168,14 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "disk_read_bytes_per_sec",
             "disk_read_req_per_sec",
             "disk_write_bytes_per_sec",
-            "disk_write_req_per_sec"
+            "disk_write_req_per_sec",
+            "disk_read_latency_ms",
+            "disk_write_latency_ms",
+            "disk_flush_latency_ms"
         ])
     );
+    // The test driver has no job calls: no job, ever.
+    assert_eq!(detail["jobs"], serde_json::json!([]), "{detail}");
     let nics = detail["nics"].as_array().unwrap();
     assert_eq!(nics.len(), 2);
     assert_eq!(

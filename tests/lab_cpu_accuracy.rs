@@ -9,6 +9,12 @@
 //!   `cpu_guest_percent` alone;
 //! - memory used (`memory_used_kb`) against the guest's MemTotal − MemAvailable;
 //! - disk and network bytes over the run, integrated from vmpulse's rates;
+//! - disk read and write latency per 5 s window: the guest's time spent reading
+//!   (writing) over the requests it completed (`/proc/diskstats`) against
+//!   vmpulse's per-interval `disk_read_latency_ms` (`_write_`) weighted by the
+//!   requests of each interval. Printed, not bounded: the guest times its block
+//!   layer queue and the virtio device, libvirt's `block.N.rd.times` QEMU's side
+//!   of the request only;
 //! - steal: one guest on an otherwise idle lab (near zero), then more busy
 //!   guests than host cores (clearly above zero).
 //!
@@ -30,6 +36,41 @@ struct GuestStat {
     mem_used_kib: f64,
     disk_bytes: f64,
     net_bytes: f64,
+    /// Summed over the disks: reads completed, ms reading, writes completed,
+    /// ms writing; `None` from a guest that prints sectors only.
+    disk_io: Option<DiskIo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DiskIo {
+    rd_ios: f64,
+    rd_ms: f64,
+    wr_ios: f64,
+    wr_ms: f64,
+}
+
+/// `vda:RD_SECT:WR_SECT:RD_IOS:RD_MS:WR_IOS:WR_MS ...` summed over the disks.
+fn parse_disk_io(rest: &str) -> Option<DiskIo> {
+    let part = rest.split("disk=").nth(1)?.split(" net=").next()?;
+    let mut sum = DiskIo {
+        rd_ios: 0.0,
+        rd_ms: 0.0,
+        wr_ios: 0.0,
+        wr_ms: 0.0,
+    };
+    for dev in part.split_whitespace() {
+        let f: Vec<f64> = dev
+            .split(':')
+            .skip(3)
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        let [ri, rm, wi, wm] = f[..] else { return None };
+        sum.rd_ios += ri;
+        sum.rd_ms += rm;
+        sum.wr_ios += wi;
+        sum.wr_ms += wm;
+    }
+    Some(sum)
 }
 
 /// Parses `lab-stat up=.. cpu=u n s i w q sq st mem=T:A disk= vda:r:w .. net= eth0:rx:tx ..`.
@@ -73,6 +114,7 @@ fn parse_stat(line: &str) -> Option<(f64, GuestStat)> {
             mem_used_kib: mt - ma,
             disk_bytes: sum_pairs("disk=", 512.0)?,
             net_bytes: sum_pairs("net=", 1.0)?,
+            disk_io: parse_disk_io(rest),
         },
     ))
 }
@@ -117,6 +159,114 @@ fn interval_mean(
         }
     }
     (weight > 0.0 && weight >= 0.9 * (b - a)).then(|| sum / weight)
+}
+
+/// vmpulse's per-interval latency over `[a, b]`, each interval weighted by the
+/// requests it completed (`ops × Δt`, the part inside the window): the same
+/// `Σtime / Σrequests` the guest's counters give for the window.
+fn weighted_latency(lines: &[&LpLine], lat: &str, ops: &str, a: f64, b: f64) -> Option<f64> {
+    let (mut sum, mut reqs) = (0.0, 0.0);
+    for w in lines.windows(2) {
+        let (start, end) = (w[0].t, w[1].t);
+        let overlap = end.min(b) - start.max(a);
+        if overlap <= 0.0 {
+            continue;
+        }
+        let r = w[1].get(ops).unwrap_or(0.0) * overlap;
+        if let Some(l) = w[1].get(lat).filter(|_| r > 0.0) {
+            sum += l * r;
+            reqs += r;
+        }
+    }
+    (reqs > 0.0).then(|| sum / reqs)
+}
+
+/// Read and write latency, the guest's own against vmpulse's, per 5 s window:
+/// `(guest read, vmpulse read, guest write, vmpulse write)` means over the
+/// windows where both saw requests, and the window count.
+fn latency_windows(feats: &[&LpLine], guest: &[GuestStat]) -> Latency {
+    let mut out = Latency::default();
+    let mut i = 0;
+    while i < guest.len() {
+        let Some(j) = (i + 1..guest.len()).find(|&j| guest[j].t - guest[i].t >= 5.0) else {
+            break;
+        };
+        let (a, b) = (&guest[i], &guest[j]);
+        i = j;
+        let (Some(ga), Some(gb)) = (a.disk_io, b.disk_io) else {
+            continue;
+        };
+        let own = |ms: f64, ios: f64| (ios > 0.0).then(|| ms / ios);
+        let own_rd = own(gb.rd_ms - ga.rd_ms, gb.rd_ios - ga.rd_ios);
+        let own_wr = own(gb.wr_ms - ga.wr_ms, gb.wr_ios - ga.wr_ios);
+        let host_rd = weighted_latency(
+            feats,
+            "disk_read_latency_ms",
+            "disk_read_req_per_sec",
+            a.t,
+            b.t,
+        );
+        let host_wr = weighted_latency(
+            feats,
+            "disk_write_latency_ms",
+            "disk_write_req_per_sec",
+            a.t,
+            b.t,
+        );
+        eprintln!(
+            "  latency window {:.1}..{:.1}: read guest {} vmpulse {}; write guest {} vmpulse {}",
+            a.t - guest[0].t,
+            b.t - guest[0].t,
+            show_ms(own_rd),
+            show_ms(host_rd),
+            show_ms(own_wr),
+            show_ms(host_wr)
+        );
+        if let (Some(g), Some(h)) = (own_rd, host_rd) {
+            out.read.push((g, h));
+        }
+        if let (Some(g), Some(h)) = (own_wr, host_wr) {
+            out.write.push((g, h));
+        }
+    }
+    out
+}
+
+/// Per window `(guest's own, vmpulse's)` latency, ms.
+#[derive(Debug, Default)]
+struct Latency {
+    read: Vec<(f64, f64)>,
+    write: Vec<(f64, f64)>,
+}
+
+impl Latency {
+    /// `guest mean, vmpulse mean, mean of (vmpulse − guest)` over the windows.
+    fn summary(pairs: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
+        (!pairs.is_empty()).then(|| {
+            let g = mean(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
+            let h = mean(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
+            (
+                g,
+                h,
+                mean(&pairs.iter().map(|p| p.1 - p.0).collect::<Vec<_>>()),
+            )
+        })
+    }
+
+    fn describe(pairs: &[(f64, f64)]) -> String {
+        match Self::summary(pairs) {
+            Some((g, h, d)) => format!(
+                "guest {g:.2} ms, vmpulse {h:.2} ms, vmpulse − guest {d:+.2} ms ({:+.0} %) over {} windows",
+                100.0 * d / g,
+                pairs.len()
+            ),
+            None => "no window with requests on both sides".into(),
+        }
+    }
+}
+
+fn show_ms(v: Option<f64>) -> String {
+    v.map_or("—".into(), |v| format!("{v:.2} ms"))
 }
 
 /// Cumulative value of a rate at each line: Σ rate × Δt (what vmpulse's rates add up to).
@@ -171,6 +321,7 @@ struct Accuracy {
     disk: Option<(f64, f64, f64)>,
     net: Option<(f64, f64, f64)>,
     steal_mean: f64,
+    latency: Latency,
 }
 
 fn show(v: Option<f64>) -> String {
@@ -261,6 +412,7 @@ fn accuracy(lines: &[LpLine], vm: &str, guest: &[GuestStat]) -> Accuracy {
         disk: bytes_error(&disk_cum, guest, |g| g.disk_bytes),
         net: bytes_error(&net_cum, guest, |g| g.net_bytes),
         steal_mean: mean(&steal),
+        latency: latency_windows(&feats, guest),
     }
 }
 
@@ -327,6 +479,12 @@ fn vmpulse_matches_the_guests_own_counters() {
         fmt(&a.disk),
         fmt(&a.net),
         a.steal_mean
+    );
+    // Reported, not bounded: the guest times its own queue too (see the README).
+    eprintln!(
+        "disk latency per 5 s window: read {}; write {}",
+        Latency::describe(&a.latency.read),
+        Latency::describe(&a.latency.write)
     );
     let mut failures = Vec::new();
     if a.cpu_windows < 10 {
@@ -415,4 +573,63 @@ fn lab_stat_lines_parse() {
     assert_eq!(s.disk_bytes, (2056.0 + 2048.0 + 8.0) * 512.0);
     assert_eq!(s.net_bytes, 3860.0 + 3796.0 + 3.0);
     assert!(parse_stat("lab-init: up").is_none());
+    assert_eq!(s.disk_io, None, "sectors only: no latency counters");
+    let (_, s) = parse_stat(
+        "lab-stat up=1 cpu=1 0 1 1 0 0 0 0 mem=2:1 disk= vda:8:16:10:30:20:50 vdb:0:8:0:0:2:10 net= eth0:1:2",
+    )
+    .expect("parses");
+    assert_eq!(s.disk_bytes, (8.0 + 16.0 + 8.0) * 512.0);
+    assert_eq!(
+        s.disk_io,
+        Some(DiskIo {
+            rd_ios: 10.0,
+            rd_ms: 30.0,
+            wr_ios: 22.0,
+            wr_ms: 60.0
+        })
+    );
+}
+
+#[test]
+fn vmpulse_latency_is_weighted_by_the_requests_of_each_interval() {
+    let line = |t: f64, lat: Option<f64>, ops: f64| {
+        let mut fields = std::collections::BTreeMap::new();
+        if let Some(l) = lat {
+            fields.insert("disk_read_latency_ms".to_string(), l);
+        }
+        fields.insert("disk_read_req_per_sec".to_string(), ops);
+        LpLine {
+            measurement: "vm_features".into(),
+            tags: Default::default(),
+            fields,
+            t,
+        }
+    };
+    let lines = [
+        line(0.0, None, 0.0),
+        // 10 requests at 1 ms, 30 at 3 ms, an idle interval, then outside the window.
+        line(1.0, Some(1.0), 10.0),
+        line(2.0, Some(3.0), 30.0),
+        line(3.0, None, 0.0),
+        line(4.0, Some(100.0), 50.0),
+    ];
+    let refs: Vec<&LpLine> = lines.iter().collect();
+    let l = weighted_latency(
+        &refs,
+        "disk_read_latency_ms",
+        "disk_read_req_per_sec",
+        0.0,
+        3.0,
+    );
+    assert_eq!(l, Some((10.0 + 90.0) / 40.0));
+    assert_eq!(
+        weighted_latency(
+            &refs,
+            "disk_read_latency_ms",
+            "disk_read_req_per_sec",
+            2.0,
+            3.0
+        ),
+        None
+    );
 }

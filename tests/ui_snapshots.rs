@@ -65,6 +65,18 @@ struct Load {
 
 fn derived(l: &Load) -> Derived {
     let deg = |bps: f64| (bps / MIB).atan().to_degrees();
+    // Latency that rises with the load; none where no request completed.
+    let lat = |bps: f64, base: f64| (bps > 0.0).then(|| base + bps / MIB * 0.5);
+    let vda = DiskLatency {
+        read_ms: lat(l.disk_r, 0.3),
+        write_ms: lat(l.disk_w * 0.75, 1.1),
+        flush_ms: lat(l.disk_w, 4.0),
+    };
+    let vdb = DiskLatency {
+        read_ms: None,
+        write_ms: lat(l.disk_w * 0.25, 2.5),
+        flush_ms: None,
+    };
     Derived {
         dt_secs: 1.0,
         cpu_percent: Some(l.cpu),
@@ -109,6 +121,7 @@ fn derived(l: &Load) -> Derived {
                     bytes_per_sec: l.disk_w * 0.75,
                     ops_per_sec: Some(l.disk_w / 8192.0),
                 },
+                latency: vda,
             },
             DeviceRates {
                 name: "vdb".into(),
@@ -117,8 +130,14 @@ fn derived(l: &Load) -> Derived {
                     bytes_per_sec: l.disk_w * 0.25,
                     ops_per_sec: Some(3.0),
                 },
+                latency: vdb,
             },
         ],
+        disk_latency: DiskLatency {
+            read_ms: vda.read_ms,
+            write_ms: lat(l.disk_w, 1.4),
+            flush_ms: vda.flush_ms,
+        },
         nics: vec![DeviceRates {
             name: "tap-web0".into(),
             read: Throughput {
@@ -129,10 +148,10 @@ fn derived(l: &Load) -> Derived {
                 bytes_per_sec: l.tx,
                 ops_per_sec: Some(l.tx / 1500.0),
             },
+            latency: DiskLatency::default(),
         }],
         vcpu_percent: vec![l.cpu * 1.2, l.cpu * 0.8],
         vcpu_steal_percent: vec![l.cpu / 3.0, l.cpu / 6.0],
-        ..Default::default()
     }
 }
 
@@ -439,6 +458,88 @@ fn table_mode_80x24() {
 }
 
 #[test]
+fn table_sorted_by_disk_latency_140x24() {
+    let (mut app, snap) = fixture(true, (140, 24));
+    ch(&mut app, 't');
+    ch(&mut app, 'L');
+    let vis = app.visible();
+    let order: Vec<&str> = vis.iter().map(|&i| snap.vms[i].name()).collect();
+    // db-primary's reads are slowest (15 ms), then web-01's writes; VMs with no
+    // request completed (or no interval yet) last, by name.
+    assert_eq!(
+        &order[..3],
+        ["db-primary", "web-01", "batch-07"],
+        "{order:?}"
+    );
+    let out = draw(&app, &snap);
+    let t = text(out.backend().buffer());
+    assert!(t.contains("LAT▼"), "{t}");
+    insta::assert_snapshot!(out.backend());
+}
+
+/// The fixture with a dump in flight on web-01, a block copy on db-primary and
+/// batch-07's save just completed.
+fn with_jobs(snap: &Snapshot) -> Snapshot {
+    let mut s = snap.clone();
+    for vm in &mut s.vms {
+        match vm.name() {
+            "web-01" => vm.raw.jobs = vec![vmpulse::fixtures::dump_job()],
+            "db-primary" => vm.raw.jobs = vec![vmpulse::fixtures::copy_job("vda")],
+            "batch-07" => {
+                vm.raw.jobs = vec![DomainJob {
+                    kind: JobKind::Completed,
+                    operation: JobOperation::Save,
+                    elapsed_ms: Some(12_400),
+                    ..DomainJob::default()
+                }]
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+#[test]
+fn cards_with_jobs_160x30() {
+    let (_, snap) = fixture(true, (160, 30));
+    let (app, snap) = single(with_jobs(&snap), (160, 30));
+    let out = draw(&app, &snap);
+    let t = text(out.backend().buffer());
+    for badge in ["DUMP 43% 85.0 MiB/s", "COPY vda 25%", "SAVE COMPLETED"] {
+        assert!(t.contains(badge), "{badge} missing:\n{t}");
+    }
+    insta::assert_snapshot!(out.backend());
+}
+
+#[test]
+fn detail_jobs_section_100x30() {
+    let (_, snap) = fixture(true, (100, 30));
+    let (mut app, snap) = single(with_jobs(&snap), (100, 30));
+    let pos = app
+        .visible()
+        .iter()
+        .position(|&i| snap.vms[i].name() == "web-01")
+        .unwrap();
+    for _ in 0..pos {
+        key(&mut app, KeyCode::Right);
+    }
+    key(&mut app, KeyCode::Enter);
+    let out = draw(&app, &snap);
+    let t = text(out.backend().buffer());
+    for needle in [
+        "Jobs",
+        "dump (unbounded)",
+        "43.0%",
+        "memory total",
+        "1.00 GiB",
+        "5.2s",
+    ] {
+        assert!(t.contains(needle), "{needle} missing:\n{t}");
+    }
+    insta::assert_snapshot!(out.backend());
+}
+
+#[test]
 fn cards_scroll_with_many_vms() {
     let s = base_snapshot(1, now() - Duration::from_millis(400), many_vms(200));
     let (mut app, snap) = single(s, (160, 48));
@@ -478,6 +579,30 @@ fn detail_view() {
     ] {
         assert!(t.contains(needle), "{needle} missing:\n{t}");
     }
+    insta::assert_snapshot!(out.backend());
+}
+
+/// The detail view's end: each disk's latency and a sparkline of its history.
+#[test]
+fn detail_disk_latency_100x60() {
+    let (mut app, snap) = fixture(true, (100, 60));
+    let pos = app
+        .visible()
+        .iter()
+        .position(|&i| snap.vms[i].name() == "web-01")
+        .unwrap();
+    for _ in 0..pos {
+        key(&mut app, KeyCode::Right);
+    }
+    key(&mut app, KeyCode::Enter);
+    let out = draw(&app, &snap);
+    let t = text(out.backend().buffer());
+    let spark = |disk: &str| {
+        t.lines()
+            .any(|l| l.contains(&format!("│{disk:<8}")) && l.contains("now") && l.contains("ms"))
+    };
+    assert!(spark("vda") && spark("vdb"), "{t}");
+    assert!(t.contains("flush"), "{t}");
     insta::assert_snapshot!(out.backend());
 }
 

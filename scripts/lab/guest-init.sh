@@ -87,7 +87,9 @@ log "up: name=$name host=$host nics=[$nics ] disks=[$disks ]"
 # The guest's own view, about once a second, for the accuracy tests
 # (tests/lab_cpu_accuracy.rs) to compare with what vmpulse derives on the host:
 #   lab-stat up=UPTIME_S cpu=USER NICE SYSTEM IDLE IOWAIT IRQ SOFTIRQ STEAL (jiffies)
-#            mem=MEMTOTAL_KB:MEMAVAILABLE_KB disk= vda:RD_SECTORS:WR_SECTORS ...
+#            mem=MEMTOTAL_KB:MEMAVAILABLE_KB
+#            disk= vda:RD_SECTORS:WR_SECTORS:RD_IOS:RD_MS:WR_IOS:WR_MS ...
+#              (reads/writes completed and the ms spent on them: the guest's latency)
 #            net= eth0:RX_BYTES:TX_BYTES ...
 # One awk process prints the whole line in one write, so lines never interleave.
 report_stats() {
@@ -96,7 +98,7 @@ report_stats() {
             FILENAME == "/proc/stat" && $1 == "cpu" { cpu = $2 " " $3 " " $4 " " $5 " " $6 " " $7 " " $8 " " $9 }
             FILENAME == "/proc/meminfo" && $1 == "MemTotal:" { mt = $2 }
             FILENAME == "/proc/meminfo" && $1 == "MemAvailable:" { ma = $2 }
-            FILENAME == "/proc/diskstats" && $3 ~ /^vd[a-z]$/ { disk = disk " " $3 ":" $6 ":" $10 }
+            FILENAME == "/proc/diskstats" && $3 ~ /^vd[a-z]$/ { disk = disk " " $3 ":" $6 ":" $10 ":" $4 ":" $7 ":" $8 ":" $11 }
             FILENAME == "/proc/net/dev" && $0 ~ /eth[0-9]+:/ {
                 line = $0; sub(/:/, " ", line); split(line, f, " ")
                 net = net " " f[1] ":" f[2] ":" f[10]

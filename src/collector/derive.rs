@@ -130,7 +130,11 @@ pub fn derive(
     // Seed-compatible definition: the rate itself is the slope (1 KB/s is 45°).
     let memory_angle_deg = memory_rate_kb_per_sec.atan().to_degrees();
 
-    let disks = device_rates(&prev.disks, &cur.disks, dt_secs, disk_counters);
+    let disks = with_latency(
+        device_rates(&prev.disks, &cur.disks, dt_secs, disk_counters),
+        &prev.disks,
+        &cur.disks,
+    );
     let nics = device_rates(&prev.nics, &cur.nics, dt_secs, nic_counters);
     let (disk_read, disk_write) = sum_rates(&disks);
     let (net_rx, net_tx) = sum_rates(&nics);
@@ -279,6 +283,24 @@ pub fn latency_ms(prev: &[DiskStats], cur: &[DiskStats], pick: ReqTimes) -> Opti
     (reqs > 0).then(|| ns as f64 / reqs as f64 / 1e6)
 }
 
+/// Each disk's own latency over the interval, next to its rates.
+fn with_latency(
+    mut rates: Vec<DeviceRates>,
+    prev: &[DiskStats],
+    cur: &[DiskStats],
+) -> Vec<DeviceRates> {
+    for r in &mut rates {
+        let one = |ds: &[DiskStats]| {
+            ds.iter()
+                .filter(|d| d.name == r.name)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        r.latency = disk_latency(&one(prev), &one(cur));
+    }
+    rates
+}
+
 /// Per-device rates for devices present in both samples (matched by name).
 /// A device whose counters went backwards was replaced: it gets a new
 /// baseline (no rate this interval) while the others carry on.
@@ -312,6 +334,7 @@ fn device_rates<D>(
                     bytes_per_sec: per_sec(2)?,
                     ops_per_sec: per_sec(3),
                 },
+                latency: DiskLatency::default(),
             })
         })
         .collect()
@@ -495,6 +518,39 @@ mod tests {
             "{:?}",
             d.disk_latency
         );
+    }
+
+    #[test]
+    fn each_disk_carries_its_own_latency() {
+        let t0 = Instant::now();
+        let mut a = raw(t0, 1_000_000_000);
+        a.disks = vec![timed("vda", 100, 1_000_000), timed("vdb", 10, 0)];
+        let mut b = raw(t0 + Duration::from_secs(1), 2_000_000_000);
+        // vda: 50 reads in 10 ms (0.2 ms); vdb: no request in the interval.
+        b.disks = vec![timed("vda", 150, 11_000_000), timed("vdb", 10, 0)];
+        let d = derive(&a, &b, None, &units()).unwrap();
+        let vda = &d.disks[0].latency;
+        assert!(close(vda.read_ms.unwrap(), 0.2), "{vda:?}");
+        assert!(close(vda.write_ms.unwrap(), 0.1), "{vda:?}");
+        assert_eq!(d.disks[1].latency, DiskLatency::default());
+        // The VM's figure sums both disks' times over both disks' requests.
+        assert!(close(d.disk_latency.read_ms.unwrap(), 0.2));
+        // NICs have no latency.
+        assert!(d.nics.iter().all(|n| n.latency == DiskLatency::default()));
+    }
+
+    #[test]
+    fn worst_of_read_and_write_is_the_slower_known_one() {
+        let l = |r, w| DiskLatency {
+            read_ms: r,
+            write_ms: w,
+            flush_ms: Some(99.0),
+        };
+        assert_eq!(l(Some(1.0), Some(3.0)).worst_rw_ms(), Some(3.0));
+        assert_eq!(l(None, Some(2.0)).worst_rw_ms(), Some(2.0));
+        assert_eq!(l(Some(4.0), None).worst_rw_ms(), Some(4.0));
+        // Flushes alone do not count: the card shows reads and writes.
+        assert_eq!(l(None, None).worst_rw_ms(), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod fallback;
 pub mod filter;
 pub mod host;
+pub mod jobs;
 pub mod metadata;
 pub mod poll;
 pub mod schedule;

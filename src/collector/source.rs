@@ -25,6 +25,7 @@ use super::fallback::{self, InfoReading};
 use super::filter::DomainFilter;
 use super::host;
 use super::metadata::{MetadataCache, MetadataSpec};
+use super::jobs::JobTracker;
 use super::schedule::HeldMonitor;
 pub use super::skip::SkipNote;
 use crate::model::{CpuTimes, DomainState, HostInfo, RawDomain};
@@ -141,6 +142,8 @@ pub struct LibvirtSource {
     /// `collector.host_interval`: also how long the inactive domains are reused.
     host_interval: Duration,
     inactive: Option<InactiveCache>,
+    /// Jobs in flight, looked for on a bounded rotation.
+    jobs: JobTracker,
 }
 
 impl std::fmt::Debug for LibvirtSource {
@@ -186,6 +189,7 @@ impl LibvirtSource {
             filter: DomainFilter::default(),
             host_interval: host::DEFAULT_INTERVAL,
             inactive: None,
+            jobs: JobTracker::default(),
         })
     }
 
@@ -263,6 +267,12 @@ impl LibvirtSource {
                 domains.push(raw);
             }
         }
+        let handles: std::collections::HashMap<&str, &Domain> = listed
+            .iter()
+            .map(|l| (l.uuid.as_str(), &l.domain))
+            .collect();
+        self.jobs
+            .update(&mut domains, |u| handles.get(u).copied(), deadline);
         // Forget device names and tags of domains that are gone.
         let present: std::collections::HashSet<&str> =
             listed.iter().map(|l| l.uuid.as_str()).collect();

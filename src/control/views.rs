@@ -16,8 +16,8 @@ pub use super::health::HealthView;
 use crate::config::Config;
 use crate::history::Sample;
 use crate::model::{
-    CollectorStats, Derived, DeviceRates, HostInfo, MemoryUse, RawDomain, Snapshot, SourceState,
-    SpoolState, SpoolStats, VmSnapshot, WriterState, WriterStats,
+    CollectorStats, Derived, DeviceRates, DomainJob, HostInfo, MemoryUse, RawDomain, Snapshot,
+    SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState, WriterStats,
 };
 use crate::schema::hypervisor::{
     HostFigures, HUGEPAGES_FREE_FIELD, HUGEPAGES_TOTAL_FIELD, HYPERVISOR_FIELDS, NUMA_FREE_FIELD,
@@ -262,6 +262,19 @@ pub struct VmDetail {
     pub nics: Vec<NicView>,
     /// Per-vCPU utilisation, percent of one vCPU.
     pub vcpu_percent: Vec<f64>,
+    /// Jobs in flight (and a job's final reading, the cycle it ended).
+    #[serde(default)]
+    pub jobs: Vec<JobView>,
+}
+
+/// One job under the `vm_jobs` schema names; `device` for a block job,
+/// `error` for a failed job where libvirt says why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub device: Option<String>,
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub values: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One disk's rates, under the schema names of the VM's disk rates.
@@ -273,6 +286,14 @@ pub struct DiskView {
     pub disk_read_req_per_sec: Option<f64>,
     pub disk_write_bytes_per_sec: f64,
     pub disk_write_req_per_sec: Option<f64>,
+    /// This disk's average request latency over the interval, ms; `null` when
+    /// no such request completed.
+    #[serde(default)]
+    pub disk_read_latency_ms: Option<f64>,
+    #[serde(default)]
+    pub disk_write_latency_ms: Option<f64>,
+    #[serde(default)]
+    pub disk_flush_latency_ms: Option<f64>,
 }
 
 /// One NIC's rates, under the schema names of the VM's network rates.
@@ -368,6 +389,22 @@ fn disk(r: &DeviceRates) -> DiskView {
         disk_read_req_per_sec: r.read.ops_per_sec,
         disk_write_bytes_per_sec: r.write.bytes_per_sec,
         disk_write_req_per_sec: r.write.ops_per_sec,
+        disk_read_latency_ms: r.latency.read_ms,
+        disk_write_latency_ms: r.latency.write_ms,
+        disk_flush_latency_ms: r.latency.flush_ms,
+    }
+}
+
+pub fn job(j: &DomainJob) -> JobView {
+    JobView {
+        device: j.disk.clone(),
+        error: j.error.clone(),
+        values: crate::schema::metrics::of(crate::schema::Measurement::VmJobs)
+            .filter_map(|m| match m.read {
+                crate::schema::Read::Job(read) => Some((m.name.to_string(), json(read(j)))),
+                _ => None,
+            })
+            .collect(),
     }
 }
 
@@ -392,6 +429,7 @@ pub fn vm_detail(v: &VmSnapshot) -> VmDetail {
             .map(|d| d.nics.iter().map(nic).collect())
             .unwrap_or_default(),
         vcpu_percent: d.map(|d| d.vcpu_percent.clone()).unwrap_or_default(),
+        jobs: v.raw.jobs.iter().map(job).collect(),
     }
 }
 
@@ -566,6 +604,27 @@ pub fn live_config(config: &serde_json::Value, snap: &Snapshot) -> serde_json::V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vm_detail_lists_jobs_under_vm_jobs_names() {
+        let mut v = crate::fixtures::vm(crate::fixtures::raw("web", "u-1"));
+        v.raw.jobs = vec![
+            crate::fixtures::dump_job(),
+            crate::fixtures::copy_job("vda"),
+        ];
+        let d = serde_json::to_value(vm_detail(&v)).unwrap();
+        let jobs = d["jobs"].as_array().expect("jobs");
+        assert_eq!(jobs[0]["type"], "unbounded");
+        assert_eq!(jobs[0]["operation"], "dump");
+        assert_eq!(jobs[0]["elapsed_ms"], 5200);
+        assert_eq!(jobs[0]["device"], serde_json::Value::Null);
+        assert!((jobs[0]["progress_percent"].as_f64().unwrap() - 43.0).abs() < 0.01);
+        assert_eq!(jobs[1]["device"], "vda");
+        assert_eq!(jobs[1]["operation"], "block_copy");
+        // Round trip (the attached TUI reads it back).
+        let back: VmDetail = serde_json::from_value(d).unwrap();
+        assert_eq!(back.jobs.len(), 2);
+    }
 
     #[test]
     fn times_round_trip_in_rfc3339() {

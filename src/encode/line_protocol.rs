@@ -128,7 +128,8 @@ impl EncodeCtx {
     }
 }
 
-/// Appends this VM's lines (`vm_metrics`, `vm_features`, `vm_devices`, `vm_totals`) to `out`.
+/// Appends this VM's lines (`vm_metrics`, `vm_features`, `vm_devices`, `vm_totals`,
+/// and `vm_jobs` while a job runs) to `out`.
 /// Lines carry no trailing newline.
 pub fn encode_vm(out: &mut Vec<String>, ctx: &EncodeCtx, vm: &VmSnapshot) {
     let mut buf = String::with_capacity(2048);
@@ -168,6 +169,23 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
         }
     }
     per_vm_line(buf, &tags, vm, Measurement::VmTotals, ts);
+    for job in &raw.jobs {
+        let jt = match &job.disk {
+            Some(disk) => {
+                let mut t = tags.clone();
+                push_tag(&mut t, "device", disk, ctx.escaping);
+                t
+            }
+            None => tags.clone(),
+        };
+        let mut f = Fields::start(buf, Measurement::VmJobs.as_str(), &jt);
+        for m in metrics::of(Measurement::VmJobs) {
+            if let Read::Job(read) = m.read {
+                f.value(m, read(job));
+            }
+        }
+        f.finish(ts);
+    }
 }
 
 /// The tags of a VM's line, escaped, with the leading comma: `host`, the static
@@ -468,6 +486,30 @@ mod tests {
     }
 
     #[test]
+    fn each_job_in_flight_is_one_vm_jobs_line_after_the_vms_others() {
+        let mut v = vm("web-1");
+        v.raw.jobs = vec![
+            crate::fixtures::dump_job(),
+            crate::fixtures::copy_job("vda"),
+        ];
+        let got = lines(&ctx(), &v);
+        let t = "host=hv1,VMID=7,name=web-1,uuid=550e8400-e29b-41d4-a716-446655440000";
+        let n = got.len();
+        assert_eq!(
+            got[n - 2],
+            format!("vm_jobs,{t} type=\"unbounded\",operation=\"dump\",progress_percent=42.999992333352566,elapsed_ms=5200i,memory_processed_bytes=461708902i,memory_remaining_bytes=612032922i,memory_total_bytes=1073741824i,bandwidth_bytes_per_sec=89128960.0 1699868400000000000")
+        );
+        assert_eq!(
+            got[n - 1],
+            format!("vm_jobs,{t},device=vda type=\"bounded\",operation=\"block_copy\",progress_percent=25.0,data_processed_bytes=1073741824i,data_remaining_bytes=3221225472i,data_total_bytes=4294967296i 1699868400000000000")
+        );
+        // No job: no vm_jobs line.
+        assert!(!lines(&ctx(), &vm("web-1"))
+            .iter()
+            .any(|l| l.starts_with("vm_jobs")));
+    }
+
+    #[test]
     fn full_expected_lines_for_a_fixed_snapshot() {
         let got = lines(&ctx(), &vm("web-1"));
         let t = "host=hv1,VMID=7,name=web-1,uuid=550e8400-e29b-41d4-a716-446655440000";
@@ -647,6 +689,15 @@ mod tests {
             let got = match m.read {
                 Read::Disk(f) => f(&v.raw.disks[0]),
                 Read::Nic(f) => f(&v.raw.nics[0]),
+                Read::Job(f) => f(&crate::fixtures::dump_job()).or_else(|| {
+                    f(&DomainJob {
+                        memory_dirty_rate_pages_per_sec: Some(1),
+                        memory_iteration: Some(1),
+                        downtime_ms: Some(1),
+                        remaining_ms: Some(1),
+                        ..crate::fixtures::copy_job("vda")
+                    })
+                }),
                 _ => m.vm_value(&v),
             };
             if let Some(got) = got {

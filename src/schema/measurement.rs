@@ -13,6 +13,9 @@ pub enum Measurement {
     VmDevices,
     /// Cumulative counters summed over a VM's devices, plus its state code.
     VmTotals,
+    /// A background job in flight (dump, save, migration, block job): one line
+    /// per job per cycle while it runs, and one final line when it ends.
+    VmJobs,
     /// The host's capacity: one point per reading of the node figures.
     Hypervisor,
     /// Free memory of one NUMA node (`node` tag).
@@ -22,11 +25,12 @@ pub enum Measurement {
 }
 
 impl Measurement {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::VmMetrics,
         Self::VmFeatures,
         Self::VmDevices,
         Self::VmTotals,
+        Self::VmJobs,
         Self::Hypervisor,
         Self::HypervisorNuma,
         Self::HypervisorHugepages,
@@ -38,6 +42,7 @@ impl Measurement {
             Self::VmFeatures => "vm_features",
             Self::VmDevices => "vm_devices",
             Self::VmTotals => "vm_totals",
+            Self::VmJobs => "vm_jobs",
             Self::Hypervisor => "hypervisor",
             Self::HypervisorNuma => "hypervisor_numa",
             Self::HypervisorHugepages => "hypervisor_hugepages",

@@ -9,7 +9,7 @@
 //! test `tests/golden_line_protocol.rs` holds that order byte for byte).
 
 use super::measurement::Measurement;
-use crate::model::{Derived, DiskStats, NicStats, VmSnapshot};
+use crate::model::{Derived, DiskStats, DomainJob, NicStats, VmSnapshot};
 
 /// The type a metric is written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +120,8 @@ pub enum Read {
     Disk(fn(&DiskStats) -> Option<Value>),
     /// Each NIC of an active VM (`vm_devices`, `devtype=nic`).
     Nic(fn(&NicStats) -> Option<Value>),
+    /// Each job in flight (`vm_jobs`; a block job's line has `device`).
+    Job(fn(&DomainJob) -> Option<Value>),
 }
 
 impl Read {
@@ -130,6 +132,7 @@ impl Read {
             Self::Rates(_) => "active VM, from its 2nd sample",
             Self::Disk(_) => "each disk",
             Self::Nic(_) => "each NIC",
+            Self::Job(_) => "each job in flight",
         }
     }
 }
@@ -210,13 +213,13 @@ impl Metric {
                 .as_ref()
                 .filter(|_| active)
                 .and_then(|d| f(vm, d)),
-            Read::Disk(_) | Read::Nic(_) => None,
+            Read::Disk(_) | Read::Nic(_) | Read::Job(_) => None,
         }
     }
 
     /// Whether the metric is one value per VM (not per device).
     pub fn per_vm(&self) -> bool {
-        !matches!(self.read, Read::Disk(_) | Read::Nic(_))
+        !matches!(self.read, Read::Disk(_) | Read::Nic(_) | Read::Job(_))
     }
 
     /// Whether it is a column of `--format json|csv` and a value of `/vms`:
@@ -247,7 +250,9 @@ impl Metric {
     }
 }
 
-use Measurement::{VmDevices as DEV, VmFeatures as FEAT, VmMetrics as MET, VmTotals as TOT};
+use Measurement::{
+    VmDevices as DEV, VmFeatures as FEAT, VmJobs as JOB, VmMetrics as MET, VmTotals as TOT,
+};
 use Type::{Float as F, Int as I, Str as S};
 
 fn int(v: Option<u64>) -> Option<Value> {
@@ -320,6 +325,15 @@ const fn disk(
     help: &'static str,
 ) -> Metric {
     Metric::new(name, DEV, I, unit, Read::Disk(f), help)
+}
+const fn job(
+    name: &'static str,
+    ty: Type,
+    unit: Unit,
+    f: fn(&DomainJob) -> Option<Value>,
+    help: &'static str,
+) -> Metric {
+    Metric::new(name, JOB, ty, unit, Read::Job(f), help)
 }
 const fn total(name: &'static str, unit: Unit, f: VmRead, help: &'static str) -> Metric {
     Metric::new(name, TOT, I, unit, Read::ActiveVm(f), help)
@@ -458,6 +472,30 @@ pub static METRICS: &[Metric] = &[
     vm("state", TOT, I, Unit::None, |v| Some(Value::Signed(i64::from(v.raw.state.code()))),
         "libvirt's domain state code (1 running, 3 paused, 5 shut off, 6 crashed).")
         .gauge("state"),
+    // vm_jobs
+    job("type", S, Unit::None, |j| Some(Value::Str(j.kind.as_str())),
+        "bounded or unbounded while the job runs; on the final line completed, failed, cancelled, or ended (libvirt kept no outcome: the last values seen)."),
+    job("operation", S, Unit::None, |j| Some(Value::Str(j.operation.as_str())),
+        "dump, save, restore, outgoing_migration, incoming_migration, snapshot, snapshot_revert, snapshot_delete, backup, start; block jobs block_pull, block_copy, block_commit, active_block_commit, block_backup; or unknown."),
+    job("progress_percent", F, Unit::Percent, |j| float(j.percent()),
+        "`100 × processed / total` of the data (else memory) libvirt reports; 100 on a completed job."),
+    job("elapsed_ms", I, Unit::Ms, |j| int(j.elapsed_ms), "Time since the job started (`time_elapsed`)."),
+    job("remaining_ms", I, Unit::Ms, |j| int(j.remaining_ms), "libvirt's estimate of the time left (`time_remaining`)."),
+    job("data_processed_bytes", I, Unit::Bytes, |j| int(j.data_processed_bytes),
+        "Bytes moved so far (`data_processed`; a block job's `cur`)."),
+    job("data_remaining_bytes", I, Unit::Bytes, |j| int(j.data_remaining_bytes), "Bytes still to move (`data_remaining`)."),
+    job("data_total_bytes", I, Unit::Bytes, |j| int(j.data_total_bytes), "Bytes the job moves in all (`data_total`; a block job's `end`)."),
+    job("memory_processed_bytes", I, Unit::Bytes, |j| int(j.memory_processed_bytes),
+        "Guest memory processed (`memory_processed`; what a dump reports)."),
+    job("memory_remaining_bytes", I, Unit::Bytes, |j| int(j.memory_remaining_bytes), "Guest memory still to process (`memory_remaining`)."),
+    job("memory_total_bytes", I, Unit::Bytes, |j| int(j.memory_total_bytes), "Guest memory the job covers (`memory_total`)."),
+    job("memory_dirty_rate_pages_per_sec", I, Unit::PerSec, |j| int(j.memory_dirty_rate_pages_per_sec),
+        "Pages the guest dirties per second during a migration (`memory_dirty_rate`)."),
+    job("memory_iteration", I, Unit::Count, |j| int(j.memory_iteration), "The migration's pass over guest memory (`memory_iteration`)."),
+    job("downtime_ms", I, Unit::Ms, |j| int(j.downtime_ms),
+        "Expected downtime while a migration runs; the actual one on its final line (`downtime`)."),
+    job("bandwidth_bytes_per_sec", F, Unit::BytesPerSec, |j| float(j.bandwidth_bytes_per_sec),
+        "libvirt's transfer rate (`memory_bps + disk_bps`, a migration) where it reports one, else Δprocessed / Δt between two readings (a dump, a block job)."),
 ];
 
 /// The metrics of one measurement, in table order.
@@ -544,6 +582,7 @@ mod tests {
                     assert_eq!(m.measurement, Measurement::VmDevices, "{}", m.name)
                 }
                 Read::Rates(_) => assert_eq!(m.measurement, Measurement::VmFeatures, "{}", m.name),
+                Read::Job(_) => assert_eq!(m.measurement, Measurement::VmJobs, "{}", m.name),
                 _ => assert!(m.per_vm()),
             }
             assert!(!m.help.is_empty(), "{} has no description", m.name);

@@ -564,6 +564,11 @@ fn sort_value(vm: &VmSnapshot, key: SortKey) -> Option<f64> {
         SortKey::Disk => total_disk(vm).map(format::bytes_as_shown),
         SortKey::Network => total_net(vm).map(format::bytes_as_shown),
         SortKey::Steal => pct(vm.derived.as_ref().and_then(|d| d.cpu_split.steal)),
+        SortKey::Latency => vm
+            .derived
+            .as_ref()
+            .and_then(|d| d.disk_latency.worst_rw_ms())
+            .map(format::latency_as_shown),
     }
 }
 

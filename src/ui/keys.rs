@@ -16,6 +16,8 @@ pub enum SortKey {
     Network,
     /// CPU steal: time the guest wanted a host CPU and did not get one.
     Steal,
+    /// Disk latency: the slower of read and write, per request.
+    Latency,
 }
 
 impl SortKey {
@@ -27,6 +29,7 @@ impl SortKey {
             Self::Disk => "disk",
             Self::Network => "network",
             Self::Steal => "steal",
+            Self::Latency => "disk latency",
         }
     }
 }
@@ -228,6 +231,7 @@ pub const BINDINGS: &[Binding] = &[
     b(C::Global, &[Key::ch('D')],                                        A::Sort(SortKey::Disk),              "sort by disk throughput (again reverses)",          None),
     b(C::Global, &[Key::ch('N')],                                        A::Sort(SortKey::Network),           "sort by network throughput (again reverses)",       None),
     b(C::Global, &[Key::ch('S')],                                        A::Sort(SortKey::Steal),             "sort by CPU steal % (again reverses)",              None),
+    b(C::Global, &[Key::ch('L')],                                        A::Sort(SortKey::Latency),           "sort by disk latency (again reverses)",             None),
     b(C::Global, &[Key::ch('n')],                                        A::Sort(SortKey::Name),              "sort by name (again reverses)",                     None),
     b(C::Global, &[Key::ch('f')],                                        A::Freeze,                           "freeze the display (collection continues)",         Some("freeze")),
     b(C::Global, &[Key::ch('+')],                                        A::PollSlower,                       "poll less often (longer interval)",                 None),

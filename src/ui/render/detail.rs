@@ -1,7 +1,9 @@
 //! The detail view (`Enter`): identity, sparklines over the history window,
 //! the CPU split (guest, overhead, steal) with every vCPU's guest % and
 //! steal %, balloon memory breakdown, and per-NIC and per-disk tables with
-//! every `vm_devices` field as rates and totals. Scrolls with j/k. One
+//! every `vm_devices` field as rates and totals, and each disk's read, write
+//! and flush latency with a sparkline of its history; a Jobs section while a
+//! job (dump, save, migration, block job) runs. Scrolls with j/k. One
 //! function per section.
 
 use ratatui::layout::Rect;
@@ -70,6 +72,18 @@ fn spark_line(
     width: usize,
 ) -> Line<'static> {
     let values: Vec<Option<f64>> = samples.iter().map(&pick).collect();
+    spark_values(t, label, &values, max, fmt, width)
+}
+
+/// A labelled sparkline of `values` (oldest first) with the last and the peak value.
+fn spark_values(
+    t: Theme,
+    label: &str,
+    values: &[Option<f64>],
+    max: Option<f64>,
+    fmt: impl Fn(f64) -> String,
+    width: usize,
+) -> Line<'static> {
     let now = values.last().copied().flatten();
     let peak = values
         .iter()
@@ -84,7 +98,7 @@ fn spark_line(
     let spark_w = width.saturating_sub(8 + stats.chars().count());
     Line::from(vec![
         Span::styled(format!("{label:<8}"), t.label()),
-        Span::styled(format::sparkline(&values, spark_w, max), t.good()),
+        Span::styled(format::sparkline(values, spark_w, max), t.good()),
         Span::raw(stats),
     ])
 }
@@ -192,6 +206,66 @@ fn identity_lines(app: &App, vm: &VmSnapshot) -> Vec<Line<'static>> {
     out
 }
 
+/// Each job in flight with every value libvirt reports; nothing without a job.
+fn job_lines(t: Theme, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
+    if vm.raw.jobs.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![heading(t, "Jobs")];
+    let ms = |v: Option<u64>| {
+        v.map(|v| format::duration(std::time::Duration::from_millis(v)))
+            .unwrap_or_else(|| DASH.into())
+    };
+    let b = |v: Option<u64>| {
+        v.map(|v| format::bytes(v as f64))
+            .unwrap_or_else(|| DASH.into())
+    };
+    for j in &vm.raw.jobs {
+        let what = match &j.disk {
+            Some(d) => format!("{} on {d}", j.operation.as_str()),
+            None => j.operation.as_str().to_string(),
+        };
+        out.push(Line::from(vec![
+            Span::styled(format!("{what} "), t.warn()),
+            Span::raw(format!("({})", j.kind.as_str())),
+        ]));
+        let pairs = [
+            ("progress", opt_pct(j.percent())),
+            ("elapsed", ms(j.elapsed_ms)),
+            ("remaining", ms(j.remaining_ms)),
+            (
+                "bandwidth",
+                j.bandwidth_bytes_per_sec
+                    .map(format::rate)
+                    .unwrap_or_else(|| DASH.into()),
+            ),
+            ("data done", b(j.data_processed_bytes)),
+            ("data left", b(j.data_remaining_bytes)),
+            ("data total", b(j.data_total_bytes)),
+            ("memory done", b(j.memory_processed_bytes)),
+            ("memory left", b(j.memory_remaining_bytes)),
+            ("memory total", b(j.memory_total_bytes)),
+            (
+                "dirty pages/s",
+                opt_count(j.memory_dirty_rate_pages_per_sec),
+            ),
+            ("iteration", opt_count(j.memory_iteration)),
+            ("downtime", ms(j.downtime_ms)),
+        ];
+        let known: Vec<(String, String)> = pairs
+            .into_iter()
+            .filter(|(_, v)| v != DASH)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        out.extend(grid(t, known, width));
+        if let Some(e) = &j.error {
+            out.push(Line::styled(format!("error: {e}"), t.bad()));
+        }
+    }
+    out.push(Line::raw(""));
+    out
+}
+
 fn history_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
     let t = app.theme;
     let mins = app.history.window().as_secs() / 60;
@@ -242,6 +316,15 @@ fn history_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>>
             |s| s.disk_bps,
             None,
             format::rate,
+            width,
+        ),
+        spark_line(
+            t,
+            "LATENCY",
+            &samples,
+            |s| s.disk_latency_ms,
+            None,
+            format::latency_ms,
             width,
         ),
         spark_line(t, "NET", &samples, |s| s.net_bps, None, format::rate, width),
@@ -415,14 +498,52 @@ fn disk_lines(t: Theme, vm: &VmSnapshot) -> Vec<Line<'static>> {
     out
 }
 
+/// Each disk's read, write and flush latency over the last interval and a
+/// sparkline of the slower of read and write over the history window.
+fn disk_latency_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
+    let t = app.theme;
+    let Some(d) = vm.derived.as_ref().filter(|_| !vm.raw.disks.is_empty()) else {
+        return Vec::new();
+    };
+    let ms = |v: Option<f64>| v.map(format::latency_ms).unwrap_or_else(|| DASH.into());
+    let mut out = vec![Line::styled(
+        format!("{:<12}{:>9}{:>9}{:>9}", "latency", "read", "write", "flush"),
+        t.table_header(),
+    )];
+    for r in &d.disks {
+        out.push(Line::raw(format!(
+            "{:<12}{:>9}{:>9}{:>9}",
+            format::truncate(&r.name, 11),
+            ms(r.latency.read_ms),
+            ms(r.latency.write_ms),
+            ms(r.latency.flush_ms),
+        )));
+    }
+    for series in app.history.disk_latency(vm.uuid()) {
+        let values: Vec<Option<f64>> = series.points.iter().map(|p| p.1).collect();
+        let label = format::truncate(&series.name, 7);
+        out.push(spark_values(
+            t,
+            &label,
+            &values,
+            None,
+            format::latency_ms,
+            width,
+        ));
+    }
+    out
+}
+
 fn lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>> {
     let t = app.theme;
     let mut out = identity_lines(app, vm);
+    out.extend(job_lines(t, vm, width));
     out.extend(history_lines(app, vm, width));
     out.extend(cpu_lines(t, vm, width));
     out.extend(memory_lines(t, vm, width));
     out.extend(nic_lines(t, vm));
     out.extend(disk_lines(t, vm));
+    out.extend(disk_latency_lines(app, vm, width));
     out
 }
 

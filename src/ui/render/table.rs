@@ -1,4 +1,5 @@
-//! Compact table mode (`t`): one VM per line with the card's columns, for
+//! Compact table mode (`t`): one VM per line with the card's columns (and LAT,
+//! the disk latency), for
 //! hosts with 50–500 VMs. Columns are dropped from the right by priority
 //! when the terminal is narrow; the sorted column's header carries ▼/▲.
 
@@ -27,10 +28,12 @@ enum Col {
     Split(usize),
     /// The metadata tag values; only when some VM has tags.
     Tags,
+    /// Disk latency, the slower of read and write.
+    Lat,
 }
 
 /// Columns in the order they are given up when space runs out (last first).
-const PRIORITY: [(Col, u16); 18] = [
+const PRIORITY: [(Col, u16); 19] = [
     (Col::Name, 16),
     (Col::State, 8),
     (Col::Value(0), 6),
@@ -45,6 +48,7 @@ const PRIORITY: [(Col, u16); 18] = [
     (Col::Angle(3), 7),
     (Col::Angle(4), 7),
     (Col::Tags, 16),
+    (Col::Lat, 6),
     (Col::Vcpu, 4),
     (Col::Split(0), 6),
     (Col::Split(2), 6),
@@ -52,7 +56,7 @@ const PRIORITY: [(Col, u16); 18] = [
 ];
 
 /// Display order of the columns.
-const ORDER: [Col; 18] = [
+const ORDER: [Col; 19] = [
     Col::Name,
     Col::Tags,
     Col::State,
@@ -67,6 +71,7 @@ const ORDER: [Col; 18] = [
     Col::Angle(1),
     Col::Value(2),
     Col::Angle(2),
+    Col::Lat,
     Col::Value(3),
     Col::Angle(3),
     Col::Value(4),
@@ -140,6 +145,8 @@ fn header_label(app: &App, col: Col) -> String {
         Col::Split(1) if app.sort == SortKey::Steal => format!("{}{arrow}", SPLIT_LABELS[1]),
         Col::Split(i) => SPLIT_LABELS[i].into(),
         Col::Tags => "TAGS".into(),
+        Col::Lat if app.sort == SortKey::Latency => format!("LAT{arrow}"),
+        Col::Lat => "LAT".into(),
     }
 }
 
@@ -192,6 +199,13 @@ fn cell(app: &App, vm: &VmSnapshot, metrics: &[cards::Metric; 5], col: Col) -> C
         ),
         Col::Value(i) => Cell::from(Line::styled(metrics[i].value.clone(), style).right_aligned()),
         Col::Split(i) => Cell::from(Line::styled(split_value(vm, i), style).right_aligned()),
+        Col::Lat => Cell::from(
+            Line::styled(
+                cards::disk_latency_note(vm).unwrap_or_else(|| "—".into()),
+                style,
+            )
+            .right_aligned(),
+        ),
         Col::Angle(i) => {
             Cell::from(Line::from(angle_span(t, metrics[i].angle, greyed)).right_aligned())
         }
