@@ -99,6 +99,7 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route("/stop", post(stop))
         .route("/poll-interval", put(poll_interval))
         .route("/vms", get(vms))
+        .route("/alerts", get(alert_list))
         .route("/vms/{uuid}", get(vm))
         .route("/history/{uuid}", get(history))
         .route("/config", get(config))
@@ -222,6 +223,12 @@ async fn poll_interval(
 
 async fn vms(State(s): St) -> Json<views::VmList> {
     Json(views::vm_list(&latest(&s)))
+}
+
+async fn alert_list(State(s): St) -> Json<views::AlertList> {
+    Json(views::AlertList {
+        alerts: views::alerts(&latest(&s)),
+    })
 }
 
 fn unknown_vm(uuid: &str) -> ApiError {

@@ -30,6 +30,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::alert::AlertEvent;
 use crate::config::InfluxApi;
 use crate::model::VmSnapshot;
 use crate::schema::metrics::{self, Metric, Read, Value};
@@ -116,13 +117,7 @@ pub fn encode_vm(out: &mut Vec<String>, ctx: &EncodeCtx, vm: &VmSnapshot) {
 /// wants one request body.
 pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
     let raw = &vm.raw;
-    let mut tags = String::with_capacity(ctx.prefix.len() + 96);
-    tags.push_str(&ctx.prefix);
-    if let Some(id) = raw.id {
-        let _ = write!(tags, ",VMID={id}");
-    }
-    push_tag(&mut tags, "name", &raw.name, ctx.escaping);
-    push_tag(&mut tags, "uuid", &raw.uuid, ctx.escaping);
+    let tags = vm_tags(ctx, raw.id, &raw.name, &raw.uuid);
     let ts = raw.wall_ns;
     per_vm_line(buf, &tags, vm, Measurement::VmMetrics, ts);
     if raw.state.has_guest_counters() {
@@ -149,6 +144,34 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
         }
     }
     per_vm_line(buf, &tags, vm, Measurement::VmTotals, ts);
+}
+
+/// The tags of a VM's line: `host`, the static tags, `VMID` (active VMs), `name`, `uuid`.
+fn vm_tags(ctx: &EncodeCtx, id: Option<u32>, name: &str, uuid: &str) -> String {
+    let mut tags = String::with_capacity(ctx.prefix.len() + 96);
+    tags.push_str(&ctx.prefix);
+    if let Some(id) = id {
+        let _ = write!(tags, ",VMID={id}");
+    }
+    push_tag(&mut tags, "name", name, ctx.escaping);
+    push_tag(&mut tags, "uuid", uuid, ctx.escaping);
+    tags
+}
+
+/// One `vm_alerts` point for an alert transition, terminated by `\n`: the VM's
+/// tags plus `metric`; fields `level` (`ok` on the clearing point), `active`,
+/// `value`, `threshold`; stamped with the sample's wall clock.
+pub fn encode_alert(buf: &mut String, ctx: &EncodeCtx, e: &AlertEvent) {
+    let mut tags = vm_tags(ctx, e.vm_id, &e.vm, &e.uuid);
+    push_tag(&mut tags, "metric", &e.metric, ctx.escaping);
+    let mut f = Fields::start(buf, Measurement::VmAlerts.as_str(), &tags);
+    f.string("level", e.level.map_or("ok", |l| l.as_str()));
+    f.key("active");
+    f.buf
+        .push_str(if e.level.is_some() { "true" } else { "false" });
+    f.float("value", e.value);
+    f.float("threshold", e.threshold);
+    f.finish(e.wall_ns);
 }
 
 /// One line of per-VM values; the table's rules say which are present.

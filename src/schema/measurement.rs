@@ -1,6 +1,7 @@
-//! The four measurements of line protocol a VM is written into (pure names).
+//! The measurements of line protocol a VM is written into (pure names).
 
-/// The four measurements of line protocol, in the order a VM's lines are written.
+/// The measurements of line protocol: the four of every collection, in the order a
+/// VM's lines are written, then the ones written on events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Measurement {
     /// Identity, state, allocation: every VM.
@@ -11,6 +12,9 @@ pub enum Measurement {
     VmDevices,
     /// Cumulative counters summed over a VM's devices, plus its state code.
     VmTotals,
+    /// One point per alert transition (raise, level change, clear): tag `metric`,
+    /// fields [`super::ALERT_FIELDS`]; not in the metric table.
+    VmAlerts,
 }
 
 impl Measurement {
@@ -27,6 +31,7 @@ impl Measurement {
             Self::VmFeatures => "vm_features",
             Self::VmDevices => "vm_devices",
             Self::VmTotals => "vm_totals",
+            Self::VmAlerts => "vm_alerts",
         }
     }
 }

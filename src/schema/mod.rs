@@ -17,13 +17,20 @@ pub use metrics::{Metric, Read, Type, Unit, Value, METRICS};
 
 /// Tag keys vmpulse sets itself; a static tag with one of these keys is ignored
 /// (a duplicate tag key makes the whole line invalid).
-pub const RESERVED_TAGS: [&str; 6] = ["host", "VMID", "name", "uuid", "devtype", "device"];
+pub const RESERVED_TAGS: [&str; 7] = [
+    "host", "VMID", "name", "uuid", "devtype", "device", "metric",
+];
 
-/// Every field key of the four measurements, sorted, made from [`METRICS`].
+/// The fields of `vm_alerts` (`level` careful|warning|critical or `ok`, `active`,
+/// `value`, `threshold`); its tag `metric` names the metric.
+pub const ALERT_FIELDS: [&str; 4] = ["level", "active", "value", "threshold"];
+
+/// Every field key of the measurements, sorted, made from [`METRICS`] and [`ALERT_FIELDS`].
 /// A static tag with one of these keys is refused at validation: InfluxDB 3
 /// rejects every line where a column is both a tag and a field.
 pub static FIELD_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut keys: Vec<&'static str> = METRICS.iter().map(|m| m.name).collect();
+    keys.extend(ALERT_FIELDS);
     keys.sort_unstable();
     keys.dedup();
     keys
