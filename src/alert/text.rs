@@ -25,7 +25,7 @@ pub fn log_line(e: &AlertEvent) -> String {
 }
 
 /// A value as people read it: at most two decimals, no trailing zeros.
-fn number(v: f64) -> String {
+pub fn number(v: f64) -> String {
     let s = format!("{v:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

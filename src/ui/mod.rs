@@ -12,6 +12,7 @@ pub mod ascii;
 pub mod help;
 pub mod keys;
 pub mod layout;
+pub mod levels;
 pub mod palette;
 pub mod render;
 pub mod state_reason;
