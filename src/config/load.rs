@@ -96,7 +96,11 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, ConfigError> {
             }
             toml::Value::Table(section) if name == "alerts" => {
                 for (k, v) in section {
-                    let origin = format!("{p}: alerts.{k}");
+                    // The message names the key (`alerts.x.warning`); the origin the place.
+                    let origin = match line_of(text, &[name, k]) {
+                        Some(l) => format!("{p}, line {l}"),
+                        None => p.to_string(),
+                    };
                     if k == "override" {
                         alerts.overrides = Some(Sourced::new(v.clone(), origin));
                     } else if v.is_table() {

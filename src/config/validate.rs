@@ -278,8 +278,12 @@ mod tests {
         let err = from_file("[alerts.cpu_steal_percent]\ncareful = 30\nwarning = 20\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("c.toml: alerts.cpu_steal_percent"), "{err}");
-        assert!(err.contains("alerts.cpu_steal_percent.warning"), "{err}");
+        assert!(
+            err.contains(
+                "c.toml, line 1: alerts.cpu_steal_percent.warning: 20 against careful = 30"
+            ),
+            "{err}"
+        );
         let err = from_file("[alerts.nope]\nwarning = 1\n")
             .unwrap_err()
             .to_string();
