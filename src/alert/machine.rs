@@ -154,7 +154,16 @@ impl Tracker {
         for vm in vms {
             seen.insert(vm.uuid());
             let readings = rules.readings(vm);
-            let tracks = self.vms.entry(vm.uuid().to_string()).or_default();
+            if !self.vms.contains_key(vm.uuid()) {
+                // Most VMs have no level anywhere: nothing to keep for them.
+                if readings.iter().all(|(_, r)| r.level.is_none()) {
+                    continue;
+                }
+                self.vms.insert(vm.uuid().to_string(), Vec::new());
+            }
+            let Some(tracks) = self.vms.get_mut(vm.uuid()) else {
+                continue;
+            };
             for (metric, r) in &readings {
                 let i = match tracks.iter().position(|(m, _)| m == metric) {
                     Some(i) => i,
