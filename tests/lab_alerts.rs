@@ -1,8 +1,8 @@
 //! Alerts on a real TCG guest (`scripts/lab-host.sh`): the lab guest's workload
-//! keeps a vCPU busy about half the time, which at a 3 s poll interval reads as
-//! a CPU use far above a 15 % `warning`; the alert must be raised only once that
-//! level held `alerts.min_duration` (9 s), and cleared `min_duration` after the
-//! load stops. The guest's workload loops for ever, so the load is stopped by
+//! keeps a vCPU busy part of the time, which at a 3 s poll interval reads as a
+//! CPU use above an 8 % `warning` (17–41 % measured on the loaded 2-core lab
+//! machine); the alert must be raised only once that level held
+//! `alerts.min_duration` (9 s), and cleared `min_duration` after the load stops. The guest's workload loops for ever, so the load is stopped by
 //! pausing the guest (`virsh suspend`: its counters stay, its CPU use drops to
 //! nothing); the default `state` alert is turned off for that.
 //!
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::lab::{series, wall_secs, Lab, LpLine, Vmpulse, URI};
 
 const MIN_DURATION: f64 = 9.0;
-const WARNING: f64 = 15.0;
+const WARNING: f64 = 8.0;
 const POLL: f64 = 3.0;
 
 /// One `vm_alerts` point: (time, level word, value), from the raw line.
