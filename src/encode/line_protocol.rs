@@ -449,6 +449,35 @@ mod tests {
     }
 
     #[test]
+    fn an_alert_point_carries_the_vm_tags_its_metric_and_the_level() {
+        let mut e = AlertEvent {
+            vm: "web 01,env=prod".into(),
+            uuid: "u-1".into(),
+            vm_id: Some(3),
+            metric: "cpu_steal_percent".into(),
+            level: Some(AlertLevel::Warning),
+            previous: None,
+            value: 25.5,
+            threshold: 20.0,
+            since: std::time::SystemTime::UNIX_EPOCH,
+            wall_ns: 17,
+        };
+        let mut buf = String::new();
+        encode_alert(&mut buf, &ctx(), &e);
+        e.level = None;
+        e.vm_id = None;
+        encode_alert(&mut buf, &ctx(), &e);
+        let lines: Vec<&str> = buf.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"vm_alerts,host=hv1,VMID=3,name=web\ 01\,env\=prod,uuid=u-1,metric=cpu_steal_percent level="warning",active=true,value=25.5,threshold=20.0 17"#,
+                r#"vm_alerts,host=hv1,name=web\ 01\,env\=prod,uuid=u-1,metric=cpu_steal_percent level="ok",active=false,value=25.5,threshold=20.0 17"#,
+            ]
+        );
+    }
+
+    #[test]
     fn full_expected_lines_for_a_fixed_snapshot() {
         let got = lines(&ctx(), &vm("web-1"));
         let t = "host=hv1,VMID=7,name=web-1,uuid=550e8400-e29b-41d4-a716-446655440000";
