@@ -31,6 +31,26 @@ pub struct AlertEvent {
     pub wall_ns: i64,
 }
 
+#[cfg(test)]
+impl AlertEvent {
+    /// A warning raised on `web-1`'s steal (25.5 against 20), for tests of what
+    /// is made from an event.
+    pub fn example() -> Self {
+        Self {
+            vm: "web-1".into(),
+            uuid: "u-1".into(),
+            vm_id: Some(3),
+            metric: "cpu_steal_percent".into(),
+            level: Some(AlertLevel::Warning),
+            previous: None,
+            value: 25.5,
+            threshold: 20.0,
+            since: SystemTime::UNIX_EPOCH,
+            wall_ns: 17,
+        }
+    }
+}
+
 /// One VM's metric.
 #[derive(Debug, Clone, Default)]
 struct Track {

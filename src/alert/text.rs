@@ -34,22 +34,10 @@ pub fn number(v: f64) -> String {
 mod tests {
     use super::*;
     use crate::model::AlertLevel;
-    use std::time::SystemTime;
 
     #[test]
     fn each_transition_is_one_line_that_names_vm_metric_level_and_value() {
-        let mut e = AlertEvent {
-            vm: "web-1".into(),
-            uuid: "u-1".into(),
-            vm_id: Some(3),
-            metric: "cpu_steal_percent".into(),
-            level: Some(AlertLevel::Warning),
-            previous: None,
-            value: 25.5,
-            threshold: 20.0,
-            since: SystemTime::UNIX_EPOCH,
-            wall_ns: 0,
-        };
+        let mut e = AlertEvent::example();
         assert_eq!(
             log_line(&e),
             "alert raised: VM 'web-1' (u-1) cpu_steal_percent warning: 25.5 (threshold 20)"

@@ -452,15 +452,7 @@ mod tests {
     fn an_alert_point_carries_the_vm_tags_its_metric_and_the_level() {
         let mut e = AlertEvent {
             vm: "web 01,env=prod".into(),
-            uuid: "u-1".into(),
-            vm_id: Some(3),
-            metric: "cpu_steal_percent".into(),
-            level: Some(AlertLevel::Warning),
-            previous: None,
-            value: 25.5,
-            threshold: 20.0,
-            since: std::time::SystemTime::UNIX_EPOCH,
-            wall_ns: 17,
+            ..AlertEvent::example()
         };
         let mut buf = String::new();
         encode_alert(&mut buf, &ctx(), &e);
