@@ -15,6 +15,9 @@
 //! same domains and says how many job calls a cycle makes (the test driver has
 //! no job calls: `sample` asks once and stops; their cost on a real libvirtd is
 //! timed by `tests/lab_jobs.rs`).
+//! What the engine does with each sample is timed too: `Deriver::apply` and the
+//! alert evaluation (`alert::Tracker`, the default levels plus an override by name glob
+//! and one by metadata tag), so the cost of alerts at N domains is a number.
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -25,6 +28,39 @@ use vmpulse::collector::source::LibvirtSource;
 use vmpulse::config::metadata::parse_entry;
 
 const NOVA: &str = "http://openstack.org/xmlns/libvirt/nova/1.1";
+use vmpulse::alert::{Rules, Tracker};
+use vmpulse::collector::derive::Deriver;
+use vmpulse::config::alerts::{AlertRules, Levels, Override, Selector};
+use vmpulse::config::glob::Glob;
+
+/// The default alert levels plus an override for `bench-1*` names and one for a tag.
+fn bench_rules() -> Rules {
+    let levels = |w: f64| {
+        std::collections::BTreeMap::from([(
+            "cpu_usage_percent".to_string(),
+            Levels::Numeric {
+                thresholds: [None, Some(w), None],
+                lower_is_worse: false,
+            },
+        )])
+    };
+    Rules::new(&AlertRules {
+        overrides: vec![
+            Override {
+                selector: Selector::Vms(Glob::new("bench-1*").expect("glob")),
+                levels: levels(50.0),
+            },
+            Override {
+                selector: Selector::Tag {
+                    key: "project".into(),
+                    value: "shop".into(),
+                },
+                levels: levels(80.0),
+            },
+        ],
+        ..AlertRules::default()
+    })
+}
 
 /// A `<node>` for libvirt's test driver with `n` running domains.
 fn testdriver_xml(n: usize) -> String {
@@ -166,6 +202,9 @@ fn sample_cycles(uri: &str, cycles: usize, spec: MetadataSpec) {
     let mut devices = 0;
     let mut skipped = 0;
     let mut used_bulk = false;
+    let mut deriver = Deriver::new(Default::default());
+    let (rules, mut tracker) = (bench_rules(), Tracker::default());
+    let (mut derive_times, mut alert_times) = (Vec::new(), Vec::new());
     for i in 0..=cycles {
         let (t, c) = (Instant::now(), process_cpu());
         let s = src
@@ -184,12 +223,33 @@ fn sample_cycles(uri: &str, cycles: usize, spec: MetadataSpec) {
             cpu.push(dc);
         }
         skipped += s.skipped.len();
+        let mut domains = s.domains;
+        for (n, d) in domains.iter_mut().enumerate() {
+            // Half the domains carry the tag the second override matches.
+            if n % 2 == 0 {
+                d.tags = vec![("project".into(), "shop".into())];
+            }
+        }
+        let t = Instant::now();
+        let vms = deriver.apply(domains);
+        derive_times.push(t.elapsed());
+        let t = Instant::now();
+        let events = tracker.evaluate(
+            &rules,
+            &vms,
+            std::time::SystemTime::now(),
+            Duration::from_secs(10),
+        );
+        alert_times.push(t.elapsed());
+        std::hint::black_box(events);
     }
     println!("domains {doms} ({tagged} with tags), devices {devices}, used_bulk {used_bulk}, skipped total {skipped}");
     if let Some(f) = first {
         println!("LibvirtSource::sample, first (cold) cycle: {:.2} ms", ms(f));
     }
     print_row("LibvirtSource::sample (warm)", times);
+    print_row("Deriver::apply", derive_times);
+    print_row("alerts: Tracker::evaluate (+2 overrides)", alert_times);
     // CPU time is what a busy machine cannot inflate (the test driver runs in-process).
     print_row("LibvirtSource::sample (warm, process CPU)", cpu);
     job_rotation(&mut src, cycles);

@@ -123,6 +123,7 @@ fn vm(i: usize, step: u64) -> VmSnapshot {
                 disk_write_angle_deg: deg(disk * 0.7),
                 net_rx_angle_deg: deg(rx) * if (t / 4.0).sin() > 0.0 { -1.0 } else { 1.0 },
                 net_tx_angle_deg: deg(tx),
+                net_drops_per_sec: Some(0.0),
                 disks: vec![DeviceRates {
                     name: "vda".into(),
                     read: Throughput {

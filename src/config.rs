@@ -5,6 +5,7 @@
 //! `cli`; `config::validate` turns the merged layer into a [`Config`], which is all
 //! the rest of the program reads.
 
+pub mod alerts;
 pub mod docs;
 mod error;
 mod format;
@@ -79,8 +80,8 @@ pub enum OutputTarget {
 
 pub use error::ConfigError;
 pub use settings::{
-    CollectorConfig, ControlConfig, InfluxConfig, LibvirtConfig, RatesConfig, RunConfig,
-    SpoolSettings, Tags, UiConfig,
+    AlertsSettings, CollectorConfig, ControlConfig, InfluxConfig, LibvirtConfig, RatesConfig,
+    RunConfig, SpoolSettings, Tags, UiConfig,
 };
 
 /// The effective configuration: one struct per section of `settings.rs`.
@@ -96,6 +97,10 @@ pub struct Config {
     pub run: RunConfig,
     /// Static tags added to every line (`[tags]`).
     pub tags: Tags,
+    /// `alerts.min_duration`.
+    pub alerts: AlertsSettings,
+    /// `[alerts.<metric>]` levels and `[[alerts.override]]` (`config::alerts`).
+    pub alert_rules: alerts::AlertRules,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
+use crate::alert::{self, Rules, Tracker};
 use crate::collector::derive::Deriver;
 use crate::collector::filter::DomainFilter;
 use crate::collector::metadata::MetadataSpec;
@@ -185,6 +186,7 @@ impl EngineHandle {
             snap: first,
             snap_tx,
             reported_skips: HashSet::new(),
+            alerts: Alerts::new(config),
         };
         let task = tokio::spawn(engine.run(rx));
         Ok(Self {
@@ -264,6 +266,44 @@ struct Engine {
     snap_tx: watch::Sender<Arc<Snapshot>>,
     /// Skipped items already logged at warn level (later repeats go to debug).
     reported_skips: HashSet<String>,
+    alerts: Alerts,
+}
+
+/// The alert rules in force and the state machine they feed.
+struct Alerts {
+    rules: Rules,
+    min_duration: Duration,
+    tracker: Tracker,
+}
+
+impl Alerts {
+    fn new(config: &Config) -> Self {
+        Self {
+            rules: Rules::new(&config.alert_rules),
+            min_duration: config.alerts.min_duration,
+            tracker: Tracker::default(),
+        }
+    }
+
+    /// New rules from a reload; the alerts in progress carry on under them.
+    fn reconfigure(&mut self, config: &Config) {
+        self.rules = Rules::new(&config.alert_rules);
+        self.min_duration = config.alerts.min_duration;
+    }
+
+    /// Evaluates one collection, logs each transition once.
+    fn evaluate(&mut self, vms: &[crate::model::VmSnapshot]) -> Vec<alert::AlertEvent> {
+        let events = self
+            .tracker
+            .evaluate(&self.rules, vms, SystemTime::now(), self.min_duration);
+        for e in &events {
+            match e.level {
+                Some(_) => tracing::warn!("{}", alert::text::log_line(e)),
+                None => tracing::info!("{}", alert::text::log_line(e)),
+            }
+        }
+        events
+    }
 }
 
 fn interval(period: Duration) -> tokio::time::Interval {
@@ -376,10 +416,13 @@ impl Engine {
                     vms.iter().filter(|v| v.raw.monitor_stuck.is_some()).count();
                 stats.monitor_stuck_samples += stats.monitor_stuck_vms as u64;
                 let step = self.limit.as_mut().map_or(Step::Write, Limit::step);
+                let events = self.alerts.evaluate(&vms);
+                self.snap.alerts = self.alerts.tracker.board();
                 if !self.writers.is_off() && step != Step::Baseline {
                     let mut lines = self.encoder.encode(&vms);
                     // One point per reading of the node figures, not per cycle.
                     lines.extend(self.encoder.encode_host(self.snap.host.as_ref(), &vms));
+                    lines.extend(self.encoder.encode_alerts(&events));
                     self.writers.handle().enqueue(lines);
                 }
                 self.snap.vms = vms;
@@ -425,6 +468,7 @@ impl Engine {
     async fn reconfigure(&mut self, config: &Config, restart_writer: bool) {
         // New tags and escaping (a CSV output gets a new header row: its columns may change).
         self.encoder = Encoder::new(config.run.format, encode_ctx(config));
+        self.alerts.reconfigure(config);
         if restart_writer {
             self.writers.restart(config, self.flush_timeout).await;
         }

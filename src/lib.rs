@@ -6,6 +6,7 @@
 //! stream of `Arc<Snapshot>`. ARCHITECTURE.md lists the modules floor by floor:
 //! each imports only those below it.
 
+pub mod alert;
 pub mod cli;
 pub mod collector;
 pub mod config;

@@ -500,6 +500,10 @@ pub struct Derived {
     /// `None` when no such request completed.
     #[serde(default)]
     pub disk_latency: DiskLatency,
+    /// Packets dropped per second, received and sent, summed over the NICs
+    /// present in both samples that report both drop counters; `None` when none does.
+    #[serde(default)]
+    pub net_drops_per_sec: Option<f64>,
     pub disks: Vec<DeviceRates>,
     /// NIC read = rx, write = tx.
     pub nics: Vec<DeviceRates>,
@@ -786,6 +790,76 @@ pub struct HugePages {
     pub free: u64,
 }
 
+/// An alert's level: Glances' three, in rising order.
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertLevel {
+    Careful,
+    Warning,
+    Critical,
+}
+
+impl AlertLevel {
+    /// Rising order; index 0 is `careful` as in `config::alerts::LEVEL_KEYS`.
+    pub const ALL: [Self; 3] = [Self::Careful, Self::Warning, Self::Critical];
+
+    /// `careful`, `warning`, `critical`: the `level` of `vm_alerts` and `/alerts`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Careful => "careful",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// One alert on one VM's metric, active or (with `cleared`) recently over.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct Alert {
+    pub vm: String,
+    pub uuid: String,
+    /// The metric table's name, or `monitor_stuck` / `state`.
+    pub metric: String,
+    pub level: AlertLevel,
+    /// The latest value (for `state`, libvirt's state code).
+    pub value: f64,
+    /// The threshold of `level`.
+    pub threshold: f64,
+    /// When the condition began (the level held `alerts.min_duration` from here).
+    pub since: SystemTime,
+    /// The worst value and level while the alert was active.
+    pub peak: f64,
+    pub peak_level: AlertLevel,
+    /// When it cleared; `None` while active.
+    pub cleared: Option<SystemTime>,
+}
+
+/// The alerts the engine holds: active ones (worst first) and the last cleared.
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq)]
+pub struct AlertBoard {
+    pub active: Vec<Alert>,
+    /// Most recently cleared first, a bounded number.
+    pub recent: Vec<Alert>,
+}
+
+impl AlertBoard {
+    /// The level of the active alert on this VM's metric, if any.
+    pub fn level_of(&self, uuid: &str, metric: &str) -> Option<AlertLevel> {
+        self.active
+            .iter()
+            .find(|a| a.uuid == uuid && a.metric == metric)
+            .map(|a| a.level)
+    }
+
+    /// Active alerts per level, careful to critical.
+    pub fn counts(&self) -> [usize; 3] {
+        let mut n = [0; 3];
+        for a in &self.active {
+            n[a.level as usize] += 1;
+        }
+        n
+    }
+}
+
 /// Everything a frontend needs to draw one frame. Owned, cheap to share as `Arc`.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Snapshot {
@@ -809,6 +883,9 @@ pub struct Snapshot {
     pub vms: Vec<VmSnapshot>,
     pub collector: CollectorStats,
     pub writer: WriterStats,
+    /// Active and recent alerts (`alert::Tracker`, evaluated by the engine).
+    #[serde(default)]
+    pub alerts: AlertBoard,
     /// Who produced it; never sent over the control socket.
     #[serde(skip)]
     pub origin: Origin,
@@ -856,6 +933,7 @@ impl Snapshot {
                 last_error: None,
             },
             writer: WriterStats::off("set INFLUX_URL or --influx-url (or --output FILE|-)"),
+            alerts: AlertBoard::default(),
             origin: Origin::Local,
         }
     }

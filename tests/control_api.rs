@@ -44,6 +44,7 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "writer",
             "health",
             "config",
+            "alerts",
         ])
     );
     assert_eq!(status["running"], true);
@@ -133,6 +134,7 @@ fn every_endpoint_answers_with_its_exact_fields() {
         "disk_read_latency_ms",
         "disk_write_latency_ms",
         "disk_flush_latency_ms",
+        "net_drops_per_sec",
     ];
     let web = vms["vms"]
         .as_array()
@@ -226,8 +228,13 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "tags",
             "output",
             "control",
-            "spool"
+            "spool",
+            "alerts"
         ])
+    );
+    assert_eq!(
+        config["config"]["alerts"]["cpu_steal_percent"]["warning"], 20.0,
+        "the alert levels in force"
     );
     assert_eq!(
         config["config"]["control"]["socket"],

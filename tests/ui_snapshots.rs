@@ -110,6 +110,7 @@ fn derived(l: &Load) -> Derived {
         disk_write_angle_deg: deg(l.disk_w),
         net_rx_angle_deg: deg(l.rx) * if l.rx > 400_000.0 { 1.0 } else { -1.0 },
         net_tx_angle_deg: -deg(l.tx),
+        net_drops_per_sec: None,
         disks: vec![
             DeviceRates {
                 name: "vda".into(),
@@ -1224,4 +1225,118 @@ fn rows_that_look_equal_keep_their_order_across_refreshes() {
             assert_eq!(shown, sorted, "round {round}, {key:?}");
         }
     }
+}
+
+/// The fixture with alerts: db-primary critical on CPU, web-01 warning on memory,
+/// batch-07 warning on its paused state, and one cleared careful steal alert.
+fn with_alerts(size: (u16, u16)) -> (App, Arc<Snapshot>) {
+    let (mut app, snap) = fixture(true, size);
+    let alert = |vm: &str, uuid: &str, metric: &str, level, value, threshold, ago| Alert {
+        vm: vm.into(),
+        uuid: uuid.into(),
+        metric: metric.into(),
+        level,
+        value,
+        threshold,
+        since: now() - Duration::from_secs(ago),
+        peak: value * 1.1,
+        peak_level: level,
+        cleared: None,
+    };
+    let mut s = (*snap).clone();
+    s.alerts = AlertBoard {
+        active: vec![
+            alert(
+                "db-primary",
+                "uuid-db",
+                "cpu_usage_percent",
+                AlertLevel::Critical,
+                92.5,
+                90.0,
+                75,
+            ),
+            alert(
+                "web-01",
+                "uuid-web01",
+                "memory_usage_percent",
+                AlertLevel::Warning,
+                87.0,
+                85.0,
+                12,
+            ),
+            alert(
+                "batch-07",
+                "uuid-batch",
+                "state",
+                AlertLevel::Warning,
+                3.0,
+                3.0,
+                600,
+            ),
+        ],
+        recent: vec![Alert {
+            cleared: Some(now() - Duration::from_secs(30)),
+            peak_level: AlertLevel::Warning,
+            peak: 24.0,
+            ..alert(
+                "web-01",
+                "uuid-web01",
+                "cpu_steal_percent",
+                AlertLevel::Careful,
+                3.0,
+                10.0,
+                300,
+            )
+        }],
+    };
+    let s = Arc::new(s);
+    app.update(Msg::Snapshot(s.clone()), now());
+    (app, s)
+}
+
+/// Runs of cells of one style on row `y`: (text, fg, modifiers), for the colour snapshot.
+fn styled_runs(buf: &Buffer, y: u16) -> Vec<String> {
+    let mut runs: Vec<(String, Color, ratatui::style::Modifier)> = Vec::new();
+    for x in 0..buf.area.width {
+        let c = &buf[(x, y)];
+        match runs.last_mut() {
+            Some((text, fg, m)) if *fg == c.fg && *m == c.modifier => text.push_str(c.symbol()),
+            _ => runs.push((c.symbol().to_string(), c.fg, c.modifier)),
+        }
+    }
+    runs.into_iter()
+        .filter(|(t, _, _)| !t.trim().is_empty())
+        .map(|(t, fg, m)| format!("{:?} {fg:?} {m:?}", t.trim()))
+        .collect()
+}
+
+#[test]
+fn alerts_pane_lists_active_then_recent_and_the_header_counts_them() {
+    let (mut app, snap) = with_alerts((120, 40));
+    assert!(ch(&mut app, 'a').is_none());
+    assert!(app.show_alerts);
+    let term = draw(&app, &snap);
+    insta::assert_snapshot!(term.backend());
+    let t = text(term.backend().buffer());
+    assert!(t.contains("ALERTS 1 critical 2 warning (a)"), "{t}");
+    ch(&mut app, 'a');
+    assert!(!text(draw(&app, &snap).backend().buffer()).contains("Alerts (a)"));
+}
+
+#[test]
+fn a_value_is_coloured_by_its_alert_level() {
+    let (mut app, snap) = with_alerts((120, 30));
+    ch(&mut app, 't');
+    let term = draw(&app, &snap);
+    let buf = term.backend().buffer();
+    let row = |name: &str| {
+        (0..buf.area.height)
+            .find(|y| text_row(buf, *y).trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no table row for {name}"))
+    };
+    let rows: Vec<String> = ["db-primary", "web-01", "batch-07"]
+        .iter()
+        .flat_map(|n| std::iter::once(format!("-- {n}")).chain(styled_runs(buf, row(n))))
+        .collect();
+    insta::assert_snapshot!(rows.join("\n"));
 }

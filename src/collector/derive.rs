@@ -159,6 +159,7 @@ pub fn derive(
         net_rx_angle_deg: angle_deg(net_rx.bytes_per_sec, tu),
         net_tx_angle_deg: angle_deg(net_tx.bytes_per_sec, tu),
         disk_latency: disk_latency(&prev.disks, &cur.disks),
+        net_drops_per_sec: drops_per_sec(&prev.nics, &cur.nics, dt_secs),
         disks,
         nics,
         vcpu_percent: per_vcpu_percent(&prev.vcpu_times_ns, &cur.vcpu_times_ns, dt_secs),
@@ -299,6 +300,25 @@ fn with_latency(
         r.latency = disk_latency(&one(prev), &one(cur));
     }
     rates
+}
+
+/// `ΣΔ(rx_drops + tx_drops) / Δt` over the NICs present in both samples (by
+/// name) that report both counters; a NIC whose counters went backwards was
+/// replaced and is left out. `None` when no NIC reports drops.
+pub fn drops_per_sec(prev: &[NicStats], cur: &[NicStats], dt_secs: f64) -> Option<f64> {
+    let drops = |n: &NicStats| Some(n.rx_drops?.saturating_add(n.tx_drops?));
+    let mut total: Option<u64> = None;
+    for c in cur {
+        let Some(p) = prev.iter().find(|p| p.name == c.name) else {
+            continue;
+        };
+        if let (Some(now), Some(before)) = (drops(c), drops(p)) {
+            if now >= before {
+                total = Some(total.unwrap_or(0).saturating_add(now - before));
+            }
+        }
+    }
+    total.map(|d| d as f64 / dt_secs)
 }
 
 /// Per-device rates for devices present in both samples (matched by name).
@@ -479,6 +499,32 @@ mod tests {
             fl_times_ns: None,
             ..DiskStats::default()
         }
+    }
+
+    #[test]
+    fn drops_per_second_sum_both_directions_over_nics_that_report_them() {
+        let nic = |name: &str, rx: Option<u64>, tx: Option<u64>| NicStats {
+            name: name.into(),
+            rx_drops: rx,
+            tx_drops: tx,
+            ..Default::default()
+        };
+        let prev = [
+            nic("a", Some(10), Some(0)),
+            nic("b", None, Some(1)),
+            nic("c", Some(50), Some(0)),
+        ];
+        let cur = [
+            nic("a", Some(14), Some(2)),
+            nic("b", None, Some(9)),
+            nic("c", Some(1), Some(0)),
+        ];
+        assert_eq!(
+            drops_per_sec(&prev, &cur, 2.0),
+            Some(3.0),
+            "a only: b unreported, c replaced"
+        );
+        assert_eq!(drops_per_sec(&prev[1..2], &cur[1..2], 1.0), None);
     }
 
     #[test]

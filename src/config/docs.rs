@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use super::alerts::AlertRules;
 use super::settings::{Setting, SETTINGS};
 use super::Config;
 
@@ -107,8 +108,27 @@ pub fn example_toml() -> String {
     o.push_str(
         "\n[tags]\n# Static tags added to every line, e.g.:\n# dc = \"par1\"\n# rack = \"r12\"\n",
     );
+    o.push_str(ALERTS_HELP);
+    o.push_str(&AlertRules::default().to_toml());
+    o.push_str(OVERRIDE_EXAMPLE);
     o
 }
+
+/// What the alert tables are, above their defaults in the example file.
+const ALERTS_HELP: &str =
+    "\n# Alerts: [alerts.<metric>] for any per-VM number of the metric table (README),\n\
+# monitor_stuck (seconds the QEMU monitor is held) or state (lists of state words).\n\
+# Levels careful <= warning <= critical; lower_is_worse = true reverses them.\n\
+# A table without levels turns that alert off. The defaults:\n";
+
+/// A commented `[[alerts.override]]`, after the defaults in the example file.
+const OVERRIDE_EXAMPLE: &str = "\n# Levels for some VMs only, by name glob (vms) or metadata tag (tag); the last match wins:\n\
+# [[alerts.override]]\n\
+# vms = \"db-*\"\n\
+# disk_write_latency_ms = { warning = 100.0, critical = 500.0 }\n\
+# [[alerts.override]]\n\
+# tag = \"project=shop\"\n\
+# cpu_steal_percent = {}\n";
 
 /// The effective config in the example's layout, secrets as `***`. Its output is
 /// itself a valid config file.
@@ -155,6 +175,7 @@ pub fn print_config(c: &Config) -> String {
     for (k, v) in &c.tags {
         let _ = writeln!(o, "{} = {}", toml_key(k), toml::Value::String(v.clone()));
     }
+    o.push_str(&c.alert_rules.to_toml());
     // Command-line-only settings are shown as comments: they are not file keys.
     for s in SETTINGS.iter().filter(|s| s.meta.key.is_none()) {
         if let (Some(v), Some(flag)) = ((s.render)(c), s.meta.flag) {
@@ -213,6 +234,8 @@ pub fn readme_table() -> String {
         );
     }
     o.push_str("| | | `[tags]` | none | yes | Static tags added to every line |\n");
+    o.push_str("| | | `[alerts.<metric>]` | see [Alerts](#alerts) | yes | `careful`, `warning`, `critical` levels of one metric (`lower_is_worse = true` reverses them); no level: that alert is off |\n");
+    o.push_str("| | | `[[alerts.override]]` | none | yes | Levels for the VMs matching `vms = \"GLOB\"` or `tag = \"NAME=VALUE\"`; the last match wins per metric |\n");
     o
 }
 

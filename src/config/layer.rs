@@ -33,6 +33,16 @@ pub struct Layer {
     values: BTreeMap<&'static str, Sourced<Raw>>,
     /// Static tags; later layers add keys and override equal ones.
     pub tags: BTreeMap<String, Sourced<String>>,
+    /// `[alerts.<metric>]` tables by metric (a later layer replaces a metric's
+    /// whole table) and the `[[alerts.override]]` array (a later one replaces it).
+    pub alerts: AlertsLayer,
+}
+
+/// The alert tables of one layer, unchecked (`validate` parses them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertsLayer {
+    pub levels: BTreeMap<String, Sourced<toml::Value>>,
+    pub overrides: Option<Sourced<toml::Value>>,
 }
 
 impl Layer {
@@ -97,6 +107,10 @@ pub fn merge(layers: impl IntoIterator<Item = Layer>) -> Layer {
     for l in layers {
         out.values.extend(l.values);
         out.tags.extend(l.tags);
+        out.alerts.levels.extend(l.alerts.levels);
+        if l.alerts.overrides.is_some() {
+            out.alerts.overrides = l.alerts.overrides;
+        }
     }
     out
 }

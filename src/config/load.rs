@@ -83,6 +83,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, ConfigError> {
         Ok(())
     };
     let mut tags = std::collections::BTreeMap::new();
+    let mut alerts = super::layer::AlertsLayer::default();
     let unknown = |key: &str, parts: &[&str]| {
         let at = line_of(text, parts).map_or(String::new(), |l| format!("line {l}: "));
         file_error(format!(
@@ -99,6 +100,28 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, ConfigError> {
                     };
                     let origin = format!("{p}: tags.{k}");
                     tags.insert(k.clone(), Sourced::new(v.clone(), origin));
+                }
+            }
+            toml::Value::Table(section) if name == "alerts" => {
+                for (k, v) in section {
+                    // The message names the key (`alerts.x.warning`); the origin the place.
+                    let origin = match line_of(text, &[name, k]) {
+                        Some(l) => format!("{p}, line {l}"),
+                        None => p.to_string(),
+                    };
+                    if k == "override" {
+                        alerts.overrides = Some(Sourced::new(v.clone(), origin));
+                    } else if v.is_table() {
+                        alerts
+                            .levels
+                            .insert(k.clone(), Sourced::new(v.clone(), origin));
+                    } else {
+                        let key = format!("alerts.{k}");
+                        let Some(s) = known.get(key.as_str()) else {
+                            return Err(unknown(&key, &[name, k]));
+                        };
+                        take(s, &[name, k], v)?;
+                    }
                 }
             }
             toml::Value::Table(section) if !known.contains_key(name.as_str()) => {
@@ -119,6 +142,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, ConfigError> {
         }
     }
     layer.tags = tags;
+    layer.alerts = alerts;
     Ok(layer)
 }
 

@@ -416,6 +416,14 @@ settings! {
             Meta::key("spool.fsync_interval");
     }
 
+    /// Alerts: `[alerts.<metric>]` levels and `[[alerts.override]]` are tables of their
+    /// own (`config::alerts`); this section's keys are the settings beside them.
+    [alerts] AlertsSettings {
+        /// Seconds a level must hold before its alert is raised, changes level or clears.
+        min_duration: Duration = Seconds::new(10.0),
+            Meta::key("alerts.min_duration").env(&["ALERT_MIN_DURATION"]).reload();
+    }
+
     /// How this run behaves (command line only).
     [run] RunConfig {
         /// Write to FILE (appending) or '-' for stdout instead of InfluxDB

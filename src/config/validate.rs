@@ -3,7 +3,8 @@
 //! Every error names the setting at fault (flag, variable or file key) and what
 //! would be accepted.
 
-use super::layer::{Layer, Sourced};
+use super::alerts::{self, AlertRules};
+use super::layer::{AlertsLayer, Layer, Sourced};
 use super::settings::{self, SETTINGS};
 use super::{Config, ConfigError, InfluxApi};
 
@@ -99,7 +100,24 @@ pub fn validate(l: Layer, defaults: Config) -> Result<Config, ConfigError> {
             ),
         });
     }
+    alert_rules(&l.alerts, &mut c.alert_rules)?;
     Ok(c)
+}
+
+/// The layer's alert tables on top of the rules in `rules` (the defaults): each
+/// `[alerts.<metric>]` replaces that metric's levels; overrides are read against them.
+fn alert_rules(l: &AlertsLayer, rules: &mut AlertRules) -> Result<(), ConfigError> {
+    for (metric, v) in &l.levels {
+        let key = format!("alerts.{metric}");
+        let levels =
+            alerts::parse_levels(&key, metric, &v.value, None).map_err(|m| invalid(v, m))?;
+        rules.levels.insert(metric.clone(), levels);
+    }
+    if let Some(v) = &l.overrides {
+        rules.overrides =
+            alerts::parse_overrides(&v.value, &rules.levels).map_err(|m| invalid(v, m))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -312,5 +330,70 @@ mod tests {
         let c = with(|l| l.set("influx.token", "t0ps3cret", "--flag")).unwrap();
         assert_eq!(c.influx.token.as_ref().unwrap().expose(), "t0ps3cret");
         assert!(!format!("{c:?}").contains("t0ps3cret"));
+    }
+
+    fn from_c_toml(text: &str) -> Result<Config, ConfigError> {
+        let layer = super::super::load::parse_file(text, std::path::Path::new("c.toml"))?;
+        validate(layer, Config::default())
+    }
+
+    #[test]
+    fn alert_tables_replace_defaults_per_metric_and_errors_name_the_setting() {
+        use crate::config::alerts::{Levels, Selector};
+        let c = from_c_toml(
+            "[alerts]\nmin_duration = 30\n\n[alerts.cpu_usage_percent]\nwarning = 80\n\n\
+             [alerts.memory_usage_percent]\n\n[[alerts.override]]\ntag = \"project=shop\"\n\
+             cpu_usage_percent = { warning = 50 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.min_duration, Duration::from_secs(30));
+        let rules = &c.alert_rules;
+        assert!(
+            rules.levels["memory_usage_percent"].is_off(),
+            "an empty table turns it off"
+        );
+        assert!(
+            !rules.levels["cpu_steal_percent"].is_off(),
+            "other defaults stay"
+        );
+        assert!(matches!(
+            rules.levels["cpu_usage_percent"],
+            Levels::Numeric { thresholds: [None, Some(w), None], .. } if w == 80.0
+        ));
+        assert!(
+            matches!(&rules.overrides[0].selector, Selector::Tag { key, .. } if key == "project")
+        );
+
+        let err = from_c_toml("[alerts.cpu_steal_percent]\ncareful = 30\nwarning = 20\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "c.toml, line 1: alerts.cpu_steal_percent.warning: 20 against careful = 30"
+            ),
+            "{err}"
+        );
+        let err = from_c_toml("[alerts.nope]\nwarning = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("alerts.nope") && err.contains("metric table"),
+            "{err}"
+        );
+        let err = from_c_toml("[[alerts.override]]\nvms = \"db-[\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("alerts.override[0].vms"), "{err}");
+        let err = from_c_toml("[alerts]\nmin_duraton = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key 'alerts.min_duraton'"), "{err}");
+    }
+
+    #[test]
+    fn the_example_file_reads_back_as_the_defaults() {
+        let text = include_str!("../../config.example.toml");
+        let c = from_c_toml(text).unwrap();
+        assert_eq!(c.alert_rules, Config::default().alert_rules);
     }
 }

@@ -171,6 +171,7 @@ pub fn prometheus(s: &Snapshot, started_at: SystemTime, per_vm: bool) -> String 
         let _ = writeln!(o, "{} {}", m.name, number(m.value));
     }
     host_series(&mut o, s);
+    alert_series(&mut o, s);
     if per_vm {
         per_vm_series(&mut o, s);
     }
@@ -229,6 +230,25 @@ fn host_series(o: &mut String, s: &Snapshot) {
         "Huge pages of one size free.",
         pages(|p| Some(p.free)),
     );
+}
+
+/// `vmpulse_alert_active{vm,metric,level} 1` per active alert (none: no sample).
+fn alert_series(o: &mut String, s: &Snapshot) {
+    let name = "vmpulse_alert_active";
+    let _ = writeln!(
+        o,
+        "# HELP {name} An active alert: 1 per VM, metric and level (alerts.* levels)."
+    );
+    let _ = writeln!(o, "# TYPE {name} gauge");
+    for a in &s.alerts.active {
+        let _ = writeln!(
+            o,
+            "{name}{{vm=\"{}\",metric=\"{}\",level=\"{}\"}} 1",
+            label(&a.vm),
+            label(&a.metric),
+            a.level.as_str()
+        );
+    }
 }
 
 /// A Prometheus sample value (`NaN`, `+Inf` spelled as the format wants).

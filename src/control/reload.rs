@@ -54,12 +54,19 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
             reloadable: true,
         });
     }
+    if old.alert_rules != new.alert_rules {
+        out.push(Change {
+            key: "alerts".into(),
+            what: "[alerts.<metric>] / [[alerts.override]] levels".into(),
+            reloadable: true,
+        });
+    }
     out
 }
 
 /// The settings [`applied`] takes over; a test keeps it equal to the table's
 /// reloadable ones.
-pub const APPLIED: [&str; 19] = [
+pub const APPLIED: [&str; 21] = [
     "collector.poll_interval",
     "collector.status_interval",
     "influx.url",
@@ -78,7 +85,9 @@ pub const APPLIED: [&str; 19] = [
     "control.write_stale_after",
     "control.token",
     "control.token_file",
+    "alerts.min_duration",
     "tags",
+    "alerts",
 ];
 
 /// The running config with the reloadable settings (and tags) of `new`.
@@ -106,6 +115,8 @@ pub fn applied(running: &Config, new: &Config) -> Config {
     c.control.token = new.control.token.clone();
     c.control.token_file = new.control.token_file.clone();
     c.tags = new.tags.clone();
+    c.alerts.min_duration = new.alerts.min_duration;
+    c.alert_rules = new.alert_rules.clone();
     c
 }
 
@@ -150,6 +161,7 @@ mod tests {
             .map(|s| s.id)
             .collect();
         reloadable.push("tags");
+        reloadable.push("alerts");
         reloadable.sort();
         let mut applied = APPLIED.to_vec();
         applied.sort();

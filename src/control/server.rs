@@ -100,6 +100,7 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route("/poll-interval", put(poll_interval))
         .route("/vms", get(vms))
         .route("/host", get(host))
+        .route("/alerts", get(alert_list))
         .route("/vms/{uuid}", get(vm))
         .route("/history/{uuid}", get(history))
         .route("/config", get(config))
@@ -227,6 +228,12 @@ async fn host(State(s): St) -> Json<serde_json::Value> {
 
 async fn vms(State(s): St) -> Json<views::VmList> {
     Json(views::vm_list(&latest(&s)))
+}
+
+async fn alert_list(State(s): St) -> Json<views::AlertList> {
+    Json(views::AlertList {
+        alerts: views::alerts(&latest(&s)),
+    })
 }
 
 fn unknown_vm(uuid: &str) -> ApiError {

@@ -98,7 +98,9 @@ impl Service {
         }
         let applied = super::reload::applied(&self.running, &new);
         let restart_writer = super::reload::writer_changed(&self.running, &applied);
-        if restart_writer || applied.tags != self.running.tags {
+        let alerts_changed = applied.alert_rules != self.running.alert_rules
+            || applied.alerts != self.running.alerts;
+        if restart_writer || applied.tags != self.running.tags || alerts_changed {
             self.ctl.reconfigure(applied.clone(), restart_writer);
         }
         self.running = applied;

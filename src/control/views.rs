@@ -16,7 +16,7 @@ pub use super::health::HealthView;
 use crate::config::Config;
 use crate::history::Sample;
 use crate::model::{
-    CollectorStats, Derived, DeviceRates, DomainJob, HostInfo, MemoryUse, RawDomain, Snapshot,
+    AlertBoard, CollectorStats, Derived, DeviceRates, DomainJob, HostInfo, MemoryUse, RawDomain, Snapshot,
     SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState, WriterStats,
 };
 use crate::schema::hypervisor::{
@@ -60,6 +60,49 @@ pub struct StatusView {
     pub health: HealthView,
     /// The effective configuration, secrets as `***`.
     pub config: serde_json::Value,
+    /// Active alerts, worst first (as `GET /alerts`).
+    #[serde(default)]
+    pub alerts: Vec<AlertView>,
+}
+
+/// One active alert in `GET /alerts` and `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub vm: String,
+    pub uuid: String,
+    /// The metric table's name, or `monitor_stuck` / `state`.
+    pub metric: String,
+    /// `careful`, `warning` or `critical`.
+    pub level: String,
+    /// The latest value (for `state`, libvirt's state code).
+    pub value: f64,
+    /// The threshold of `level`.
+    pub threshold: f64,
+    /// When the condition began (RFC 3339).
+    pub since: String,
+}
+
+/// `GET /alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertList {
+    pub alerts: Vec<AlertView>,
+}
+
+/// The active alerts of a snapshot, worst first.
+pub fn alerts(snap: &Snapshot) -> Vec<AlertView> {
+    snap.alerts
+        .active
+        .iter()
+        .map(|a| AlertView {
+            vm: a.vm.clone(),
+            uuid: a.uuid.clone(),
+            metric: a.metric.clone(),
+            level: a.level.as_str().into(),
+            value: a.value,
+            threshold: a.threshold,
+            since: rfc3339(a.since),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +268,7 @@ pub fn status(
         },
         health,
         config: config.clone(),
+        alerts: alerts(snap),
     }
 }
 
@@ -450,6 +494,9 @@ pub struct SnapshotView {
     pub source: SourceState,
     pub collector: CollectorStats,
     pub writer: WriterStats,
+    /// Active and recent alerts.
+    #[serde(default)]
+    pub alerts: AlertBoard,
     pub vms: Vec<VmStreamView>,
 }
 
@@ -477,6 +524,7 @@ pub fn snapshot(s: &Snapshot) -> SnapshotView {
         source: s.source.clone(),
         collector: s.collector.clone(),
         writer: s.writer.clone(),
+        alerts: s.alerts.clone(),
         vms: s
             .vms
             .iter()
@@ -515,6 +563,7 @@ impl SnapshotView {
                 .collect(),
             collector: self.collector,
             writer: self.writer,
+            alerts: self.alerts,
             origin: Default::default(),
         }
     }

@@ -1,8 +1,9 @@
 //! What the engine writes after each collection (pure): the lines in the chosen format.
 
 use super::hypervisor::encode_host;
-use super::line_protocol::{encode_vm, EncodeCtx};
+use super::line_protocol::{encode_alert, encode_vm, EncodeCtx};
 use super::{csv, json};
+use crate::alert::AlertEvent;
 use crate::config::Format;
 use crate::model::{HostInfo, VmSnapshot};
 
@@ -31,6 +32,19 @@ impl Encoder {
     pub fn continuing(mut self) -> Self {
         self.header_pending = false;
         self
+    }
+
+    /// The `vm_alerts` points of a collection's alert transitions (no trailing
+    /// newlines). Line protocol only: JSON and CSV hold one record per VM.
+    pub fn encode_alerts(&self, events: &[AlertEvent]) -> Vec<String> {
+        if self.format != Format::Lp || events.is_empty() {
+            return Vec::new();
+        }
+        let mut buf = String::with_capacity(256 * events.len());
+        for e in events {
+            encode_alert(&mut buf, &self.ctx, e);
+        }
+        buf.lines().map(str::to_owned).collect()
     }
 
     /// The lines for one collection (no trailing newlines).

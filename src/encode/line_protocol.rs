@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::alert::AlertEvent;
 use crate::config::InfluxApi;
 use crate::model::{RawDomain, VmSnapshot};
 use crate::schema::metrics::{self, Metric, Read, Value};
@@ -193,17 +194,45 @@ pub fn encode_vm_into(buf: &mut String, ctx: &EncodeCtx, vm: &VmSnapshot) {
 /// tags (`collector.metadata_tags`; a missing one is not there). Every
 /// measurement written for a VM starts its tag set with this.
 pub fn vm_tags(ctx: &EncodeCtx, raw: &RawDomain) -> String {
+    tags_of(ctx, raw.id, &raw.name, &raw.uuid, &raw.tags)
+}
+
+/// [`vm_tags`] from the parts, for lines made from something other than a sample
+/// (an alert transition keeps the VM's identity and metadata tags).
+fn tags_of(
+    ctx: &EncodeCtx,
+    id: Option<u32>,
+    name: &str,
+    uuid: &str,
+    meta: &[(String, String)],
+) -> String {
     let mut tags = String::with_capacity(ctx.prefix.len() + 96);
     tags.push_str(&ctx.prefix);
-    if let Some(id) = raw.id {
+    if let Some(id) = id {
         let _ = write!(tags, ",VMID={id}");
     }
-    push_tag(&mut tags, "name", &raw.name, ctx.escaping);
-    push_tag(&mut tags, "uuid", &raw.uuid, ctx.escaping);
-    for (k, v) in &raw.tags {
+    push_tag(&mut tags, "name", name, ctx.escaping);
+    push_tag(&mut tags, "uuid", uuid, ctx.escaping);
+    for (k, v) in meta {
         push_tag(&mut tags, k, v, ctx.escaping);
     }
     tags
+}
+
+/// One `vm_alerts` point for an alert transition, terminated by `\n`: the VM's
+/// tags plus `metric`; fields `level` (`ok` on the clearing point), `active`,
+/// `value`, `threshold`; stamped with the sample's wall clock.
+pub fn encode_alert(buf: &mut String, ctx: &EncodeCtx, e: &AlertEvent) {
+    let mut tags = tags_of(ctx, e.vm_id, &e.vm, &e.uuid, &e.tags);
+    push_tag(&mut tags, "metric", &e.metric, ctx.escaping);
+    let mut f = Fields::start(buf, Measurement::VmAlerts.as_str(), &tags);
+    f.string("level", e.level.map_or("ok", |l| l.as_str()));
+    f.key("active");
+    f.buf
+        .push_str(if e.level.is_some() { "true" } else { "false" });
+    f.float("value", e.value);
+    f.float("threshold", e.threshold);
+    f.finish(e.wall_ns);
 }
 
 /// One line of per-VM values; the table's rules say which are present.
@@ -507,6 +536,27 @@ mod tests {
         assert!(!lines(&ctx(), &vm("web-1"))
             .iter()
             .any(|l| l.starts_with("vm_jobs")));
+    }
+
+    #[test]
+    fn an_alert_point_carries_the_vm_tags_its_metric_and_the_level() {
+        let mut e = AlertEvent {
+            vm: "web 01,env=prod".into(),
+            ..AlertEvent::example()
+        };
+        let mut buf = String::new();
+        encode_alert(&mut buf, &ctx(), &e);
+        e.level = None;
+        e.vm_id = None;
+        encode_alert(&mut buf, &ctx(), &e);
+        let lines: Vec<&str> = buf.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"vm_alerts,host=hv1,VMID=3,name=web\ 01\,env\=prod,uuid=u-1,metric=cpu_steal_percent level="warning",active=true,value=25.5,threshold=20.0 17"#,
+                r#"vm_alerts,host=hv1,name=web\ 01\,env\=prod,uuid=u-1,metric=cpu_steal_percent level="ok",active=false,value=25.5,threshold=20.0 17"#,
+            ]
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use super::client::{Client, ClientError};
-use crate::control::views::{parse_rfc3339, Health, StatusView};
+use crate::control::views::{parse_rfc3339, AlertView, Health, StatusView};
 use crate::format;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,8 +144,26 @@ pub fn status_text(s: &StatusView, socket: &Path, now: SystemTime) -> String {
     for p in &s.health.problems {
         out.push_str(&format!("  problem      {p}\n"));
     }
+    for a in &s.alerts {
+        out.push_str(&format!("  alert        {}\n", alert_text(a, now)));
+    }
     out.push_str(&format!("  socket       {}\n", socket.display()));
     out
+}
+
+/// `WARNING db-1 cpu_steal_percent 25.5 (threshold 20) for 3m 10s`.
+fn alert_text(a: &AlertView, now: SystemTime) -> String {
+    let since = parse_rfc3339(&a.since)
+        .map(|t| format!(" for {}", format::age(t, now)))
+        .unwrap_or_default();
+    format!(
+        "{} {} {} {} (threshold {}){since}",
+        a.level.to_uppercase(),
+        a.vm,
+        a.metric,
+        a.value,
+        a.threshold
+    )
 }
 
 /// The writer's state and counters, and its last error with how old it is.

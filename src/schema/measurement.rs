@@ -1,8 +1,9 @@
-//! The measurements of line protocol (pure names): four a VM is written
-//! into, three for the host (`schema::hypervisor`).
+//! The measurements of line protocol (pure names): the four of every collection a
+//! VM is written into, the ones written on events (jobs, alerts), and three for
+//! the host (`schema::hypervisor`).
 
-/// The measurements of line protocol: a VM's in the order its lines are
-/// written, then the host's.
+/// The measurements of line protocol: the four of every collection, in the order a
+/// VM's lines are written, then the ones written on events, then the host's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Measurement {
     /// Identity, state, allocation: every VM.
@@ -22,6 +23,9 @@ pub enum Measurement {
     HypervisorNuma,
     /// Huge pages of one size (`size_kb` tag).
     HypervisorHugepages,
+    /// One point per alert transition (raise, level change, clear): tag `metric`,
+    /// fields [`super::ALERT_FIELDS`]; not in the metric table.
+    VmAlerts,
 }
 
 impl Measurement {
@@ -46,6 +50,7 @@ impl Measurement {
             Self::Hypervisor => "hypervisor",
             Self::HypervisorNuma => "hypervisor_numa",
             Self::HypervisorHugepages => "hypervisor_hugepages",
+            Self::VmAlerts => "vm_alerts",
         }
     }
 }

@@ -413,6 +413,8 @@ pub static METRICS: &[Metric] = &[
         "Average time per write request: `ΣΔwr_total_times / ΣΔwr_reqs` over disks; left out when no write completed."),
     rate("disk_flush_latency_ms", F, Unit::Ms, |_, d| float(d.disk_latency.flush_ms),
         "Average time per flush request: `ΣΔflush_total_times / ΣΔflush_reqs` over disks; left out when no flush completed."),
+    rate("net_drops_per_sec", F, Unit::PerSec, |_, d| float(d.net_drops_per_sec),
+        "Packets dropped per second, received and sent (`ΣΔ(rxdrops + txdrops) / Δt`), over the NICs that report both; left out when none does."),
     // vm_devices, devtype=nic
     nic("rxbytes", Unit::Bytes, |n| int(Some(n.rx_bytes)), "Bytes received (cumulative)."),
     nic("rxpackets", Unit::Count, |n| int(n.rx_packets), "Packets received (cumulative)."),

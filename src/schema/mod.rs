@@ -18,11 +18,16 @@ pub use metrics::{Metric, Read, Type, Unit, Value, METRICS};
 
 /// Tag keys vmpulse sets itself; a static tag with one of these keys is ignored
 /// (a duplicate tag key makes the whole line invalid).
-pub const RESERVED_TAGS: [&str; 8] = [
-    "host", "VMID", "name", "uuid", "devtype", "device", "node", "size_kb",
+pub const RESERVED_TAGS: [&str; 9] = [
+    "host", "VMID", "name", "uuid", "devtype", "device", "node", "size_kb", "metric",
 ];
 
-/// Every field key of the measurements (the VMs' and the host's), sorted, made from [`METRICS`].
+/// The fields of `vm_alerts` (`level` careful|warning|critical or `ok`, `active`,
+/// `value`, `threshold`); its tag `metric` names the metric.
+pub const ALERT_FIELDS: [&str; 4] = ["level", "active", "value", "threshold"];
+
+/// Every field key of the measurements (the VMs', the alerts' and the host's), sorted,
+/// made from [`METRICS`], [`ALERT_FIELDS`] and the hypervisor field table.
 /// A static tag with one of these keys is refused at validation: InfluxDB 3
 /// rejects every line where a column is both a tag and a field.
 pub static FIELD_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
@@ -33,6 +38,7 @@ pub static FIELD_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         hypervisor::HUGEPAGES_TOTAL_FIELD,
         hypervisor::HUGEPAGES_FREE_FIELD,
     ]);
+    keys.extend(ALERT_FIELDS);
     keys.sort_unstable();
     keys.dedup();
     keys

@@ -127,6 +127,8 @@ pub struct App {
     pub table: bool,
     pub show_status: bool,
     pub show_logs: bool,
+    /// The alerts pane (`a`).
+    pub show_alerts: bool,
     pub logs_focused: bool,
     pub filter: String,
     pub filter_editing: bool,
@@ -164,6 +166,7 @@ impl App {
             table: false,
             show_status: false,
             show_logs: false,
+            show_alerts: false,
             logs_focused: false,
             filter: String::new(),
             filter_editing: false,
@@ -399,6 +402,10 @@ impl App {
                 }
                 self.follow_selection();
             }
+            Action::ToggleAlerts => {
+                self.show_alerts = !self.show_alerts;
+                self.follow_selection();
+            }
             Action::FocusLogs => {
                 self.logs_focused = self.show_logs && !self.logs_focused;
             }
@@ -482,6 +489,7 @@ impl App {
             header: super::alerts::header_height(snap),
             status: self.show_status,
             logs: self.show_logs,
+            alerts: self.show_alerts,
             table: self.table,
         }
     }

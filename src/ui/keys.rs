@@ -50,6 +50,8 @@ pub enum Action {
     ToggleTable,
     ToggleStatus,
     ToggleLogs,
+    /// The alerts pane: active and recent alerts with levels.
+    ToggleAlerts,
     FocusLogs,
     Up,
     Down,
@@ -239,6 +241,7 @@ pub const BINDINGS: &[Binding] = &[
     b(C::Global, &[Key::ch('t')],                                        A::ToggleTable,                      "cards / compact table",                             Some("table")),
     b(C::Global, &[Key::ch('i')],                                        A::ToggleStatus,                     "show / hide the status panel (queue, errors)",      Some("status")),
     b(C::Global, &[Key::ch('l')],                                        A::ToggleLogs,                       "show / hide the log pane",                          Some("logs")),
+    b(C::Global, &[Key::ch('a')],                                        A::ToggleAlerts,                     "show / hide the alerts pane (active and recent)",   None),
     b(C::Global, &[Key::code(KeyCode::Tab)],                             A::FocusLogs,                        "focus the log pane and back",                       None),
     // List
     b(C::List,   &[Key::ch('k'), Key::code(KeyCode::Up)],                A::Up,                               "previous row",                                      None),

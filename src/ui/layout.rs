@@ -13,6 +13,8 @@ pub const CARD_MIN_WIDTH: u16 = 50;
 pub const CARD_HEIGHT: u16 = 7;
 /// Height of the status panel (`i`).
 pub const STATUS_HEIGHT: u16 = 12;
+/// Height of the alerts pane (`a`): border, heading, eight alerts, border.
+pub const ALERTS_HEIGHT: u16 = 11;
 
 /// What the geometry depends on: the header's height and which panels are open.
 /// The state (`App::shape`) says it; the layout never looks at the state itself.
@@ -24,6 +26,8 @@ pub struct Shape {
     pub status: bool,
     /// The log panel (`l`).
     pub logs: bool,
+    /// The alerts pane (`a`).
+    pub alerts: bool,
     /// The table instead of cards (`t`).
     pub table: bool,
 }
@@ -35,6 +39,7 @@ pub struct Areas {
     pub body: Rect,
     pub status: Option<Rect>,
     pub logs: Option<Rect>,
+    pub alerts: Option<Rect>,
     pub footer: Rect,
 }
 
@@ -49,6 +54,9 @@ pub fn areas(area: Rect, shape: Shape) -> Areas {
     if shape.status {
         constraints.push(Constraint::Length(STATUS_HEIGHT));
     }
+    if shape.alerts {
+        constraints.push(Constraint::Length(ALERTS_HEIGHT));
+    }
     if shape.logs {
         constraints.push(Constraint::Length((middle.height / 3).max(6)));
     }
@@ -56,12 +64,14 @@ pub fn areas(area: Rect, shape: Shape) -> Areas {
     let mut it = parts.iter().copied();
     let body = it.next().unwrap_or(middle);
     let status = if shape.status { it.next() } else { None };
+    let alerts = if shape.alerts { it.next() } else { None };
     let logs = if shape.logs { it.next() } else { None };
     Areas {
         header,
         body,
         status,
         logs,
+        alerts,
         footer,
     }
 }
@@ -130,6 +140,7 @@ mod tests {
             header: 4,
             status: true,
             logs: true,
+            alerts: false,
             table: false,
         };
         let a = areas(area, both);
@@ -137,6 +148,18 @@ mod tests {
         assert_eq!(a.logs.map(|r| r.height), Some(35 / 3));
         assert_eq!(a.body.height, 35 - STATUS_HEIGHT - 35 / 3);
         assert_eq!(detail_page(area, both), a.body.height - 2);
+        let tall = Rect::new(0, 0, 100, 60);
+        let all = areas(
+            tall,
+            Shape {
+                alerts: true,
+                ..both
+            },
+        );
+        let pane = all.alerts.expect("the alerts pane");
+        assert_eq!(pane.height, ALERTS_HEIGHT);
+        assert!(all.status.unwrap().bottom() <= pane.y && pane.bottom() <= all.logs.unwrap().y);
+        assert_eq!(all.body.height, 55 - STATUS_HEIGHT - ALERTS_HEIGHT - 55 / 3);
     }
 
     #[test]

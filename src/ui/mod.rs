@@ -13,6 +13,7 @@ pub mod filter;
 pub mod help;
 pub mod keys;
 pub mod layout;
+pub mod levels;
 pub mod palette;
 pub mod render;
 pub mod state_reason;

@@ -5,6 +5,7 @@
 use ratatui::style::{Color, Modifier, Style};
 
 use crate::format::Direction;
+use crate::model::AlertLevel;
 
 /// The palette in use; `color == false` means `NO_COLOR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,24 @@ impl Theme {
                 .add_modifier(Modifier::BOLD)
         } else {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+    /// A value by its alert level (Glances' colours: careful blue, warning
+    /// magenta, critical red); without colour underlined, bold, reversed.
+    pub fn level(self, level: AlertLevel) -> Style {
+        match (level, self.color) {
+            (AlertLevel::Careful, true) => Style::new().fg(Color::LightBlue),
+            (AlertLevel::Warning, true) => Style::new()
+                .fg(Color::LightMagenta)
+                .add_modifier(Modifier::BOLD),
+            (AlertLevel::Critical, true) => Style::new()
+                .fg(Color::LightRed)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            (AlertLevel::Careful, false) => Style::new().add_modifier(Modifier::UNDERLINED),
+            (AlertLevel::Warning, false) => Style::new().add_modifier(Modifier::BOLD),
+            (AlertLevel::Critical, false) => {
+                Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+            }
         }
     }
     pub fn key(self) -> Style {

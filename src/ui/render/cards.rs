@@ -13,6 +13,7 @@ use crate::format;
 use crate::model::{Snapshot, SourceState, VmSnapshot};
 use crate::ui::app::App;
 use crate::ui::layout::{ListGeometry, CARD_HEIGHT};
+use crate::ui::levels;
 use crate::ui::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
@@ -262,6 +263,8 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
     let stale = app.shown().unreachable_since.is_some();
     let greyed = !vm.raw.state.is_running() || stale;
     let text_style = if greyed { t.dim() } else { t.base() };
+    let info_style = levels::worst(&app.shown().alerts, vm.uuid(), levels::state_shows)
+        .map_or(text_style, |l| t.level(l));
     let border_style = if selected {
         t.selected_border()
     } else if greyed {
@@ -312,7 +315,7 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
         .title_bottom(
             Line::styled(
                 format!(" {} ", format::truncate(&info, inner_w.saturating_sub(2))),
-                text_style,
+                info_style,
             )
             .right_aligned(),
         );
@@ -323,9 +326,14 @@ fn card(frame: &mut Frame, area: Rect, app: &App, vm: &VmSnapshot, selected: boo
         block = block.title(tt);
     }
     let bar_w = inner_w.saturating_sub(5 + 1 + VALUE_W + 1 + 7);
+    let board = &app.shown().alerts;
     let lines: Vec<Line> = metrics(app, vm)
         .into_iter()
-        .map(|m| gauge_line(t, &m, bar_w, greyed, text_style))
+        .map(|m| {
+            let level = levels::worst(board, vm.uuid(), |x| levels::card_row_shows(m.label, x));
+            let value_style = level.map_or(text_style, |l| t.level(l));
+            gauge_line(t, &m, bar_w, greyed, value_style)
+        })
         .collect();
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

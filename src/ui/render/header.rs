@@ -11,7 +11,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::format;
-use crate::model::{Origin, Snapshot, WriterState};
+use crate::model::{AlertLevel, Origin, Snapshot, WriterState};
 use crate::schema::hypervisor::HostFigures;
 use crate::ui::alerts::alerts;
 use crate::ui::app::App;
@@ -199,6 +199,27 @@ pub fn writer_spans(app: &App, snap: &Snapshot) -> Vec<Span<'static>> {
     }
 }
 
+/// `  ALERTS 1 critical 2 warning` in the levels' colours; nothing without alerts.
+pub fn alert_count(snap: &Snapshot, t: Theme) -> Vec<Span<'static>> {
+    let counts = snap.alerts.counts();
+    if counts.iter().all(|n| *n == 0) {
+        return Vec::new();
+    }
+    let mut spans = vec![Span::raw("  "), Span::styled("ALERTS", t.label())];
+    for level in AlertLevel::ALL.into_iter().rev() {
+        let n = counts[level as usize];
+        if n > 0 {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(
+                format!("{n} {}", level.as_str()),
+                t.level(level),
+            ));
+        }
+    }
+    spans.push(Span::styled(" (a)", t.dim()));
+    spans
+}
+
 pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: SystemTime) {
     let t = app.theme;
     let shown = app.shown();
@@ -213,6 +234,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot, now: Sy
         l1.push(Span::raw("  "));
         l1.push(Span::styled(text, if gone { t.alert() } else { t.label() }));
     }
+    l1.extend(alert_count(snap, t));
     if app.frozen.is_some() {
         l1.push(Span::raw("  "));
         l1.push(Span::styled(" FROZEN (f) ", t.alert()));

@@ -5,6 +5,7 @@
 //! (help, flush progress). Nothing here reads the clock or the environment,
 //! so `TestBackend` renders are deterministic.
 
+pub mod alerts_pane;
 pub mod cards;
 pub mod detail;
 pub mod footer;
@@ -42,6 +43,9 @@ pub fn view(frame: &mut Frame, app: &App, snap: &Snapshot, now: SystemTime) {
     }
     if let Some(r) = a.status {
         status::render(frame, r, app, snap, now);
+    }
+    if let Some(r) = a.alerts {
+        alerts_pane::render(frame, r, app, snap, now);
     }
     if let Some(r) = a.logs {
         logs::render(frame, r, app);

@@ -13,6 +13,7 @@ use crate::format;
 use crate::model::VmSnapshot;
 use crate::ui::app::App;
 use crate::ui::keys::SortKey;
+use crate::ui::levels;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Col {
@@ -158,10 +159,37 @@ fn split_value(vm: &VmSnapshot, i: usize) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
+/// Whether a column shows `metric` (its alert colours the cell).
+fn col_shows(col: Col, metric: &str) -> bool {
+    match col {
+        Col::State => levels::state_shows(metric),
+        Col::Mem => metric == "memory_used_kb",
+        Col::Value(0) => metric == "cpu_usage_percent",
+        Col::Value(i) => levels::card_row_shows(
+            LABELS[i].trim_end_matches("/s").trim_end_matches('%'),
+            metric,
+        ),
+        Col::Split(i) => {
+            metric
+                == [
+                    "cpu_guest_percent",
+                    "cpu_steal_percent",
+                    "cpu_overhead_percent",
+                ][i]
+        }
+        _ => false,
+    }
+}
+
 fn cell(app: &App, vm: &VmSnapshot, metrics: &[cards::Metric; 5], col: Col) -> Cell<'static> {
     let t = app.theme;
     let greyed = !vm.raw.state.is_running() || app.shown().unreachable_since.is_some();
-    let style = if greyed { t.dim() } else { t.base() };
+    let level = levels::worst(&app.shown().alerts, vm.uuid(), |m| col_shows(col, m));
+    let style = match level {
+        Some(l) => t.level(l),
+        None if greyed => t.dim(),
+        None => t.base(),
+    };
     match col {
         Col::Name => Cell::from(Span::styled(vm.name().to_string(), style)),
         Col::State => Cell::from(Span::styled(vm.raw.state.as_str(), style)),
