@@ -78,8 +78,8 @@ pub enum OutputTarget {
 
 pub use error::ConfigError;
 pub use settings::{
-    CollectorConfig, ControlConfig, InfluxConfig, LibvirtConfig, RatesConfig, RunConfig,
-    SpoolSettings, Tags, UiConfig,
+    CollectorConfig, ControlConfig, FleetConfig, InfluxConfig, LibvirtConfig, RatesConfig,
+    RunConfig, SpoolSettings, Tags, UiConfig,
 };
 
 /// The effective configuration: one struct per section of `settings.rs`.
@@ -93,6 +93,7 @@ pub struct Config {
     pub control: ControlConfig,
     pub spool: SpoolSettings,
     pub run: RunConfig,
+    pub fleet: FleetConfig,
     /// Static tags added to every line (`[tags]`).
     pub tags: Tags,
     /// The config file that was read, if any.
