@@ -254,3 +254,52 @@ fn writer_on_influxdb3_writes_every_line_and_names_exactly() {
         .collect();
     assert_eq!(names, ["db-1", r#"web 01,env=prod "x"\y"#]);
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs influxd 1.x and tmux: cargo test --features system-tests"
+)]
+fn fleet_screen_in_tmux_lists_both_hosts_and_opens_one() {
+    let influx = common::InfluxD::start();
+    influx.create_db("fleet");
+    let b = Backend {
+        url: influx.url.clone(),
+        api: "v1",
+        db: "fleet",
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = service(&b, "hv-a", 3, da.path());
+    let hv_b = service(&b, "hv-b", 2, db.path());
+    let home = tempfile::tempdir().unwrap();
+    let script = format!(
+        "env -u INFLUX_TOKEN -u VMPULSE_CONFIG -u NO_COLOR LANG=C.UTF-8 HOME='{home}' XDG_CONFIG_HOME='{home}' \
+         VMPULSE_FLEET_REFRESH=0.5 '{bin}' --influx-url {url} --influx-api v1 --influx-db fleet fleet; \
+         echo \"vmpulse-exit=$?\"; sleep 120",
+        home = home.path().display(),
+        bin = env!("CARGO_BIN_EXE_vmpulse"),
+        url = b.url,
+    );
+    let pane = common::tmux::Pane::start("fleet", &script);
+    let has_row =
+        |s: &str, host: &str, vms: &str| s.lines().any(|l| l.starts_with(host) && l.contains(vms));
+    pane.wait_for("both hosts with their VMs", 30, |s| {
+        has_row(s, "hv-a", "3/3") && has_row(s, "hv-b", "2/2")
+    });
+    // Both live and calm: by name, hv-a is selected first.
+    pane.keys(&["Enter"]);
+    pane.wait_for("hv-a's VMs in the live view's cards", 20, |s| {
+        s.contains("from InfluxDB")
+            && s.contains("vm-000")
+            && s.contains("vm-002")
+            && !s.contains("vm-003")
+    });
+    pane.keys(&["Escape"]);
+    pane.wait_for("the host list again", 20, |s| {
+        s.contains("vmpulse fleet") && has_row(s, "hv-b", "2/2")
+    });
+    pane.keys(&["q"]);
+    pane.wait_for("exit 0", 20, |s| s.contains("vmpulse-exit=0"));
+    stop(hv_b);
+    stop(a);
+}

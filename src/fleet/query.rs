@@ -107,14 +107,29 @@ pub fn host_vms_statement(host: &str, range: Duration) -> String {
     latest(&["vm_metrics", "vm_features"], None, range, Some(host))
 }
 
-/// The statement of a host's history: its VMs' CPU, memory and throughput points
-/// of the last `range`, for the detail view's sparklines.
-pub fn history_statement(host: &str, uuid: &str, range: Duration) -> String {
+/// The columns the detail view's sparklines draw (`history::Sample`).
+pub const HISTORY_COLUMNS: [&str; 7] = [
+    "cpu_usage_percent",
+    "cpu_steal_percent",
+    "memory_usage_percent",
+    "disk_read_bytes_per_sec",
+    "disk_write_bytes_per_sec",
+    "net_rx_bytes_per_sec",
+    "net_tx_bytes_per_sec",
+];
+
+/// The statement of a host's history: every `vm_features` point of its VMs in the
+/// last `range` (`ui.history_minutes`), the sparklines' columns only.
+pub fn history_statement(host: &str, range: Duration) -> String {
     let secs = range.as_secs_f64().ceil().max(1.0) as u64;
+    let cols = HISTORY_COLUMNS
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "SELECT * FROM \"vm_features\" WHERE \"host\" = {} AND \"uuid\" = {} AND time > now() - {secs}s GROUP BY *",
-        literal(host),
-        literal(uuid)
+        "SELECT {cols} FROM \"vm_features\" WHERE \"host\" = {} AND time > now() - {secs}s GROUP BY \"uuid\", \"name\"",
+        literal(host)
     )
 }
 
@@ -169,6 +184,13 @@ mod tests {
             "{q}"
         );
         assert!(q.starts_with("SELECT * FROM \"vm_metrics\", \"vm_features\""));
+    }
+
+    #[test]
+    fn the_history_reads_one_host_and_the_sparklines_columns() {
+        let q = history_statement("hv-a", Duration::from_secs(300));
+        assert!(q.starts_with("SELECT \"cpu_usage_percent\", "), "{q}");
+        assert!(q.ends_with("FROM \"vm_features\" WHERE \"host\" = 'hv-a' AND time > now() - 300s GROUP BY \"uuid\", \"name\""), "{q}");
     }
 
     #[test]

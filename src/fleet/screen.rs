@@ -23,7 +23,7 @@ use super::store::Store;
 use crate::config::Config;
 use crate::engine::{Control, FinalReport};
 use crate::format;
-use crate::model::Snapshot;
+use crate::model::{Origin, Snapshot, WriterState};
 use crate::ui::theme::Theme;
 
 const SORTS: [SortKey; 6] = [
@@ -291,36 +291,70 @@ fn draw_help(frame: &mut Frame, area: Rect, theme: Theme) {
 pub struct HostEngine {
     rx: watch::Receiver<Arc<Snapshot>>,
     task: tokio::task::JoinHandle<()>,
+    past: Vec<Arc<Snapshot>>,
+}
+
+/// Marks a snapshot made from the database as such for the live view's header.
+fn from_database(snap: &mut Snapshot, endpoint: &str, refresh: Duration, collection: u64) {
+    snap.origin = Origin::Database {
+        endpoint: endpoint.to_string(),
+    };
+    snap.poll_interval = refresh;
+    snap.seq = collection;
+    snap.collection = collection;
+    snap.collector.last_collection_time = Some(snap.taken_at);
+    snap.writer.state = WriterState::Output {
+        target: "nothing (this view reads InfluxDB)".into(),
+    };
 }
 
 impl HostEngine {
-    pub fn start(client: Arc<Client>, config: Config, host: String) -> Self {
-        let first = Snapshot::empty(&client.endpoint, &host, config.fleet.refresh);
+    /// Reads the host's last `ui.history_minutes` (for the sparklines; without it
+    /// when that query fails), then its newest points every `fleet.refresh`.
+    pub async fn start(client: Arc<Client>, config: Config, host: String) -> Self {
+        let refresh = config.fleet.refresh;
+        let window = crate::history::History::window_of(&config.ui);
+        let statement = super::query::history_statement(&host, window);
+        let points = client.query(&statement).await.unwrap_or_default();
+        let past: Vec<Arc<Snapshot>> = super::vms::past(&host, &points, &client.endpoint)
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut s)| {
+                from_database(&mut s, &client.endpoint, refresh, i as u64 + 1);
+                Arc::new(s)
+            })
+            .collect();
+        let mut first = Snapshot::empty(&client.endpoint, &host, refresh);
+        from_database(&mut first, &client.endpoint, refresh, 0);
         let (tx, rx) = watch::channel(Arc::new(first));
+        let mut seq = past.len() as u64;
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(config.fleet.refresh);
+            let mut tick = tokio::time::interval(refresh);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut seq = 0;
             loop {
                 tick.tick().await;
-                let mut snap = match super::host_snapshot(&client, &config, &host).await {
-                    Ok(s) => s,
+                let snap = match super::host_snapshot(&client, &config, &host).await {
+                    Ok(mut s) => {
+                        seq += 1;
+                        from_database(&mut s, &client.endpoint, refresh, seq);
+                        s
+                    }
+                    // The last data stays, marked unreachable with the server's message;
+                    // the same collection adds nothing to the history.
                     Err(e) => {
                         let mut last = (**tx.borrow()).clone();
                         last.collector.last_error = Some(e.to_string());
                         last.unreachable_since.get_or_insert_with(SystemTime::now);
+                        last.seq += 1;
                         last
                     }
                 };
-                seq += 1;
-                snap.seq = seq;
-                snap.collection = seq;
                 if tx.send(Arc::new(snap)).is_err() {
                     return;
                 }
             }
         });
-        Self { rx, task }
+        Self { rx, task, past }
     }
 }
 
@@ -330,6 +364,9 @@ impl crate::ui::Engine for HostEngine {
     }
     /// Start, stop and the poll interval steer a collector; here there is none.
     fn send(&self, _control: Control) {}
+    fn past(&self) -> Vec<Arc<Snapshot>> {
+        self.past.clone()
+    }
     async fn shutdown(self) -> FinalReport {
         self.task.abort();
         let last = self.rx.borrow().clone();
@@ -381,7 +418,7 @@ pub async fn run(config: &Config) -> color_eyre::Result<()> {
         ratatui::restore();
         match step {
             Step::Open(host) => {
-                let engine = HostEngine::start(client.clone(), config.clone(), host);
+                let engine = HostEngine::start(client.clone(), config.clone(), host).await;
                 crate::ui::run_with(engine, config).await?;
             }
             _ => return Ok(()),

@@ -4,6 +4,7 @@
 //! renderers and the `--format json` record work on them unchanged. What a line
 //! did not carry stays unknown.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::answer::Point;
@@ -153,6 +154,48 @@ pub fn snapshot(host: &str, points: &[&Point], window: Duration, source: &str) -
     snap
 }
 
+/// A host's past as snapshots, oldest first, one per second that has points:
+/// what the live view's history needs (each running VM's rates and memory
+/// percentage) from the `vm_features` points of `history_statement`.
+pub fn past(host: &str, points: &[Point], source: &str) -> Vec<Snapshot> {
+    let mut by_second: BTreeMap<i64, Vec<&Point>> = BTreeMap::new();
+    for p in points.iter().filter(|p| p.measurement == "vm_features") {
+        by_second
+            .entry(p.time_ns.div_euclid(1_000_000_000))
+            .or_default()
+            .push(p);
+    }
+    by_second
+        .into_iter()
+        .map(|(sec, ps)| {
+            let mut snap = Snapshot::empty(source, host, Duration::from_secs(1));
+            snap.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(sec.max(0) as u64);
+            let mut seen = BTreeMap::new();
+            for p in ps {
+                let Some(uuid) = p.tag("uuid") else { continue };
+                let mut raw = crate::model::RawDomain::identity(
+                    uuid,
+                    None,
+                    p.tag("name").unwrap_or_default(),
+                    Instant::now(),
+                    p.time_ns,
+                );
+                // Rates are written for active VMs only.
+                raw.state = DomainState::Running;
+                let vm = VmSnapshot {
+                    // The history reads only the percentage; the used size is not queried.
+                    memory: p.f64("memory_usage_percent").map(|_| memory(0, Some(p))),
+                    derived: Some(derived(p)),
+                    raw,
+                };
+                seen.insert(uuid.to_string(), vm);
+            }
+            snap.vms = seen.into_values().collect();
+            snap
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,7 +203,6 @@ mod tests {
     use crate::encode::line_protocol::EncodeCtx;
     use crate::fixtures;
     use crate::schema::{Measurement, METRICS};
-    use std::collections::BTreeMap;
 
     /// The points the writer would have stored for `v`: its `--format json` record
     /// split into the two measurements by the metric table.
@@ -219,6 +261,39 @@ mod tests {
             assert_eq!(snap.vms.len(), 1, "{name}");
             assert_eq!(object(&ctx, &snap.vms[0]), object(&ctx, &v), "{name}");
         }
+    }
+
+    #[test]
+    fn the_past_is_one_snapshot_per_second_that_feeds_the_history() {
+        use crate::fleet::hosts::tests::{point, NOW_NS};
+        use serde_json::json;
+        let ps: Vec<Point> = (0..3)
+            .flat_map(|i| {
+                let ago = 3.0 - f64::from(i);
+                [
+                    point("vm_features", "hv-a", Some("1"), ago, json!({"cpu_usage_percent": 10.0 * f64::from(i + 1), "memory_usage_percent": 50.0})),
+                    point("vm_features", "hv-a", Some("2"), ago, json!({"cpu_usage_percent": 1.0})),
+                ]
+            })
+            .collect();
+        let snaps = past("hv-a", &ps, "influxdb");
+        assert_eq!(snaps.len(), 3);
+        let mut h = crate::history::History::new(Duration::from_secs(300));
+        for (i, s) in snaps.iter().enumerate() {
+            let mut s = s.clone();
+            s.collection = i as u64 + 1;
+            h.ingest(&s);
+        }
+        let cpu: Vec<Option<f64>> = h
+            .samples("1")
+            .unwrap()
+            .iter()
+            .map(|s| s.cpu_percent)
+            .collect();
+        assert_eq!(cpu, [Some(10.0), Some(20.0), Some(30.0)]);
+        assert_eq!(h.samples("1").unwrap()[0].mem_percent, Some(50.0));
+        assert_eq!(h.samples("2").unwrap().len(), 3);
+        assert!(snaps[2].taken_at < SystemTime::UNIX_EPOCH + Duration::from_nanos(NOW_NS as u64));
     }
 
     #[test]

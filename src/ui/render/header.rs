@@ -76,6 +76,10 @@ pub fn origin_text(origin: &Origin, now: SystemTime) -> Option<(String, bool)> {
             ),
             false,
         )),
+        Origin::Database { endpoint } => Some((
+            format!("from InfluxDB {endpoint} (vmpulse fleet; Esc: back to the hosts)"),
+            false,
+        )),
         Origin::Gone { pid, since } => {
             let secs = since
                 .duration_since(SystemTime::UNIX_EPOCH)
