@@ -63,7 +63,7 @@ pub struct FleetCmd {
     #[arg(long = "format", id = "fleet_format", value_name = "FORMAT", default_value = "json",
           value_parser = ["json", "csv"])]
     pub format: String,
-    /// With --once: print this host's VMs instead, as `vmpulse --once --format json` does
+    /// Print this host's VMs instead (implies --once), as `vmpulse --once --format json` does
     #[arg(long = "host", id = "fleet_host", value_name = "NAME")]
     pub host: Option<String>,
 }

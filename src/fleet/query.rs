@@ -196,8 +196,10 @@ mod tests {
     #[test]
     fn each_api_has_its_query_endpoint() {
         let base = url::Url::parse("http://db.example:8086/prefix/").unwrap();
-        let mut ic = InfluxConfig::default();
-        ic.db = "vm stats".into();
+        let mut ic = InfluxConfig {
+            db: "vm stats".into(),
+            ..InfluxConfig::default()
+        };
         for (api, want) in [
             (InfluxApi::V1, "http://db.example:8086/prefix/query?db=vm+stats&epoch=ns&q=SELECT+1"),
             (InfluxApi::V2, "http://db.example:8086/prefix/query?db=vm+stats&epoch=ns&q=SELECT+1"),
