@@ -510,6 +510,67 @@ mod tests {
         assert_eq!(press(&mut l, KeyCode::Char('q')), Step::Quit);
     }
 
+    /// A host's VMs from fixed query results, drawn by the live view.
+    fn drilled() -> (crate::ui::app::App, Arc<Snapshot>) {
+        use crate::ui::app::{App, Options};
+        let mut ps: Vec<Point> = Vec::new();
+        for (i, (cpu, state)) in [(80.0, "running"), (12.5, "running"), (0.0, "shutoff")]
+            .iter()
+            .enumerate()
+        {
+            let [m, f] = vm("hv-b", &format!("{i}"), 1.0, state, *cpu, 1.0);
+            ps.push(m);
+            if *state == "running" {
+                ps.push(f);
+            }
+        }
+        ps.push(point(
+            "hypervisor",
+            "hv-b",
+            None,
+            1.0,
+            json!({"cpus": 8, "memory_total_kb": 16_777_216, "memory_used_kb": 4_194_304}),
+        ));
+        let refs: Vec<&Point> = ps.iter().collect();
+        let mut snap = crate::fleet::vms::snapshot(
+            "hv-b",
+            &refs,
+            Duration::from_secs(30),
+            "http://influx:8086/ (v1, db=vmstats)",
+        );
+        from_database(
+            &mut snap,
+            "http://influx:8086/ (v1, db=vmstats)",
+            Duration::from_secs(2),
+            7,
+        );
+        let snap = Arc::new(snap);
+        let opts = Options {
+            theme: Theme { color: true },
+            disk_ceiling: None,
+            net_ceiling: None,
+            history: Duration::from_secs(300),
+        };
+        (App::new(opts, snap.clone(), (100, 24)), snap)
+    }
+
+    #[test]
+    fn a_drilled_down_host_in_the_live_views_cards() {
+        let (app, snap) = drilled();
+        let mut t = Terminal::new(TestBackend::new(100, 24)).unwrap();
+        t.draw(|f| crate::ui::render::view(f, &app, &snap, now() + Duration::from_secs(1)))
+            .unwrap();
+        insta::assert_snapshot!(t.backend());
+    }
+
+    #[test]
+    fn esc_on_a_drilled_down_list_goes_back_to_the_hosts() {
+        use crate::ui::app::{Command, Msg};
+        let (mut app, _) = drilled();
+        let esc = Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        assert!(matches!(app.update(esc, now()), Some(Command::Quit)));
+    }
+
     #[test]
     fn a_failed_query_shows_beside_the_last_data() {
         let mut l = list();

@@ -145,7 +145,8 @@ pub fn snapshot(host: &str, points: &[&Point], window: Duration, source: &str) -
                 cpus: u32::try_from(h.u64("cpus")?).ok()?,
                 memory_total_kib: h.u64("memory_total_kb")?,
                 memory_used_kib: h.u64("memory_used_kb"),
-                libvirt_version: String::new(),
+                // The hypervisor measurement does not carry it; the header shows a dash.
+                libvirt_version: "—".into(),
             })
         });
     snap.source = SourceState::Connected;
