@@ -50,14 +50,7 @@ pub async fn refresh(
     let f = &config.fleet;
     let now = SystemTime::now();
     let range = store.range(now, f.window, f.lookback);
-    let [latest, alerts] = query::host_statements(range, f.lookback);
-    let result = async {
-        let mut points = client.query(&latest).await?;
-        points.extend(client.query(&alerts).await?);
-        Ok::<_, FleetError>(points)
-    }
-    .await;
-    match result {
+    match fetch(client, config, range).await {
         Ok(points) => {
             store.merge(points, now, f.lookback);
             Ok(())
@@ -67,6 +60,18 @@ pub async fn refresh(
             Err(e)
         }
     }
+}
+
+/// The points of one refresh of the host list over `range` (alerts over the lookback).
+pub async fn fetch(
+    client: &Client,
+    config: &Config,
+    range: std::time::Duration,
+) -> Result<Vec<answer::Point>, FleetError> {
+    let [latest, alerts] = query::host_statements(range, config.fleet.lookback);
+    let mut points = client.query(&latest).await?;
+    points.extend(client.query(&alerts).await?);
+    Ok(points)
 }
 
 /// The newest points of one host's VMs (every column) and its `hypervisor` point.

@@ -378,6 +378,20 @@ impl crate::ui::Engine for HostEngine {
     }
 }
 
+/// A refresh running as its own task: when it started, and its points.
+type Refresh = tokio::task::JoinHandle<(
+    SystemTime,
+    Result<Vec<super::answer::Point>, super::client::FleetError>,
+)>;
+
+fn start_refresh(client: &Arc<Client>, config: &Config, store: &Store) -> Refresh {
+    let f = &config.fleet;
+    let at = SystemTime::now();
+    let range = store.range(at, f.window, f.lookback);
+    let (client, config) = (client.clone(), config.clone());
+    tokio::spawn(async move { (at, super::fetch(&client, &config, range).await) })
+}
+
 /// Runs the host list until `q`.
 pub async fn run(config: &Config) -> color_eyre::Result<()> {
     let client = Arc::new(Client::new(config)?);
@@ -389,6 +403,8 @@ pub async fn run(config: &Config) -> color_eyre::Result<()> {
     };
     let mut tick = tokio::time::interval(config.fleet.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The refresh in flight: its own task, so keys are answered while InfluxDB works.
+    let mut pending: Option<Refresh> = None;
     loop {
         let mut terminal =
             ratatui::try_init().wrap_err("vmpulse fleet cannot open the terminal")?;
@@ -396,9 +412,17 @@ pub async fn run(config: &Config) -> color_eyre::Result<()> {
         let step = loop {
             terminal.draw(|f| draw(f, &list, theme, SystemTime::now()))?;
             tokio::select! {
-                _ = tick.tick() => {
-                    // The error stays in the store and on screen; the rows keep the last data.
-                    let _ = super::refresh(&client, config, &mut store).await;
+                _ = tick.tick(), if pending.is_none() => {
+                    pending = Some(start_refresh(&client, config, &store));
+                }
+                done = async { pending.as_mut().ok_or(())?.await.map_err(|_| ()) }, if pending.is_some() => {
+                    pending = None;
+                    // An error stays in the store and on screen; the rows keep the last data.
+                    match done {
+                        Ok((at, Ok(points))) => store.merge(points, at, config.fleet.lookback),
+                        Ok((_, Err(e))) => store.last_error = Some(e.to_string()),
+                        Err(()) => store.last_error = Some("the refresh task ended unexpectedly".into()),
+                    }
                     list.rows = store.rows(SystemTime::now(), config.fleet.window);
                     list.error = store.last_error.clone();
                     list.last_ok = store.last_ok;
