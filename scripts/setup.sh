@@ -5,7 +5,8 @@
 #                              (influxd 1.x, VictoriaMetrics, virsh, tmux), and what the
 #                              package test uses (dpkg-dev, man-db, systemd-analyze,
 #                              readelf, cargo-deb), and what the boot test uses
-#                              (debootstrap, systemd-nspawn); real guests'
+#                              (debootstrap, systemd-nspawn), and what a built
+#                              InfluxDB 3 Core binary links (libpython3.11); real guests'
 #                              packages are installed by scripts/lab-host.sh itself.
 set -euo pipefail
 what=${1:-build}
@@ -13,7 +14,7 @@ pkgs=(libvirt-dev pkg-config)
 bins=(pkg-config)
 if [ "$what" = test ]; then
   pkgs+=(libvirt-clients libvirt-daemon influxdb victoria-metrics tmux procps
-    dpkg-dev man-db systemd binutils debootstrap systemd-container)
+    dpkg-dev man-db systemd binutils debootstrap systemd-container libpython3.11)
   bins+=(virsh influxd victoria-metrics tmux dpkg-shlibdeps man systemd-analyze readelf
     debootstrap systemd-nspawn)
 fi

@@ -48,7 +48,41 @@ pub enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Every host that writes to the InfluxDB of [influx], read back from it
+    #[command(after_help = FLEET_AFTER_HELP)]
+    Fleet(FleetCmd),
 }
+
+/// `vmpulse fleet`: the host list (or one host's VMs) from InfluxDB.
+#[derive(Debug, Clone, Args)]
+pub struct FleetCmd {
+    /// Print the host list once (one row per host, worst first) and exit
+    #[arg(long = "once", id = "fleet_once")]
+    pub once: bool,
+    /// Encoding of --once: json (an array of host objects) or csv
+    #[arg(long = "format", id = "fleet_format", value_name = "FORMAT", default_value = "json",
+          value_parser = ["json", "csv"])]
+    pub format: String,
+    /// Print this host's VMs instead (implies --once), as `vmpulse --once --format json` does
+    #[arg(long = "host", id = "fleet_host", value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+/// The end of `vmpulse fleet --help`.
+const FLEET_AFTER_HELP: &str = "\
+Reads what every host's `vmpulse --no-ui` wrote to InfluxDB: one InfluxQL query per refresh
+for all hosts (InfluxDB 1.x and 2.x /query, InfluxDB 3 /api/v3/query_influxql), with the
+[influx] settings the writer uses (influx.url, influx.api, influx.db, influx.token) and
+fleet.window (a host whose newest point is older is stale), fleet.refresh, fleet.lookback.
+Host rows are sorted worst first: active alerts, stale, the worst VM's steal.
+
+Screen keys: arrows/j/k move, Enter opens a host's VMs in the live view's screens (q or Esc
+back), / filters host names and VM tags, s cycles the sort, ? help, q quits.
+
+Examples:
+  vmpulse --influx-url http://influx:8086 --influx-api v1 fleet
+  vmpulse fleet --once --format json | jq '.[] | select(.stale)'
+  vmpulse fleet --once --host hv-a | jq -r .name";
 
 /// `--socket` after a subcommand (`vmpulse status --socket PATH`).
 #[derive(Debug, Clone, Args)]
@@ -295,10 +329,66 @@ pub fn main() -> ExitCode {
 fn dispatch(cmd: Command, config: &config::Config) -> ExitCode {
     use crate::remote::shell::{self, ShellCommand};
     let (cmd, flag) = match cmd {
+        Command::Fleet(f) => return fleet(f, config),
         Command::Status { json, socket } => (ShellCommand::Status { json }, socket.path),
         Command::Start { socket } => (ShellCommand::Start, socket.path),
         Command::Stop { socket } => (ShellCommand::Stop, socket.path),
     };
     let socket = flag.unwrap_or_else(|| crate::control::client_socket(&config.control));
     shell::run(cmd, &socket)
+}
+
+/// `vmpulse fleet`: `--once` prints and exits (1 when the query fails); otherwise
+/// the host list screen, which needs a terminal.
+fn fleet(cmd: FleetCmd, config: &config::Config) -> ExitCode {
+    use crate::fleet::{FleetArgs, OnceFormat};
+    let args = FleetArgs {
+        once: cmd.once || cmd.host.is_some(),
+        format: if cmd.format == "csv" {
+            OnceFormat::Csv
+        } else {
+            OnceFormat::Json
+        },
+        host: cmd.host,
+    };
+    if !args.once && !have_terminal() {
+        eprintln!("vmpulse fleet needs a terminal; use --once");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vmpulse: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.once {
+        return match runtime.block_on(crate::fleet::once(config, &args)) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e @ crate::fleet::client::FleetError::NoUrl) => {
+                eprintln!("vmpulse: {e}");
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                eprintln!("vmpulse: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Err(e) = color_eyre::install() {
+        eprintln!("vmpulse: cannot install error handlers: {e}");
+    }
+    match runtime.block_on(crate::fleet::screen::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vmpulse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

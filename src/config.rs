@@ -80,7 +80,8 @@ pub enum OutputTarget {
 
 pub use error::ConfigError;
 pub use settings::{
-    AlertsSettings, CollectorConfig, ControlConfig, InfluxConfig, LibvirtConfig, RatesConfig,
+    AlertsSettings, CollectorConfig, ControlConfig, FleetConfig, InfluxConfig, LibvirtConfig,
+    RatesConfig,
     RunConfig, SpoolSettings, Tags, UiConfig,
 };
 
@@ -95,6 +96,7 @@ pub struct Config {
     pub control: ControlConfig,
     pub spool: SpoolSettings,
     pub run: RunConfig,
+    pub fleet: FleetConfig,
     /// Static tags added to every line (`[tags]`).
     pub tags: Tags,
     /// `alerts.min_duration`.

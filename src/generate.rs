@@ -103,6 +103,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "systemctl enable --now vmpulse; journalctl -u vmpulse",
         "Run it as the packaged service and read its log.",
     ),
+    (
+        "vmpulse fleet",
+        "Every host that writes to the InfluxDB of [influx], worst first (alerts, stale, steal); Enter opens a host's VMs from the database, Esc goes back. fleet.window says when a host is stale, fleet.refresh how often it is read.",
+    ),
+    (
+        "vmpulse fleet --once --format json",
+        "The same host list once, one JSON object per host (host, age_seconds, stale, vms_running, vms_total, cpu_cores_used, steal_worst_percent, memory_used_kb, alerts); --format csv, or --host NAME for that host's VMs as vmpulse --once --format json prints them.",
+    ),
 ];
 
 /// The man page in roff.
@@ -260,6 +268,7 @@ mod tests {
             "vmpulse status [\\-\\-json] [\\-\\-socket PATH]",
             "vmpulse start [\\-\\-socket PATH]",
             "vmpulse stop [\\-\\-socket PATH]",
+            "vmpulse fleet [\\-\\-once] [\\-\\-format FORMAT] [\\-\\-host NAME]",
         ] {
             assert!(man.contains(usage), "{usage} in:\n{man}");
         }

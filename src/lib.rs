@@ -14,6 +14,7 @@ pub mod control;
 pub mod encode;
 pub mod engine;
 pub mod fixtures;
+pub mod fleet;
 pub mod format;
 pub mod generate;
 pub mod headless;

@@ -901,6 +901,9 @@ pub enum Origin {
     Attached { pid: u32, started_at: SystemTime },
     /// The attached service stopped answering at `since`; the TUI keeps trying.
     Gone { pid: u32, since: SystemTime },
+    /// Read back from InfluxDB by `vmpulse fleet` (`endpoint` without credentials):
+    /// the newest points of one host; Esc on the list goes back to the host list.
+    Database { endpoint: String },
 }
 
 impl Snapshot {

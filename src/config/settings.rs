@@ -453,6 +453,21 @@ settings! {
         write: bool = Switch(false),
             Meta::flag_only("write");
     }
+
+    /// `vmpulse fleet`: every host's newest points, read back from the InfluxDB of [influx].
+    [fleet] FleetConfig {
+        /// Seconds the newest point of a host may be old for the host to count as live;
+        /// older hosts stay listed, greyed, with their age.
+        window: Duration = Seconds::new(30.0).at_least(1.0),
+            Meta::key("fleet.window").env(&["VMPULSE_FLEET_WINDOW"]);
+        /// Seconds between two queries of the fleet view.
+        refresh: Duration = Seconds::new(2.0).at_least(0.5),
+            Meta::key("fleet.refresh").env(&["VMPULSE_FLEET_REFRESH"]);
+        /// Seconds the first query looks back for hosts that stopped writing (and for
+        /// alerts still active); later queries read only the last window.
+        lookback: Duration = Seconds::new(3600.0).at_least(1.0),
+            Meta::key("fleet.lookback").env(&["VMPULSE_FLEET_LOOKBACK"]);
+    }
 }
 
 /// Static tags are a table of their own: `[tags]` in the file, no flag or variable.

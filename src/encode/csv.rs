@@ -26,7 +26,8 @@ pub fn row(ctx: &EncodeCtx, vm: &VmSnapshot) -> String {
     join(cells.iter().map(String::as_str))
 }
 
-fn join<'a>(fields: impl Iterator<Item = &'a str>) -> String {
+/// One CSV row of `fields`, quoted where RFC 4180 asks (also the fleet's host rows).
+pub fn join<'a>(fields: impl Iterator<Item = &'a str>) -> String {
     let mut out = String::new();
     for (i, f) in fields.enumerate() {
         if i > 0 {

@@ -159,7 +159,7 @@ async fn follow(
         }
         let pid = match origin {
             Origin::Attached { pid, .. } | Origin::Gone { pid, .. } => pid,
-            Origin::Local => 0,
+            Origin::Local | Origin::Database { .. } => 0,
         };
         let since = SystemTime::now();
         tracing::warn!("service pid {pid} gone; looking for it again every second");

@@ -339,6 +339,13 @@ impl App {
             }
             Action::Close => match self.screen {
                 Screen::Detail { .. } => self.screen = Screen::List,
+                // A host drilled into from `vmpulse fleet`: Esc goes back to the hosts.
+                Screen::List
+                    if self.filter.is_empty()
+                        && matches!(self.live.origin, crate::model::Origin::Database { .. }) =>
+                {
+                    return self.quit(now, QuitReason::Key);
+                }
                 Screen::List => {
                     self.filter.clear();
                     self.follow_selection();

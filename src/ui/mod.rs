@@ -64,6 +64,11 @@ pub trait Engine {
     fn send(&self, control: Control);
     /// Stops and flushes; snapshots keep flowing until it returns.
     fn shutdown(self) -> impl Future<Output = FinalReport>;
+    /// Snapshots from before the first one, oldest first, for the history
+    /// (sparklines); only `vmpulse fleet`'s database-fed engine has them.
+    fn past(&self) -> Vec<Arc<Snapshot>> {
+        Vec::new()
+    }
 }
 
 impl Engine for EngineHandle {
@@ -182,6 +187,9 @@ async fn event_loop<E: Engine>(
         (size.width, size.height),
     );
     app.writer_held = writer_held;
+    for snap in engine.past() {
+        app.history.ingest(&snap);
+    }
     let mut events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;

@@ -44,7 +44,8 @@ pub trait Sink: Send + Sync + 'static {
     fn spools(&self) -> bool;
 }
 
-enum Auth {
+/// How requests authenticate (also the fleet's queries, `crate::fleet`).
+pub(crate) enum Auth {
     None,
     Header(HeaderValue),
     Basic { user: String, password: Secret },
@@ -343,7 +344,7 @@ impl Sink for FileSink {
 /// `base` without credentials, query or fragment, and the user and password it
 /// carried, decoded: the URL holds them percent-encoded (`p%40ss`), the server
 /// wants `p@ss`.
-fn split_credentials(base: &url::Url) -> (url::Url, String, Option<String>) {
+pub(crate) fn split_credentials(base: &url::Url) -> (url::Url, String, Option<String>) {
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
             .decode_utf8_lossy()
@@ -404,7 +405,11 @@ fn write_url(clean: url::Url, ic: &InfluxConfig) -> (url::Url, String) {
 
 /// How requests authenticate: the token (v1 `user:password` as Basic, v3 `Bearer`,
 /// v2 `Token`), else the URL's credentials as Basic, else nothing.
-fn auth(ic: &InfluxConfig, user: String, password: Option<String>) -> Result<Auth, WriterError> {
+pub(crate) fn auth(
+    ic: &InfluxConfig,
+    user: String,
+    password: Option<String>,
+) -> Result<Auth, WriterError> {
     Ok(match (&ic.token, ic.api) {
         (Some(tok), InfluxApi::V1) if tok.expose().contains(':') => {
             let (user, password) = tok.expose().split_once(':').unwrap_or_default();

@@ -276,3 +276,86 @@ pub fn final_counter(log: &str, key: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {key} in {line}"))
 }
+
+/// A real InfluxDB 3 Core (`influxdb3 serve`, file object store in a temp dir,
+/// no auth) on a loopback port, killed when dropped. The binary is not packaged:
+/// `VMPULSE_INFLUXDB3` names it (scripts/test.sh sets it when one lies next to the
+/// checkout); without it the tests that need it say so and return.
+pub struct InfluxDb3 {
+    child: Child,
+    pub port: u16,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl InfluxDb3 {
+    /// The server, or `None` (with one line on stderr) when no binary is configured.
+    pub fn start_if_present(test: &str) -> Option<InfluxDb3> {
+        let bin = match std::env::var_os("VMPULSE_INFLUXDB3").map(PathBuf::from) {
+            Some(b) if b.exists() => b,
+            _ => {
+                eprintln!(
+                    "{test}: skipped, no InfluxDB 3 binary (set VMPULSE_INFLUXDB3 to influxdb3)"
+                );
+                return None;
+            }
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("influxdb3.log")).expect("log file");
+        let child = Command::new(bin)
+            .args([
+                "serve",
+                "--node-id",
+                "t",
+                "--object-store",
+                "file",
+                "--data-dir",
+            ])
+            .arg(dir.path().join("data"))
+            .args([
+                "--http-bind",
+                &format!("127.0.0.1:{port}"),
+                "--without-auth",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start influxdb3 (it needs Debian's libpython3.11: scripts/setup.sh test)");
+        let server = InfluxDb3 {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = http("GET", port, "/health", &[], b"") {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("influxdb3 did not answer /health on port {port} within 60 s");
+    }
+
+    /// An SQL query's rows (`/api/v3/query_sql`, JSON).
+    pub fn sql(&self, db: &str, q: &str) -> Vec<serde_json::Value> {
+        let path = format!(
+            "/api/v3/query_sql?db={}&format=json&q={}",
+            urlencode(db),
+            urlencode(q)
+        );
+        let (status, body) = http("GET", self.port, &path, &[], b"").expect("query influxdb3");
+        let text = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 200, "query '{q}' failed: {text}");
+        serde_json::from_str(&text).expect("influxdb3 answers JSON rows")
+    }
+}
+
+impl Drop for InfluxDb3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

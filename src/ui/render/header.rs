@@ -155,6 +155,8 @@ pub fn origin_text(origin: &Origin, now: SystemTime) -> Option<(String, bool)> {
             ),
             false,
         )),
+        // The endpoint is the header's source already (`Snapshot::libvirt_uri`).
+        Origin::Database { .. } => Some(("from InfluxDB · Esc: back to the hosts".into(), false)),
         Origin::Gone { pid, since } => {
             let secs = since
                 .duration_since(SystemTime::UNIX_EPOCH)
