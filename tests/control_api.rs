@@ -229,7 +229,8 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "output",
             "control",
             "spool",
-            "alerts"
+            "alerts",
+            "fleet"
         ])
     );
     assert_eq!(
