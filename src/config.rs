@@ -81,8 +81,7 @@ pub enum OutputTarget {
 pub use error::ConfigError;
 pub use settings::{
     AlertsSettings, CollectorConfig, ControlConfig, FleetConfig, InfluxConfig, LibvirtConfig,
-    RatesConfig,
-    RunConfig, SpoolSettings, Tags, UiConfig,
+    RatesConfig, RunConfig, SpoolSettings, Tags, UiConfig,
 };
 
 /// The effective configuration: one struct per section of `settings.rs`.

@@ -16,8 +16,8 @@ pub use super::health::HealthView;
 use crate::config::Config;
 use crate::history::Sample;
 use crate::model::{
-    AlertBoard, CollectorStats, Derived, DeviceRates, DomainJob, HostInfo, MemoryUse, RawDomain, Snapshot,
-    SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState, WriterStats,
+    AlertBoard, CollectorStats, Derived, DeviceRates, DomainJob, HostInfo, MemoryUse, RawDomain,
+    Snapshot, SourceState, SpoolState, SpoolStats, VmSnapshot, WriterState, WriterStats,
 };
 use crate::schema::hypervisor::{
     HostFigures, HUGEPAGES_FREE_FIELD, HUGEPAGES_TOTAL_FIELD, HYPERVISOR_FIELDS, NUMA_FREE_FIELD,
