@@ -84,7 +84,9 @@ for r in $(seq 1 "$rounds"); do
     vm_t=$(measure vmpulse "$bin" "${vm_args[@]}")
     row "$bin" "$vm_t"
     sum[$bin]=$((${sum[$bin]:-0} + vm_t - idle))
-    grep -h "final:" "$tmp/vmpulse.log" | sed 's/^.*final:/  final:/' || true
+    # A second sample (a slow monitor blamed as stuck, collector/poll.rs) costs a full call more.
+    echo "  second samples: $(grep -c 'sampling the other VMs again' "$tmp/vmpulse.log" || true);" \
+      "$(grep -h "final:" "$tmp/vmpulse.log" | sed 's/^.*final: *//' | cut -d' ' -f1-3)"
   done
 done
 for bin in "${bins[@]}"; do

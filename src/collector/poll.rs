@@ -5,8 +5,9 @@
 //! libvirt calls cannot be cancelled. The bulk stats call takes each domain's
 //! monitor in turn, so a QEMU that never answers holds the whole call. The
 //! cycle waits only the soft deadline ([`Plan`]: a quarter of the poll
-//! interval, or twice the typical recent call where all calls are slow) for its call; then a probe on another connection asks which
-//! monitor has been held since the call began (`virDomainGetControlInfo`,
+//! interval, or twice the typical recent call where all calls are slow) for
+//! its call; then a probe on another connection asks which monitor has been
+//! held since the call began (`virDomainGetControlInfo`,
 //! answered without the monitor). If one has, the probe samples again on its
 //! connection: the bulk call's NOWAIT flag passes the held monitor by, so the
 //! other VMs get their sample and the stuck one is reported without its
