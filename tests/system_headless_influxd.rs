@@ -90,7 +90,13 @@ fn no_ui_writes_every_measurement_and_counts_match_influxdb() {
     let nics = influx.count("e2e", "vm_devices", "rxbytes");
     let disks = influx.count("e2e", "vm_devices", "rd_bytes");
     let totals = influx.count("e2e", "vm_totals", "state");
-    assert_eq!(metrics + features + nics + disks + totals, written);
+    assert_eq!(common::stored_lines(&influx, "e2e"), written);
+    // The host's capacity: one point per reading of the node figures (every 5 s).
+    let host = influx.count("e2e", "hypervisor", "cpus");
+    assert!((1..=2).contains(&host), "{host} hypervisor points");
+    let rest = metrics + features + nics + disks + totals + host;
+    let events = influx.count("e2e", "vm_alerts", "level");
+    assert_eq!(rest + events, written);
     // Two domains: one vm_metrics and one vm_totals line each per collection;
     // vm_features from each domain's second sample on; 3 NICs and 3 disks in all.
     assert_eq!(metrics, 2 * collections);
