@@ -2,9 +2,10 @@
 //! against a real `vmpulse --no-ui` on libvirt's test driver with a TCP
 //! `control.listen` and a token (no root, no daemons): the fleet's config is read
 //! from a file with the token in a token file, `fleet::live::attach` (what Enter
-//! calls) streams the host's VM snapshots marked live from that host, and steers
-//! it; a wrong token and a port nobody listens on fail with messages that say
-//! what to check, never quoting a token.
+//! calls) streams the host's VM snapshots marked live from that host, steers
+//! it, says when it is gone and reattaches to its successor; a wrong token and a
+//! port nobody listens on fail with messages that say what to check, never
+//! quoting a token.
 
 mod control_support;
 
@@ -26,9 +27,23 @@ async fn latest_where(
     what: &str,
     pred: impl Fn(&Snapshot) -> bool,
 ) -> Arc<Snapshot> {
-    match tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|s| pred(s))).await {
-        Ok(Ok(s)) => s.clone(),
-        _ => panic!("timed out waiting for {what}"),
+    let found = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|s| pred(s)))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|s| s.clone());
+    match found {
+        Some(s) => s,
+        None => {
+            let s = rx.borrow();
+            panic!(
+                "timed out waiting for {what}; last: {:?}, {} VMs, collecting {}, collection {}",
+                s.origin,
+                s.vms.len(),
+                s.collecting,
+                s.collection
+            )
+        }
     }
 }
 
@@ -104,7 +119,6 @@ fn enter_on_a_listed_host_attaches_live_over_tcp_with_its_token() {
         latest_where(&mut rx, "collection stopped", |s| !s.collecting).await;
         attached.send(Control::Start);
         latest_where(&mut rx, "collection started", |s| s.collecting).await;
-        drop(attached.shutdown().await);
 
         let wrong = vmpulse::fleet::live::attach(&hosts[1])
             .await
@@ -136,12 +150,43 @@ fn enter_on_a_listed_host_attaches_live_over_tcp_with_its_token() {
                 && down.contains("is control.listen set on that host"),
             "{down}"
         );
+
+        // The service answered 401 and went on collecting; no token in its log.
+        let before = svc.collections();
+        wait_until("collections after the refused token", 10, || {
+            (svc.collections() > before).then_some(())
+        });
+        let log = svc.log();
+        assert!(!log.contains(TOKEN) && !log.contains(WRONG), "{log}");
+
+        // The host's service stops: the live view says so and keeps its last VMs;
+        // a new service on the same listener is reattached without a keypress.
+        let first_pid = svc.pid();
+        assert_eq!(svc.stop().0, Some(0));
+        let gone = latest_where(&mut rx, "hv-a gone", |s| {
+            matches!(
+                s.origin,
+                Origin::Live {
+                    gone_since: Some(_),
+                    ..
+                }
+            )
+        })
+        .await;
+        assert_eq!(gone.vms.len(), 2);
+        let again = Service::start_in(
+            tempfile::tempdir().unwrap(),
+            &["--poll-interval", "0.2"],
+            &[
+                ("VMPULSE_CONTROL_LISTEN", listen.as_str()),
+                ("VMPULSE_CONTROL_TOKEN", TOKEN),
+            ],
+        );
+        assert_ne!(again.pid(), first_pid);
+        latest_where(&mut rx, "hv-a reattached", |s| {
+            matches!(&s.origin, Origin::Live { pid, gone_since: None, .. } if *pid == again.pid())
+        })
+        .await;
+        drop(attached.shutdown().await);
     });
-    // The service answered 401 and went on collecting.
-    let before = svc.collections();
-    wait_until("collections after the refused token", 10, || {
-        (svc.collections() > before).then_some(())
-    });
-    let log = svc.log();
-    assert!(!log.contains(TOKEN) && !log.contains(WRONG), "{log}");
 }

@@ -374,7 +374,8 @@ settings! {
         group: Option<String> = OptText { value_name: "GROUP" },
             Meta::key("control.group").env(&["VMPULSE_CONTROL_GROUP"]).example("libvirt")
                 .computed_default("libvirt (kept by root when this host has no such group)");
-        /// Optional TCP listener (host:port) for remote health checks; needs control.token.
+        /// Optional TCP listener (host:port) for remote health checks and `vmpulse fleet`'s
+        /// live view ([[fleet.hosts]]); needs control.token.
         listen: Option<String> = OptText { value_name: "ADDR" },
             Meta::key("control.listen").env(&["VMPULSE_CONTROL_LISTEN"]).example("127.0.0.1:9180");
         /// Bearer token every request on the TCP listener must carry.
