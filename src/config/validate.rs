@@ -369,7 +369,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("fleet.hosts: [[fleet.hosts]] entry 1 (name = \"hv-b\"): url '10.0.0.6:9180' is not http://ADDR:PORT"),
+            err.contains("line 6: fleet.hosts: [[fleet.hosts]] entry 1 (name = \"hv-b\"): url '10.0.0.6:9180' is not http://ADDR:PORT"),
             "{err}"
         );
         assert!(
