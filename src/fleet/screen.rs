@@ -418,16 +418,21 @@ fn start_refresh(client: &Arc<Client>, config: &Config, store: &Store) -> Refres
 /// the attach succeeds, else its newest points in the database (with the attach's
 /// error in the header). Returns when the live view is left (Esc or q).
 async fn open(client: &Arc<Client>, config: &Config, host: String) -> color_eyre::Result<()> {
-    let attach_error = match config.fleet.hosts.iter().find(|h| h.name == host) {
-        None => None,
-        Some(entry) => match super::live::attach(entry).await {
+    let mut attach_error = None;
+    if let Some(entry) = config.fleet.hosts.iter().find(|h| h.name == host) {
+        // Between the two screens, so a host that takes its time is no blank wait.
+        eprintln!(
+            "vmpulse fleet: attaching live to {host} at {} ...",
+            entry.url
+        );
+        match super::live::attach(entry).await {
             Ok(engine) => return crate::ui::run_with(engine, config).await,
             Err(e) => {
                 tracing::warn!("{e}; showing {host} from the database");
-                Some(e.to_string())
+                attach_error = Some(e.to_string());
             }
-        },
-    };
+        }
+    }
     let engine = HostEngine::start(client.clone(), config.clone(), host, attach_error).await;
     crate::ui::run_with(engine, config).await
 }
