@@ -79,6 +79,10 @@ Host rows are sorted worst first: active alerts, stale, the worst VM's steal.
 Screen keys: arrows/j/k move, Enter opens a host's VMs in the live view's screens (q or Esc
 back), / filters host names and VM tags, s cycles the sort, ? help, q quits.
 
+Live hosts: a [[fleet.hosts]] table (name = the host tag, url = \"http://ADDR:PORT\" of its
+control.listen, token or token_file = its control.token) makes Enter attach to that host's
+service live instead; when that fails, the host opens from InfluxDB with the error shown.
+
 Examples:
   vmpulse --influx-url http://influx:8086 --influx-api v1 fleet
   vmpulse fleet --once --format json | jq '.[] | select(.stale)'

@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod docs;
 mod error;
+pub mod fleet_hosts;
 mod format;
 pub mod glob;
 pub mod kind;

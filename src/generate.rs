@@ -105,7 +105,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "vmpulse fleet",
-        "Every host that writes to the InfluxDB of [influx], worst first (alerts, stale, steal); Enter opens a host's VMs from the database, Esc goes back. fleet.window says when a host is stale, fleet.refresh how often it is read.",
+        "Every host that writes to the InfluxDB of [influx], worst first (alerts, stale, steal); Enter opens a host's VMs from the database (live from its control API when [[fleet.hosts]] names it), Esc goes back. fleet.window says when a host is stale, fleet.refresh how often it is read.",
     ),
     (
         "vmpulse fleet --once --format json",

@@ -903,7 +903,27 @@ pub enum Origin {
     Gone { pid: u32, since: SystemTime },
     /// Read back from InfluxDB by `vmpulse fleet` (`endpoint` without credentials):
     /// the newest points of one host; Esc on the list goes back to the host list.
-    Database { endpoint: String },
+    /// `attach_error`: why the live attach of its `[[fleet.hosts]]` entry failed.
+    Database {
+        endpoint: String,
+        attach_error: Option<String>,
+    },
+    /// Attached live by `vmpulse fleet` to the control API of `host` (`[[fleet.hosts]]`);
+    /// `gone_since` while its stream is broken and the fleet reattaches.
+    /// Esc on the list goes back to the host list.
+    Live {
+        host: String,
+        pid: u32,
+        started_at: SystemTime,
+        gone_since: Option<SystemTime>,
+    },
+}
+
+impl Origin {
+    /// A host opened from `vmpulse fleet`: Esc on its list goes back to the hosts.
+    pub fn from_fleet(&self) -> bool {
+        matches!(self, Origin::Database { .. } | Origin::Live { .. })
+    }
 }
 
 impl Snapshot {

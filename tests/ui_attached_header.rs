@@ -1,5 +1,6 @@
-//! The TUI header when attached to a service and when that service is gone
-//! (`TestBackend` + insta, fixed clock). Regenerate:
+//! The TUI header when attached to a service and when that service is gone, and
+//! for a host `vmpulse fleet` opened live from its control API or (the attach
+//! failed) from the database (`TestBackend` + insta, fixed clock). Regenerate:
 //! `INSTA_UPDATE=always cargo test --test ui_attached_header`.
 
 use std::sync::Arc;
@@ -79,4 +80,52 @@ fn gone_header_says_since_when() {
 fn standalone_header_says_nothing_about_a_service() {
     let text = header_text(Origin::Local);
     assert!(!text.contains("service"), "{text}");
+}
+
+fn live(gone_since: Option<SystemTime>) -> Origin {
+    Origin::Live {
+        host: "hv-a".into(),
+        pid: 4242,
+        started_at: now() - Duration::from_secs(2 * 3600 + 300),
+        gone_since,
+    }
+}
+
+#[test]
+fn fleet_live_header_says_live_from_which_host() {
+    let text = header_text(live(None));
+    assert!(
+        text.contains("live from hv-a · pid 4242, up 2h05m · Esc: back to the hosts"),
+        "{text}"
+    );
+    assert!(text.contains("Esc: back to the hosts"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn fleet_live_header_while_the_host_is_gone() {
+    let text = header_text(live(Some(now() - Duration::from_secs(7))));
+    assert!(
+        text.contains("live from hv-a: gone 7.0s ago, reattaching"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fleet_failed_attach_shows_its_error_over_the_database_view() {
+    let text = header_text(Origin::Database {
+        endpoint: "http://influx:8086/ (v1, db=vmstats)".into(),
+        attach_error: Some("hv-a at http://10.0.0.5:9180: the service answered 401".into()),
+    });
+    assert!(
+        text.contains("from InfluxDB (live attach failed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "⚠ live attach failed: hv-a at http://10.0.0.5:9180: the service answered 401"
+        ),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
 }

@@ -494,6 +494,28 @@ impl Kind for MetadataTags {
     }
 }
 
+/// `[[fleet.hosts]]`: an array of tables (`config::fleet_hosts`), in the file only.
+pub struct FleetHosts;
+
+impl Kind for FleetHosts {
+    type Value = Vec<super::fleet_hosts::FleetHost>;
+    fn check(&self, raw: &Raw) -> Result<Self::Value, String> {
+        match raw {
+            Raw::Toml(v) => super::fleet_hosts::parse(v),
+            Raw::Text(_) => Err("[[fleet.hosts]] tables are read from the config file only".into()),
+        }
+    }
+    fn default_value(&self) -> Self::Value {
+        Vec::new()
+    }
+    fn render(&self, v: &Self::Value) -> Option<toml::Value> {
+        super::fleet_hosts::render(v)
+    }
+    fn value_name(&self) -> &'static str {
+        "TABLES"
+    }
+}
+
 /// `--format lp|json|csv`.
 pub struct Format;
 

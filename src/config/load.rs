@@ -39,15 +39,33 @@ fn line_of(text: &str, path: &[&str]) -> Option<usize> {
     let mut table = root.get_ref();
     for (i, part) in path.iter().enumerate() {
         let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *part)?;
-        if i + 1 == path.len() {
+        let last = i + 1 == path.len();
+        if last {
             return Some(line_at(text, k.span().start));
         }
         match v.get_ref() {
             toml::de::DeValue::Table(t) => table = t,
+            // `[[x.y]]` entry N (the next part is its index): its first key's line.
+            toml::de::DeValue::Array(items) => {
+                let n: usize = path.get(i + 1)?.parse().ok()?;
+                let toml::de::DeValue::Table(t) = items.get(n)?.get_ref() else {
+                    return Some(line_at(text, items.get(n)?.span().start));
+                };
+                let first = t.iter().map(|(k, _)| k.span().start).min()?;
+                return (i + 2 == path.len()).then(|| line_at(text, first));
+            }
             _ => return None,
         }
     }
     None
+}
+
+/// The index N of `[[x.y]] entry N ...` at the start of a message about an array
+/// of tables (`config::fleet_hosts`).
+fn entry_index(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("[[")?.split_once("]] entry ")?.1;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    Some(&rest[..end]).filter(|n| !n.is_empty())
 }
 
 /// Parses TOML text; `path` is only used to name the file in errors and origins.
@@ -76,6 +94,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, ConfigError> {
             });
             let mut path = parts.to_vec();
             path.extend(entry.map(String::as_str));
+            path.extend(value.as_array().and_then(|_| entry_index(&message)));
             let at = line_of(text, &path).map_or(String::new(), |l| format!("line {l}: "));
             return Err(file_error(format!("{at}{key}: {message}")));
         }

@@ -31,6 +31,13 @@ pub fn secrets_in(layer: &Layer) -> Vec<&'static str> {
     if url_has_password {
         out.push("influx.url (its password)");
     }
+    let fleet_token = layer.get("fleet.hosts").is_some_and(|h| match &h.value {
+        Raw::Toml(toml::Value::Array(a)) => a.iter().any(|t| t.get("token").is_some()),
+        _ => false,
+    });
+    if fleet_token {
+        out.push("[[fleet.hosts]] token");
+    }
     out
 }
 
@@ -72,6 +79,16 @@ pub fn read_token_files(
             "influx.token_file" => c.influx.token = Some(token),
             _ => c.control.token = Some(token),
         }
+    }
+    for (i, h) in c.fleet.hosts.iter_mut().enumerate() {
+        let Some(file) = &h.token_file else { continue };
+        let id = format!(
+            "[[fleet.hosts]] entry {i} (name = \"{}\") token_file",
+            h.name
+        );
+        let path = token_path(&id, file, credentials.as_deref())?;
+        h.token = Some(read_token(&id, &path)?);
+        warnings.extend(readable_by_others(&path, &[id.as_str()]));
     }
     Ok(warnings)
 }
@@ -178,6 +195,41 @@ mod tests {
             e.starts_with("influx.token_file:") && e.contains("CREDENTIALS_DIRECTORY"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn fleet_host_token_files_are_read_and_named_by_entry() {
+        use crate::config::fleet_hosts::FleetHost;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hv-a"), "fleet-S3CRET\n").unwrap();
+        let host = |file: &str| FleetHost {
+            name: "hv-a".into(),
+            url: "http://h:1".into(),
+            token: None,
+            token_file: Some(file.into()),
+        };
+        let mut c = Config::default();
+        c.fleet.hosts = vec![host("hv-a")];
+        let warnings = read_token_files(&mut c, &env_with(dir.path())).unwrap();
+        assert_eq!(c.fleet.hosts[0].token, Some(Secret::new("fleet-S3CRET")));
+        assert!(
+            warnings[0].contains("[[fleet.hosts]] entry 0"),
+            "{warnings:?}"
+        );
+        c.fleet.hosts = vec![host("absent")];
+        let e = read_token_files(&mut c, &env_with(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("entry 0 (name = \"hv-a\") token_file") && e.contains("absent"),
+            "{e}"
+        );
+        let mut l = Layer::default();
+        let t: toml::Table =
+            toml::from_str("[[hosts]]\nname = \"a\"\nurl = \"http://h:1\"\ntoken = \"x\"\n")
+                .unwrap();
+        l.set("fleet.hosts", Raw::Toml(t["hosts"].clone()), "f");
+        assert_eq!(secrets_in(&l), ["[[fleet.hosts]] token"]);
     }
 
     #[test]

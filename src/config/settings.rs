@@ -20,8 +20,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use super::kind::{
-    Api, Count, Format, Globs, HttpUrl, Kind, MetadataTags, OptCount, OptText, Output, Positive,
-    Raw, Seconds, SecretText, Switch, Text, Unit,
+    Api, Count, FleetHosts, Format, Globs, HttpUrl, Kind, MetadataTags, OptCount, OptText, Output,
+    Positive, Raw, Seconds, SecretText, Switch, Text, Unit,
 };
 use super::{InfluxApi, OutputTarget, Secret};
 
@@ -374,7 +374,8 @@ settings! {
         group: Option<String> = OptText { value_name: "GROUP" },
             Meta::key("control.group").env(&["VMPULSE_CONTROL_GROUP"]).example("libvirt")
                 .computed_default("libvirt (kept by root when this host has no such group)");
-        /// Optional TCP listener (host:port) for remote health checks; needs control.token.
+        /// Optional TCP listener (host:port) for remote health checks and `vmpulse fleet`'s
+        /// live view ([[fleet.hosts]]); needs control.token.
         listen: Option<String> = OptText { value_name: "ADDR" },
             Meta::key("control.listen").env(&["VMPULSE_CONTROL_LISTEN"]).example("127.0.0.1:9180");
         /// Bearer token every request on the TCP listener must carry.
@@ -467,6 +468,13 @@ settings! {
         /// alerts still active); later queries read only the last window.
         lookback: Duration = Seconds::new(3600.0).at_least(1.0),
             Meta::key("fleet.lookback").env(&["VMPULSE_FLEET_LOOKBACK"]);
+        /// Hosts whose control API Enter attaches to live instead of reading the database:
+        /// [[fleet.hosts]] tables of name (the host tag), url (http://ADDR:PORT of its
+        /// control.listen) and token or token_file (its control.token; a relative file is
+        /// looked up in $CREDENTIALS_DIRECTORY), e.g. [[fleet.hosts]] name = "hv-a"
+        /// url = "http://10.0.0.5:9180" token_file = "/etc/vmpulse/hv-a.token"
+        hosts: Vec<super::fleet_hosts::FleetHost> = FleetHosts,
+            Meta::key("fleet.hosts");
     }
 }
 

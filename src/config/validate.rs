@@ -338,6 +338,47 @@ mod tests {
     }
 
     #[test]
+    fn fleet_hosts_are_read_from_the_file_and_their_tokens_never_shown() {
+        let c = from_c_toml(
+            "[fleet]\nwindow = 20\n\n[[fleet.hosts]]\nname = \"hv-a\"\nurl = \"http://10.0.0.5:9180\"\n\
+             token = \"fleet-S3CRET\"\n\n[[fleet.hosts]]\nname = \"hv-b\"\nurl = \"http://hv-b:9180\"\n\
+             token_file = \"/etc/vmpulse/hv-b.token\"\n",
+        )
+        .unwrap();
+        let h = &c.fleet.hosts;
+        assert_eq!((h[0].name.as_str(), h[1].address()), ("hv-a", "hv-b:9180"));
+        assert_eq!(c.fleet.window, Duration::from_secs(20));
+        let printed = crate::config::docs::print_config(&c);
+        assert!(
+            printed.contains("hv-a") && printed.contains("***"),
+            "{printed}"
+        );
+        assert!(!printed.contains("fleet-S3CRET"), "{printed}");
+        assert!(!format!("{c:?}").contains("fleet-S3CRET"));
+        // What --print-config prints is a config file again.
+        let back = from_c_toml(&printed).unwrap();
+        assert_eq!(back.fleet.hosts[1].token_file, h[1].token_file);
+    }
+
+    #[test]
+    fn a_bad_fleet_host_is_refused_naming_the_setting_the_entry_and_line() {
+        let err = from_c_toml(
+            "[[fleet.hosts]]\nname = \"hv-a\"\nurl = \"http://a:1\"\ntoken = \"t\"\n\
+             [[fleet.hosts]]\nname = \"hv-b\"\nurl = \"10.0.0.6:9180\"\ntoken = \"fleet-S3CRET\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("line 6: fleet.hosts: [[fleet.hosts]] entry 1 (name = \"hv-b\"): url '10.0.0.6:9180' is not http://ADDR:PORT"),
+            "{err}"
+        );
+        assert!(
+            err.contains("c.toml") && !err.contains("fleet-S3CRET"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn alert_tables_replace_defaults_per_metric_and_errors_name_the_setting() {
         use crate::config::alerts::{Levels, Selector};
         let c = from_c_toml(

@@ -785,11 +785,19 @@ mod tests {
         c.influx.url = Some(url::Url::parse("http://u:pw-XYZ@127.0.0.1:8086").unwrap());
         c.influx.token = Some(crate::config::Secret::new("tok-XYZ"));
         c.control.token = Some(crate::config::Secret::new("ctl-XYZ"));
+        c.fleet.hosts = vec![crate::config::fleet_hosts::FleetHost {
+            name: "hv-a".into(),
+            url: "http://10.0.0.5:9180".into(),
+            token: Some(crate::config::Secret::new("fleet-XYZ")),
+            token_file: None,
+        }];
         let v = config(&c);
         let text = v.to_string();
         assert!(!text.contains("XYZ"), "{text}");
         assert_eq!(v["influx"]["token"], "***");
         assert_eq!(v["control"]["token"], "***");
+        assert_eq!(v["fleet"]["hosts"][0]["token"], "***");
+        assert_eq!(v["fleet"]["hosts"][0]["name"], "hv-a");
         assert_eq!(v["collector"]["poll_interval"], 1.0);
     }
 }

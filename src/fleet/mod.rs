@@ -10,6 +10,7 @@
 pub mod answer;
 pub mod client;
 pub mod hosts;
+pub mod live;
 pub mod output;
 pub mod query;
 pub mod screen;

@@ -260,6 +260,7 @@ fn draw_help(frame: &mut Frame, area: Rect, theme: Theme) {
     let lines = [
         "↑/k ↓/j      move; g/G first/last",
         "Enter        the host's VMs (cards, table, detail) from the database; q there comes back",
+        "             (live from its control API when [[fleet.hosts]] names the host)",
         "/            filter host names and VM tags (key=value); Enter/Esc ends typing",
         "Esc          clear the filter",
         "s            sort: worst first (alerts, stale, steal), name, CPU, memory, VMs, age",
@@ -295,9 +296,16 @@ pub struct HostEngine {
 }
 
 /// Marks a snapshot made from the database as such for the live view's header.
-fn from_database(snap: &mut Snapshot, endpoint: &str, refresh: Duration, collection: u64) {
+fn from_database(
+    snap: &mut Snapshot,
+    endpoint: &str,
+    attach_error: Option<&str>,
+    refresh: Duration,
+    collection: u64,
+) {
     snap.origin = Origin::Database {
         endpoint: endpoint.to_string(),
+        attach_error: attach_error.map(str::to_owned),
     };
     snap.poll_interval = refresh;
     snap.seq = collection;
@@ -311,7 +319,13 @@ fn from_database(snap: &mut Snapshot, endpoint: &str, refresh: Duration, collect
 impl HostEngine {
     /// Reads the host's last `ui.history_minutes` (for the sparklines; without it
     /// when that query fails), then its newest points every `fleet.refresh`.
-    pub async fn start(client: Arc<Client>, config: Config, host: String) -> Self {
+    /// `attach_error`: why the live attach failed, for the header.
+    pub async fn start(
+        client: Arc<Client>,
+        config: Config,
+        host: String,
+        attach_error: Option<String>,
+    ) -> Self {
         let refresh = config.fleet.refresh;
         let window = crate::history::History::window_of(&config.ui);
         let statement = super::query::history_statement(&host, window);
@@ -320,12 +334,19 @@ impl HostEngine {
             .into_iter()
             .enumerate()
             .map(|(i, mut s)| {
-                from_database(&mut s, &client.endpoint, refresh, i as u64 + 1);
+                let note = attach_error.as_deref();
+                from_database(&mut s, &client.endpoint, note, refresh, i as u64 + 1);
                 Arc::new(s)
             })
             .collect();
         let mut first = Snapshot::empty(&client.endpoint, &host, refresh);
-        from_database(&mut first, &client.endpoint, refresh, 0);
+        from_database(
+            &mut first,
+            &client.endpoint,
+            attach_error.as_deref(),
+            refresh,
+            0,
+        );
         let (tx, rx) = watch::channel(Arc::new(first));
         let mut seq = past.len() as u64;
         let task = tokio::spawn(async move {
@@ -336,7 +357,8 @@ impl HostEngine {
                 let snap = match super::host_snapshot(&client, &config, &host).await {
                     Ok(mut s) => {
                         seq += 1;
-                        from_database(&mut s, &client.endpoint, refresh, seq);
+                        let note = attach_error.as_deref();
+                        from_database(&mut s, &client.endpoint, note, refresh, seq);
                         s
                     }
                     // The last data stays, marked unreachable with the server's message;
@@ -392,6 +414,29 @@ fn start_refresh(client: &Arc<Client>, config: &Config, store: &Store) -> Refres
     tokio::spawn(async move { (at, super::fetch(&client, &config, range).await) })
 }
 
+/// Enter on `host`: live from its control API when `[[fleet.hosts]]` names it and
+/// the attach succeeds, else its newest points in the database (with the attach's
+/// error in the header). Returns when the live view is left (Esc or q).
+async fn open(client: &Arc<Client>, config: &Config, host: String) -> color_eyre::Result<()> {
+    let mut attach_error = None;
+    if let Some(entry) = config.fleet.hosts.iter().find(|h| h.name == host) {
+        // Between the two screens, so a host that takes its time is no blank wait.
+        eprintln!(
+            "vmpulse fleet: attaching live to {host} at {} ...",
+            entry.url
+        );
+        match super::live::attach(entry).await {
+            Ok(engine) => return crate::ui::run_with(engine, config).await,
+            Err(e) => {
+                tracing::warn!("{e}; showing {host} from the database");
+                attach_error = Some(e.to_string());
+            }
+        }
+    }
+    let engine = HostEngine::start(client.clone(), config.clone(), host, attach_error).await;
+    crate::ui::run_with(engine, config).await
+}
+
 /// Runs the host list until `q`.
 pub async fn run(config: &Config) -> color_eyre::Result<()> {
     let client = Arc::new(Client::new(config)?);
@@ -441,10 +486,7 @@ pub async fn run(config: &Config) -> color_eyre::Result<()> {
         };
         ratatui::restore();
         match step {
-            Step::Open(host) => {
-                let engine = HostEngine::start(client.clone(), config.clone(), host).await;
-                crate::ui::run_with(engine, config).await?;
-            }
+            Step::Open(host) => open(&client, config, host).await?,
             _ => return Ok(()),
         }
     }
@@ -565,6 +607,7 @@ mod tests {
         from_database(
             &mut snap,
             "http://influx:8086/ (v1, db=vmstats)",
+            None,
             Duration::from_secs(2),
             7,
         );

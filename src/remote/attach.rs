@@ -5,6 +5,10 @@
 //! When the stream ends (the service stopped or restarted) the last snapshot
 //! is republished marked [`Origin::Gone`] and the socket is retried every
 //! second; a service answering again is reattached without a keypress.
+//!
+//! `vmpulse fleet` attaches the same way to a host's `control.listen` over TCP
+//! with its token ([`Attached::connect_live`]); its snapshots are marked
+//! [`Origin::Live`] (and `gone_since` while it reattaches).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +32,15 @@ const MAX_LINE: usize = 64 * 1024 * 1024;
 /// How often a gone service is looked for again.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// Whom the snapshots come from, for their [`Origin`].
+#[derive(Debug, Clone)]
+enum Peer {
+    /// The service on this machine's control socket.
+    Socket,
+    /// A fleet host's control API on TCP.
+    Fleet { host: String },
+}
+
 pub struct Attached {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     controls: mpsc::UnboundedSender<Control>,
@@ -37,16 +50,37 @@ pub struct Attached {
 impl Attached {
     /// Connects to the service on `socket` and reads its first snapshot.
     pub async fn connect(socket: &Path) -> Result<Self, ClientError> {
-        let client = Client::new(socket);
-        let (origin, mut lines) = open_stream(&client).await?;
-        let first = lines.next().await.ok_or_else(|| ClientError::Io {
-            path: socket.to_path_buf(),
-            message: "the service closed the snapshot stream at once".into(),
-        })?;
+        Self::attach(Client::new(socket), Peer::Socket).await
+    }
+
+    /// Connects to `host`'s control API at `url` (`http://ADDR:PORT`, reached at
+    /// `addr`) with its bearer `token`, and reads its first snapshot.
+    pub async fn connect_live(
+        host: &str,
+        url: &str,
+        addr: &str,
+        token: crate::config::Secret,
+    ) -> Result<Self, ClientError> {
+        let peer = Peer::Fleet {
+            host: host.to_string(),
+        };
+        Self::attach(Client::tcp(url, addr, token), peer).await
+    }
+
+    async fn attach(client: Client, peer: Peer) -> Result<Self, ClientError> {
+        let (origin, mut lines) = open_stream(&client, &peer).await?;
+        let first = tokio::time::timeout(super::client::REQUEST_TIMEOUT, lines.next())
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| ClientError::Io {
+                path: client.path().to_path_buf(),
+                message: "the service sent no snapshot (closed the stream or was silent)".into(),
+            })?;
         let (tx, snapshots) = watch::channel(Arc::new(first));
         let (controls, rx) = mpsc::unbounded_channel();
         let tasks = vec![
-            tokio::spawn(follow(client.clone(), origin, lines, tx)),
+            tokio::spawn(follow(client.clone(), peer, origin, lines, tx)),
             tokio::spawn(steer(client, rx)),
         ];
         Ok(Self {
@@ -123,11 +157,20 @@ impl Lines {
 }
 
 /// `GET /status` for the pid and start time, then `GET /snapshots`.
-async fn open_stream(client: &Client) -> Result<(Origin, Lines), ClientError> {
+async fn open_stream(client: &Client, peer: &Peer) -> Result<(Origin, Lines), ClientError> {
     let status = client.status().await?;
-    let origin = Origin::Attached {
-        pid: status.pid,
-        started_at: parse_rfc3339(&status.started_at).unwrap_or(SystemTime::UNIX_EPOCH),
+    let (pid, started_at) = (
+        status.pid,
+        parse_rfc3339(&status.started_at).unwrap_or(SystemTime::UNIX_EPOCH),
+    );
+    let origin = match peer {
+        Peer::Socket => Origin::Attached { pid, started_at },
+        Peer::Fleet { host } => Origin::Live {
+            host: host.clone(),
+            pid,
+            started_at,
+            gone_since: None,
+        },
     };
     let res = client.open(Method::GET, "/snapshots", None).await?;
     if !res.status().is_success() {
@@ -147,6 +190,7 @@ async fn open_stream(client: &Client) -> Result<(Origin, Lines), ClientError> {
 /// Republishes the service's snapshots; marks it gone and reattaches when it returns.
 async fn follow(
     client: Client,
+    peer: Peer,
     mut origin: Origin,
     mut lines: Lines,
     tx: watch::Sender<Arc<Snapshot>>,
@@ -157,14 +201,9 @@ async fn follow(
                 return;
             }
         }
-        let pid = match origin {
-            Origin::Attached { pid, .. } | Origin::Gone { pid, .. } => pid,
-            Origin::Local | Origin::Database { .. } => 0,
-        };
         let since = SystemTime::now();
-        tracing::warn!("service pid {pid} gone; looking for it again every second");
         let mut gone = (**tx.borrow()).clone();
-        gone.origin = Origin::Gone { pid, since };
+        gone.origin = gone_origin(origin, since);
         gone.seq += 1;
         if tx.send(Arc::new(gone)).is_err() {
             return;
@@ -174,13 +213,38 @@ async fn follow(
             if tx.is_closed() {
                 return;
             }
-            if let Ok((o, l)) = open_stream(&client).await {
+            if let Ok((o, l)) = open_stream(&client, &peer).await {
                 tracing::info!("reattached to the service on {}", client.path().display());
                 origin = o;
                 lines = l;
                 break;
             }
         }
+    }
+}
+
+/// The origin of the last snapshot once the stream broke at `since`.
+fn gone_origin(origin: Origin, since: SystemTime) -> Origin {
+    match origin {
+        Origin::Live {
+            host,
+            pid,
+            started_at,
+            ..
+        } => {
+            tracing::warn!("{host}'s service pid {pid} gone; looking for it again every second");
+            Origin::Live {
+                host,
+                pid,
+                started_at,
+                gone_since: Some(since),
+            }
+        }
+        Origin::Attached { pid, .. } | Origin::Gone { pid, .. } => {
+            tracing::warn!("service pid {pid} gone; looking for it again every second");
+            Origin::Gone { pid, since }
+        }
+        Origin::Local | Origin::Database { .. } => Origin::Gone { pid: 0, since },
     }
 }
 

@@ -1,5 +1,6 @@
-//! A small HTTP/1.1 client for the control socket (hyper over a tokio
-//! `UnixStream`), used by `vmpulse status|start|stop` and the TUI's attach.
+//! A small HTTP/1.1 client for the control API (hyper over a tokio `UnixStream`,
+//! or a `TcpStream` with the bearer token of `control.listen`), used by
+//! `vmpulse status|start|stop`, the TUI's attach and `vmpulse fleet`'s live attach.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,8 +10,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
 
+use crate::config::Secret;
 use crate::control::socket::access_hint;
 use crate::control::views::StatusView;
 
@@ -25,24 +27,73 @@ pub enum ClientError {
     PermissionDenied { path: PathBuf, hint: String },
     #[error("control socket {}: {message}", .path.display())]
     Io { path: PathBuf, message: String },
+    /// A control API on TCP (`control.listen`) that does not answer or speak HTTP.
+    #[error("control API {url}: {message}")]
+    Tcp { url: String, message: String },
     #[error("the service answered {status}: {message}")]
     Status { status: StatusCode, message: String },
     #[error("the service did not answer within {} s", REQUEST_TIMEOUT.as_secs())]
     Timeout,
 }
 
+/// Where the API is: a Unix socket, or `control.listen` with its token.
+#[derive(Debug, Clone)]
+enum Remote {
+    Unix,
+    Tcp {
+        url: String,
+        addr: String,
+        token: Secret,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     path: PathBuf,
+    remote: Remote,
 }
+
+/// Either kind of connection, for one hyper handshake.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
 impl Client {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            remote: Remote::Unix,
+        }
     }
 
+    /// The API of `control.listen` at `url` (`http://ADDR:PORT`, connecting to
+    /// `addr`), each request carrying `Authorization: Bearer <token>`.
+    pub fn tcp(url: &str, addr: &str, token: Secret) -> Self {
+        Self {
+            path: PathBuf::from(url),
+            remote: Remote::Tcp {
+                url: url.to_string(),
+                addr: addr.to_string(),
+                token,
+            },
+        }
+    }
+
+    /// The socket's path, or the TCP API's url.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Stream>, ClientError> {
+        match &self.remote {
+            Remote::Unix => match UnixStream::connect(&self.path).await {
+                Ok(s) => Ok(Box::new(s)),
+                Err(e) => Err(self.connect_error(e)),
+            },
+            Remote::Tcp { addr, .. } => match TcpStream::connect(addr.as_str()).await {
+                Ok(s) => Ok(Box::new(s)),
+                Err(e) => Err(self.io(format!("cannot connect to {addr}: {e}"))),
+            },
+        }
     }
 
     /// Sends one request and returns the response head and its streaming body.
@@ -52,9 +103,9 @@ impl Client {
         uri: &str,
         body: Option<Vec<u8>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
-        let stream = UnixStream::connect(&self.path)
+        let stream = tokio::time::timeout(REQUEST_TIMEOUT, self.connect())
             .await
-            .map_err(|e| self.connect_error(e))?;
+            .map_err(|_| ClientError::Timeout)??;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.io(e))?;
@@ -65,6 +116,12 @@ impl Client {
             .method(method)
             .uri(uri)
             .header(hyper::header::HOST, "localhost");
+        if let Remote::Tcp { token, .. } = &self.remote {
+            req = req.header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", token.expose()),
+            );
+        }
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -126,9 +183,10 @@ impl Client {
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<StatusView, ClientError> {
-        serde_json::from_slice(bytes).map_err(|e| ClientError::Io {
-            path: self.path.clone(),
-            message: format!("unexpected answer (another program on this socket?): {e}"),
+        serde_json::from_slice(bytes).map_err(|e| {
+            self.io(format!(
+                "unexpected answer (another program on this socket?): {e}"
+            ))
         })
     }
 
@@ -147,9 +205,15 @@ impl Client {
     }
 
     fn io(&self, e: impl std::fmt::Display) -> ClientError {
-        ClientError::Io {
-            path: self.path.clone(),
-            message: e.to_string(),
+        match &self.remote {
+            Remote::Unix => ClientError::Io {
+                path: self.path.clone(),
+                message: e.to_string(),
+            },
+            Remote::Tcp { url, .. } => ClientError::Tcp {
+                url: url.clone(),
+                message: e.to_string(),
+            },
         }
     }
 }

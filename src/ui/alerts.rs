@@ -14,6 +14,15 @@ pub fn header_height(snap: &Snapshot) -> u16 {
 /// The problems worth a red line, most serious first.
 pub fn alerts(snap: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
+    if let crate::model::Origin::Database {
+        attach_error: Some(e),
+        ..
+    } = &snap.origin
+    {
+        out.push(format!(
+            "live attach failed: {e}; showing InfluxDB's newest points"
+        ));
+    }
     if let SourceState::Failed(msg) = &snap.source {
         let since = snap
             .unreachable_since

@@ -340,10 +340,7 @@ impl App {
             Action::Close => match self.screen {
                 Screen::Detail { .. } => self.screen = Screen::List,
                 // A host drilled into from `vmpulse fleet`: Esc goes back to the hosts.
-                Screen::List
-                    if self.filter.is_empty()
-                        && matches!(self.live.origin, crate::model::Origin::Database { .. }) =>
-                {
+                Screen::List if self.filter.is_empty() && self.live.origin.from_fleet() => {
                     return self.quit(now, QuitReason::Key);
                 }
                 Screen::List => {

@@ -144,7 +144,8 @@ pub fn is_stale(snap: &Snapshot, now: SystemTime) -> bool {
 }
 
 /// `attached to service pid N, up 3d04h`, or `service pid N gone since
-/// 21:04:05 UTC (12s ago), reattaching` (then `true`: shown as an alert).
+/// 21:04:05 UTC (12s ago), reattaching` (then `true`: shown as an alert); for a
+/// host opened from `vmpulse fleet`, whether it is live from that host or from InfluxDB.
 pub fn origin_text(origin: &Origin, now: SystemTime) -> Option<(String, bool)> {
     match origin {
         Origin::Local => None,
@@ -156,7 +157,40 @@ pub fn origin_text(origin: &Origin, now: SystemTime) -> Option<(String, bool)> {
             false,
         )),
         // The endpoint is the header's source already (`Snapshot::libvirt_uri`).
-        Origin::Database { .. } => Some(("from InfluxDB · Esc: back to the hosts".into(), false)),
+        Origin::Database {
+            attach_error: None, ..
+        } => Some(("from InfluxDB · Esc: back to the hosts".into(), false)),
+        // The live attach failed: the database's view; the reason is on the alert line.
+        Origin::Database {
+            attach_error: Some(_),
+            ..
+        } => Some((
+            " from InfluxDB (live attach failed) · Esc: back to the hosts ".into(),
+            true,
+        )),
+        Origin::Live {
+            host,
+            pid,
+            started_at,
+            gone_since: None,
+        } => Some((
+            format!(
+                "live from {host} · pid {pid}, up {} · Esc: back to the hosts",
+                format::age(*started_at, now)
+            ),
+            false,
+        )),
+        Origin::Live {
+            host,
+            gone_since: Some(since),
+            ..
+        } => Some((
+            format!(
+                " live from {host}: gone {} ago, reattaching · Esc: back to the hosts ",
+                format::age(*since, now)
+            ),
+            true,
+        )),
         Origin::Gone { pid, since } => {
             let secs = since
                 .duration_since(SystemTime::UNIX_EPOCH)
