@@ -216,7 +216,9 @@ pub fn readme_table() -> String {
             (Some(f), None) if s.switch => format!("`--{f}`"),
             (Some(f), None) => format!("`--{f} {}`", s.value_name),
             (None, _) => String::new(),
-        };
+        }
+        // A `|` in a value name (`v3|v2|v1`) would end the table cell.
+        .replace('|', "\\|");
         let env = s
             .meta
             .env
