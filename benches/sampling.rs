@@ -295,23 +295,12 @@ fn virsh_processes(uri: &str, cycles: usize) -> Vec<Duration> {
 
 /// The job rotation's planning over the sampled domains, per cycle.
 fn job_rotation(src: &mut LibvirtSource, cycles: usize) {
-    use vmpulse::collector::jobs::{per_cycle, plan, Candidate};
+    use vmpulse::collector::jobs::{active, candidates, per_cycle, plan};
     let s = src
         .sample(Instant::now() + Duration::from_secs(10))
         .expect("sample");
-    let cands: Vec<Candidate<'_>> = s
-        .domains
-        .iter()
-        .map(|d| Candidate {
-            uuid: &d.uuid,
-            state: d.state,
-            reason: d.state_reason,
-        })
-        .collect();
-    let active = cands
-        .iter()
-        .filter(|c| c.state.has_guest_counters())
-        .count();
+    let cands = candidates(&s.domains);
+    let active = active(&cands);
     let mut times = Vec::with_capacity(cycles);
     let mut calls = 0;
     for i in 0..cycles {

@@ -291,15 +291,18 @@ fn with_latency(
     cur: &[DiskStats],
 ) -> Vec<DeviceRates> {
     for r in &mut rates {
-        let one = |ds: &[DiskStats]| {
-            ds.iter()
-                .filter(|d| d.name == r.name)
-                .cloned()
-                .collect::<Vec<_>>()
-        };
-        r.latency = disk_latency(&one(prev), &one(cur));
+        r.latency = disk_latency(named(prev, &r.name), named(cur, &r.name));
     }
     rates
+}
+
+/// The disk called `name` as a one-element slice (empty when absent), borrowed:
+/// the per-disk latency needs no copies of the counters each cycle.
+fn named<'a>(disks: &'a [DiskStats], name: &str) -> &'a [DiskStats] {
+    disks
+        .iter()
+        .position(|d| d.name == name)
+        .map_or(&[], |i| std::slice::from_ref(&disks[i]))
 }
 
 /// `ΣΔ(rx_drops + tx_drops) / Δt` over the NICs present in both samples (by

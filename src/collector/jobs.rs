@@ -32,6 +32,31 @@ pub const SWEEP_CYCLES: usize = 10;
 /// Time a cycle may spend on the rotating check of domains without a known job.
 pub const SWEEP_BUDGET: Duration = Duration::from_millis(20);
 
+/// The domains as the planner sees them. A domain whose QEMU monitor is held
+/// counts as inactive: its job calls would wait for the monitor.
+pub fn candidates(domains: &[RawDomain]) -> Vec<Candidate<'_>> {
+    domains
+        .iter()
+        .map(|d| Candidate {
+            uuid: &d.uuid,
+            state: if d.monitor_stuck.is_some() {
+                DomainState::NoState
+            } else {
+                d.state
+            },
+            reason: d.state_reason,
+        })
+        .collect()
+}
+
+/// How many candidates have a guest to ask (the rotation's share is taken of these).
+pub fn active(cands: &[Candidate<'_>]) -> usize {
+    cands
+        .iter()
+        .filter(|c| c.state.has_guest_counters())
+        .count()
+}
+
 /// One domain as the planner sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate<'a> {
@@ -303,28 +328,12 @@ impl JobTracker {
         if self.domain_jobs == Some(false) && self.block_jobs == Some(false) {
             return;
         }
-        let cands: Vec<Candidate<'_>> = domains
-            .iter()
-            .map(|d| Candidate {
-                uuid: &d.uuid,
-                state: if d.monitor_stuck.is_some() {
-                    // Its job calls would wait for the held monitor.
-                    DomainState::NoState
-                } else {
-                    d.state
-                },
-                reason: d.state_reason,
-            })
-            .collect();
-        let active = cands
-            .iter()
-            .filter(|c| c.state.has_guest_counters())
-            .count();
+        let cands = candidates(domains);
         let order = plan(
             &cands,
             |u| self.seen.contains_key(u),
             self.cursor,
-            per_cycle(active),
+            per_cycle(active(&cands)),
         );
         drop(cands);
         let sweep_until = Instant::now() + SWEEP_BUDGET;
