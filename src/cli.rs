@@ -284,6 +284,7 @@ pub fn main() -> ExitCode {
     };
     let config = resolved.config;
     let result = runtime.block_on(async {
+        tokio::spawn(crate::residency::release_periodically());
         if config.run.no_ui {
             crate::logging::init_stderr();
             for w in &resolved.warnings {

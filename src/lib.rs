@@ -24,6 +24,7 @@ pub mod logging;
 pub mod model;
 pub mod output;
 pub mod remote;
+pub mod residency;
 pub mod schema;
 pub mod spool;
 pub mod ui;
