@@ -112,13 +112,13 @@ pub fn inactive_due(
     last: Option<(Instant, &HashSet<String>)>,
     now: Instant,
     interval: Duration,
-    active: &HashSet<String>,
+    is_active: impl Fn(&str) -> bool,
 ) -> bool {
     match last {
         None => true,
         Some((at, was_active)) => {
             now.saturating_duration_since(at) >= interval
-                || was_active.iter().any(|u| !active.contains(u))
+                || was_active.iter().any(|u| !is_active(u))
         }
     }
 }
@@ -267,12 +267,14 @@ impl LibvirtSource {
                 domains.push(raw);
             }
         }
-        let handles: std::collections::HashMap<&str, &Domain> = listed
-            .iter()
-            .map(|l| (l.uuid.as_str(), &l.domain))
-            .collect();
-        self.jobs
-            .update(&mut domains, |u| handles.get(u).copied(), deadline);
+        if self.jobs.may_call() {
+            let handles: std::collections::HashMap<&str, &Domain> = listed
+                .iter()
+                .map(|l| (l.uuid.as_str(), &l.domain))
+                .collect();
+            self.jobs
+                .update(&mut domains, |u| handles.get(u).copied(), deadline);
+        }
         // Forget device names and tags of domains that are gone.
         let present: std::collections::HashSet<&str> =
             listed.iter().map(|l| l.uuid.as_str()).collect();
@@ -356,27 +358,33 @@ impl LibvirtSource {
                 stamp,
             });
         }
-        let uuids: HashSet<String> = listed.iter().map(|l| l.uuid.clone()).collect();
+        let uuids: HashSet<&str> = listed.iter().map(|l| l.uuid.as_str()).collect();
         let last = self.inactive.as_ref().map(|c| (c.at, &c.active));
-        if inactive_due(last, Instant::now(), self.host_interval, &uuids) {
-            self.inactive = Some(self.read_inactive(uuids.clone(), skipped)?);
+        if inactive_due(last, Instant::now(), self.host_interval, |u| {
+            uuids.contains(u)
+        }) {
+            let active = uuids.iter().map(|u| u.to_string()).collect();
+            self.inactive = Some(self.read_inactive(active, skipped)?);
         }
         // Inactive domains carry their state only; this cycle's stamp is theirs.
         let istamp = stamp.mid(Stamp::now());
-        for (domain, uuid, name, stats) in self.inactive.iter().flat_map(|c| &c.listed) {
+        let inactive: Vec<Listed> = self
+            .inactive
+            .iter()
+            .flat_map(|c| &c.listed)
             // A domain that started since the inactive call appears as active: that wins.
-            if uuids.contains(uuid) {
-                continue;
-            }
-            listed.push(Listed {
+            .filter(|(_, uuid, _, _)| !uuids.contains(uuid.as_str()))
+            .map(|(domain, uuid, name, stats)| Listed {
                 domain: domain.clone(),
                 uuid: uuid.clone(),
                 name: name.clone(),
                 id: None,
                 bulk: Some(stats.clone()),
                 stamp: istamp,
-            });
-        }
+            })
+            .collect();
+        drop(uuids);
+        listed.extend(inactive);
         Ok(listed)
     }
 
@@ -522,11 +530,12 @@ impl LibvirtSource {
         skipped: &mut Vec<SkipNote>,
     ) {
         let dom = &l.domain;
+        // Borrowed from the cache, not copied: four names a domain every cycle.
         let devs = match self
             .devices
             .get_or_load(&l.uuid, l.id, Instant::now(), || dom.xml_desc(0))
         {
-            Ok(devs) => devs.clone(),
+            Ok(devs) => devs,
             Err(e) => {
                 skipped.push(SkipNote {
                     what: format!("devices of '{}'", l.name),
@@ -714,20 +723,24 @@ mod tests {
         let t = Instant::now();
         let i = Duration::from_secs(5);
         let (ab, a) = (set(&["a", "b"]), set(&["a"]));
-        assert!(inactive_due(None, t, i, &ab), "nothing read yet");
+        let now = |s: &HashSet<String>| {
+            let s = s.clone();
+            move |u: &str| s.contains(u)
+        };
+        assert!(inactive_due(None, t, i, now(&ab)), "nothing read yet");
         assert!(!inactive_due(
             Some((t, &ab)),
             t + Duration::from_secs(4),
             i,
-            &ab
+            now(&ab)
         ));
-        assert!(inactive_due(Some((t, &ab)), t + i, i, &ab), "old");
+        assert!(inactive_due(Some((t, &ab)), t + i, i, now(&ab)), "old");
         assert!(
-            inactive_due(Some((t, &ab)), t, i, &a),
+            inactive_due(Some((t, &ab)), t, i, now(&a)),
             "b stopped or went away"
         );
         // One more active VM: it was inactive, and the active record wins anyway.
-        assert!(!inactive_due(Some((t, &a)), t, i, &ab));
+        assert!(!inactive_due(Some((t, &a)), t, i, now(&ab)));
     }
 
     #[test]
