@@ -211,13 +211,13 @@ pub fn uuid_string(raw: &[u8; 16]) -> String {
 }
 
 /// Reads a fixed-size C char buffer up to its first NUL (or its end).
+/// One allocation (the string): this runs for every parameter of every record.
 pub(crate) fn c_field_to_string(buf: &[c_char]) -> String {
-    let bytes: Vec<u8> = buf
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+    let len = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    // SAFETY: `c_char` is `i8` or `u8`, the same size and alignment as `u8`;
+    // the slice covers `len <= buf.len()` initialised elements of `buf`.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) };
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Copies `nparams` typed parameters into owned values. Unknown types are skipped.

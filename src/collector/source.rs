@@ -261,7 +261,7 @@ impl LibvirtSource {
 
         let mut domains = Vec::with_capacity(listed.len());
         let mut any_fallback = false;
-        for l in &listed {
+        for l in &mut listed {
             if let Some((raw, used_fallback)) = self.read_domain(l, deadline, &mut skipped) {
                 any_fallback |= used_fallback;
                 domains.push(raw);
@@ -411,10 +411,11 @@ impl LibvirtSource {
     }
 
     /// One domain's `RawDomain`, and whether per-domain calls were needed.
-    /// `None` (with a note) when it must be skipped.
+    /// `None` (with a note) when it must be skipped. Takes the bulk record's
+    /// counters out of `l` (moved, not copied, into the `RawDomain`).
     fn read_domain(
         &mut self,
-        l: &Listed,
+        l: &mut Listed,
         deadline: Instant,
         skipped: &mut Vec<SkipNote>,
     ) -> Option<(RawDomain, bool)> {
@@ -424,8 +425,9 @@ impl LibvirtSource {
                 why,
             });
         };
-        let empty = BulkStats::default();
-        let b = l.bulk.as_ref().unwrap_or(&empty);
+        let mut b = l.bulk.take().unwrap_or_default();
+        let b = &mut b;
+        let l = &*l;
         let mut raw = identity(l);
 
         let (state, reason, stamp) = match state_of(l, b, deadline) {
@@ -491,7 +493,7 @@ impl LibvirtSource {
             raw.balloon = fallback::balloon(&l.domain).unwrap_or_default();
         }
         if need.devices {
-            self.read_devices(l, b, &mut raw, skipped);
+            self.read_devices(l, &need, &mut raw, skipped);
         }
         Some((raw, true))
     }
@@ -525,7 +527,7 @@ impl LibvirtSource {
     fn read_devices(
         &mut self,
         l: &Listed,
-        b: &BulkStats,
+        need: &Needs,
         raw: &mut RawDomain,
         skipped: &mut Vec<SkipNote>,
     ) {
@@ -545,12 +547,12 @@ impl LibvirtSource {
             }
         };
         let mut failed = false;
-        if b.nics.is_none() {
+        if need.nics {
             let (n, f) = fallback::nic_stats(dom, &devs.nics, &l.name, skipped);
             raw.nics = n;
             failed |= f;
         }
-        if b.disks.is_none() {
+        if need.disks {
             let (d, f) = fallback::disk_stats(dom, &devs.disks, &l.name, skipped);
             raw.disks = d;
             failed |= f;
@@ -574,6 +576,8 @@ struct Needs {
     info: bool,
     balloon: bool,
     devices: bool,
+    nics: bool,
+    disks: bool,
 }
 
 impl Needs {
@@ -586,6 +590,8 @@ impl Needs {
                 || bal.and_then(|x| x.current_kib).is_none(),
             balloon: bal.is_none(),
             devices: b.nics.is_none() || b.disks.is_none(),
+            nics: b.nics.is_none(),
+            disks: b.disks.is_none(),
         }
     }
 
@@ -645,18 +651,19 @@ fn may_lack_monitor_data(b: &BulkStats) -> bool {
     b.cpu.is_some() && b.balloon.as_ref().and_then(|x| x.rss_kib).is_none()
 }
 
-/// Everything the bulk record supplied.
-fn fill_from_bulk(raw: &mut RawDomain, b: &BulkStats) {
+/// Everything the bulk record supplied, its vectors moved out of `b` (what
+/// `b` says was reported or not, `Some`/`None`, stays as it was).
+fn fill_from_bulk(raw: &mut RawDomain, b: &mut BulkStats) {
     let bal = b.balloon.unwrap_or_default();
     raw.cpu = b.cpu;
     raw.vcpus = b.vcpus;
     raw.max_mem_kib = bal.maximum_kib;
     raw.cur_mem_kib = bal.current_kib;
     raw.balloon = bal;
-    raw.vcpu_times_ns = b.vcpu_times_ns.clone();
-    raw.vcpu_delays_ns = b.vcpu_delays_ns.clone();
-    raw.nics = b.nics.clone().unwrap_or_default();
-    raw.disks = b.disks.clone().unwrap_or_default();
+    raw.vcpu_times_ns = std::mem::take(&mut b.vcpu_times_ns);
+    raw.vcpu_delays_ns = std::mem::take(&mut b.vcpu_delays_ns);
+    raw.nics = b.nics.as_mut().map(std::mem::take).unwrap_or_default();
+    raw.disks = b.disks.as_mut().map(std::mem::take).unwrap_or_default();
 }
 
 /// What `virDomainGetInfo` adds where the bulk record was silent.
