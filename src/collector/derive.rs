@@ -394,6 +394,61 @@ struct Baseline {
     cpu_percent: Option<f64>,
 }
 
+/// Makes `dst` equal to `src`, reusing `dst`'s strings and vectors: the
+/// baselines are rewritten every cycle, and 1,000 domains' names, devices and
+/// tags cloned afresh are some 10,000 allocations a cycle. The struct update
+/// syntax keeps this exhaustive: a new field that is not `Copy` fails to
+/// compile here until it is refilled too.
+fn refill(dst: &mut RawDomain, src: &RawDomain) {
+    let mut uuid = std::mem::take(&mut dst.uuid);
+    let mut name = std::mem::take(&mut dst.name);
+    let mut vcpu_times_ns = std::mem::take(&mut dst.vcpu_times_ns);
+    let mut vcpu_delays_ns = std::mem::take(&mut dst.vcpu_delays_ns);
+    let mut nics = std::mem::take(&mut dst.nics);
+    let mut disks = std::mem::take(&mut dst.disks);
+    let mut tags = std::mem::take(&mut dst.tags);
+    let mut jobs = std::mem::take(&mut dst.jobs);
+    uuid.clone_from(&src.uuid);
+    name.clone_from(&src.name);
+    vcpu_times_ns.clone_from(&src.vcpu_times_ns);
+    vcpu_delays_ns.clone_from(&src.vcpu_delays_ns);
+    refill_each(&mut nics, &src.nics, |d, s| {
+        let mut name = std::mem::take(&mut d.name);
+        name.clone_from(&s.name);
+        *d = NicStats { name, ..*s };
+    });
+    refill_each(&mut disks, &src.disks, |d, s| {
+        let (mut name, mut path) = (std::mem::take(&mut d.name), d.path.take());
+        name.clone_from(&s.name);
+        path.clone_from(&s.path);
+        *d = DiskStats { name, path, ..*s };
+    });
+    tags.clone_from(&src.tags);
+    jobs.clone_from(&src.jobs);
+    *dst = RawDomain {
+        uuid,
+        name,
+        vcpu_times_ns,
+        vcpu_delays_ns,
+        nics,
+        disks,
+        tags,
+        jobs,
+        ..*src
+    };
+}
+
+/// `dst` the same length as `src`, each element made equal by `set` (which may
+/// reuse its buffers); elements beyond `dst`'s length are cloned.
+fn refill_each<T: Clone>(dst: &mut Vec<T>, src: &[T], set: impl Fn(&mut T, &T)) {
+    dst.truncate(src.len());
+    for (d, s) in dst.iter_mut().zip(src) {
+        set(d, s);
+    }
+    let have = dst.len();
+    dst.extend_from_slice(&src[have..]);
+}
+
 /// Remembers the previous sample of every domain (by UUID) between cycles.
 pub struct Deriver {
     units: RatesConfig,
@@ -419,20 +474,32 @@ impl Deriver {
         let mut next = HashMap::with_capacity(domains.len());
         let mut out = Vec::with_capacity(domains.len());
         for raw in domains {
-            let derived = self
-                .baselines
-                .get(&raw.uuid)
-                .and_then(|b| derive(&b.raw, &raw, b.cpu_percent, &self.units).ok());
-            let baseline = Baseline {
-                raw: raw.clone(),
-                cpu_percent: derived.as_ref().and_then(|d| d.cpu_percent),
+            let (uuid, baseline) = match self.baselines.remove_entry(&raw.uuid) {
+                Some((uuid, mut b)) => {
+                    let derived = derive(&b.raw, &raw, b.cpu_percent, &self.units).ok();
+                    b.cpu_percent = derived.as_ref().and_then(|d| d.cpu_percent);
+                    refill(&mut b.raw, &raw);
+                    out.push(VmSnapshot {
+                        memory: memory_use(&raw),
+                        raw,
+                        derived,
+                    });
+                    (uuid, b)
+                }
+                None => {
+                    let b = Baseline {
+                        raw: raw.clone(),
+                        cpu_percent: None,
+                    };
+                    out.push(VmSnapshot {
+                        memory: memory_use(&raw),
+                        raw,
+                        derived: None,
+                    });
+                    (b.raw.uuid.clone(), b)
+                }
             };
-            next.insert(raw.uuid.clone(), baseline);
-            out.push(VmSnapshot {
-                memory: memory_use(&raw),
-                raw,
-                derived,
-            });
+            next.insert(uuid, baseline);
         }
         self.baselines = next;
         out.sort_by(|a, b| {
@@ -863,6 +930,43 @@ mod tests {
         z.mono = t0 + Duration::from_secs(2);
         let out = der.apply(vec![z]);
         assert!(out[0].derived.is_none());
+    }
+
+    #[test]
+    fn a_refilled_baseline_equals_its_source_whatever_it_held_before() {
+        let t0 = Instant::now();
+        let nic = |name: &str, rx| NicStats {
+            name: name.into(),
+            rx_bytes: rx,
+            rx_drops: Some(rx),
+            ..NicStats::default()
+        };
+        let big = RawDomain {
+            nics: vec![nic("tap0", 1), nic("tap1", 2), nic("tap2", 3)],
+            disks: vec![disk("vda", 1, 2), disk("vdb", 3, 4)],
+            tags: vec![("project".into(), "shop".into())],
+            vcpu_times_ns: vec![1, 2, 3],
+            ..raw(t0, 5)
+        };
+        let small = RawDomain {
+            name: "other name".into(),
+            nics: vec![nic("tap9", 7)],
+            disks: vec![
+                DiskStats {
+                    path: Some("/img/a".into()),
+                    ..disk("sda", 9, 9)
+                },
+                disk("sdb", 1, 1),
+                disk("sdc", 2, 2),
+            ],
+            monitor_stuck: Some(std::time::Duration::from_secs(1)),
+            ..raw(t0 + std::time::Duration::from_secs(1), 9)
+        };
+        for (from, to) in [(&big, &small), (&small, &big), (&big, &big)] {
+            let mut dst = from.clone();
+            refill(&mut dst, to);
+            assert_eq!(&dst, to);
+        }
     }
 
     #[test]

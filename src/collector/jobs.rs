@@ -316,6 +316,12 @@ pub struct JobTracker {
 }
 
 impl JobTracker {
+    /// Whether [`update`](Self::update) may make a call: not once libvirt said
+    /// the driver has neither (the caller then skips building its lookups).
+    pub fn may_call(&self) -> bool {
+        self.domain_jobs != Some(false) || self.block_jobs != Some(false)
+    }
+
     /// Reads the cycle's jobs into `domains[i].jobs`; `handle(uuid)` gives the
     /// domain to call. Stops starting calls at `deadline`. Blocking.
     pub fn update<'a>(
@@ -325,7 +331,7 @@ impl JobTracker {
         deadline: Instant,
     ) {
         self.last_calls = 0;
-        if self.domain_jobs == Some(false) && self.block_jobs == Some(false) {
+        if !self.may_call() {
             return;
         }
         let cands = candidates(domains);

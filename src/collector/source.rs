@@ -112,13 +112,13 @@ pub fn inactive_due(
     last: Option<(Instant, &HashSet<String>)>,
     now: Instant,
     interval: Duration,
-    active: &HashSet<String>,
+    is_active: impl Fn(&str) -> bool,
 ) -> bool {
     match last {
         None => true,
         Some((at, was_active)) => {
             now.saturating_duration_since(at) >= interval
-                || was_active.iter().any(|u| !active.contains(u))
+                || was_active.iter().any(|u| !is_active(u))
         }
     }
 }
@@ -261,18 +261,20 @@ impl LibvirtSource {
 
         let mut domains = Vec::with_capacity(listed.len());
         let mut any_fallback = false;
-        for l in &listed {
+        for l in &mut listed {
             if let Some((raw, used_fallback)) = self.read_domain(l, deadline, &mut skipped) {
                 any_fallback |= used_fallback;
                 domains.push(raw);
             }
         }
-        let handles: std::collections::HashMap<&str, &Domain> = listed
-            .iter()
-            .map(|l| (l.uuid.as_str(), &l.domain))
-            .collect();
-        self.jobs
-            .update(&mut domains, |u| handles.get(u).copied(), deadline);
+        if self.jobs.may_call() {
+            let handles: std::collections::HashMap<&str, &Domain> = listed
+                .iter()
+                .map(|l| (l.uuid.as_str(), &l.domain))
+                .collect();
+            self.jobs
+                .update(&mut domains, |u| handles.get(u).copied(), deadline);
+        }
         // Forget device names and tags of domains that are gone.
         let present: std::collections::HashSet<&str> =
             listed.iter().map(|l| l.uuid.as_str()).collect();
@@ -356,27 +358,33 @@ impl LibvirtSource {
                 stamp,
             });
         }
-        let uuids: HashSet<String> = listed.iter().map(|l| l.uuid.clone()).collect();
+        let uuids: HashSet<&str> = listed.iter().map(|l| l.uuid.as_str()).collect();
         let last = self.inactive.as_ref().map(|c| (c.at, &c.active));
-        if inactive_due(last, Instant::now(), self.host_interval, &uuids) {
-            self.inactive = Some(self.read_inactive(uuids.clone(), skipped)?);
+        if inactive_due(last, Instant::now(), self.host_interval, |u| {
+            uuids.contains(u)
+        }) {
+            let active = uuids.iter().map(|u| u.to_string()).collect();
+            self.inactive = Some(self.read_inactive(active, skipped)?);
         }
         // Inactive domains carry their state only; this cycle's stamp is theirs.
         let istamp = stamp.mid(Stamp::now());
-        for (domain, uuid, name, stats) in self.inactive.iter().flat_map(|c| &c.listed) {
+        let inactive: Vec<Listed> = self
+            .inactive
+            .iter()
+            .flat_map(|c| &c.listed)
             // A domain that started since the inactive call appears as active: that wins.
-            if uuids.contains(uuid) {
-                continue;
-            }
-            listed.push(Listed {
+            .filter(|(_, uuid, _, _)| !uuids.contains(uuid.as_str()))
+            .map(|(domain, uuid, name, stats)| Listed {
                 domain: domain.clone(),
                 uuid: uuid.clone(),
                 name: name.clone(),
                 id: None,
                 bulk: Some(stats.clone()),
                 stamp: istamp,
-            });
-        }
+            })
+            .collect();
+        drop(uuids);
+        listed.extend(inactive);
         Ok(listed)
     }
 
@@ -403,10 +411,11 @@ impl LibvirtSource {
     }
 
     /// One domain's `RawDomain`, and whether per-domain calls were needed.
-    /// `None` (with a note) when it must be skipped.
+    /// `None` (with a note) when it must be skipped. Takes the bulk record's
+    /// counters out of `l` (moved, not copied, into the `RawDomain`).
     fn read_domain(
         &mut self,
-        l: &Listed,
+        l: &mut Listed,
         deadline: Instant,
         skipped: &mut Vec<SkipNote>,
     ) -> Option<(RawDomain, bool)> {
@@ -416,8 +425,9 @@ impl LibvirtSource {
                 why,
             });
         };
-        let empty = BulkStats::default();
-        let b = l.bulk.as_ref().unwrap_or(&empty);
+        let mut b = l.bulk.take().unwrap_or_default();
+        let b = &mut b;
+        let l = &*l;
         let mut raw = identity(l);
 
         let (state, reason, stamp) = match state_of(l, b, deadline) {
@@ -483,7 +493,7 @@ impl LibvirtSource {
             raw.balloon = fallback::balloon(&l.domain).unwrap_or_default();
         }
         if need.devices {
-            self.read_devices(l, b, &mut raw, skipped);
+            self.read_devices(l, &need, &mut raw, skipped);
         }
         Some((raw, true))
     }
@@ -517,16 +527,17 @@ impl LibvirtSource {
     fn read_devices(
         &mut self,
         l: &Listed,
-        b: &BulkStats,
+        need: &Needs,
         raw: &mut RawDomain,
         skipped: &mut Vec<SkipNote>,
     ) {
         let dom = &l.domain;
+        // Borrowed from the cache, not copied: four names a domain every cycle.
         let devs = match self
             .devices
             .get_or_load(&l.uuid, l.id, Instant::now(), || dom.xml_desc(0))
         {
-            Ok(devs) => devs.clone(),
+            Ok(devs) => devs,
             Err(e) => {
                 skipped.push(SkipNote {
                     what: format!("devices of '{}'", l.name),
@@ -536,12 +547,12 @@ impl LibvirtSource {
             }
         };
         let mut failed = false;
-        if b.nics.is_none() {
+        if need.nics {
             let (n, f) = fallback::nic_stats(dom, &devs.nics, &l.name, skipped);
             raw.nics = n;
             failed |= f;
         }
-        if b.disks.is_none() {
+        if need.disks {
             let (d, f) = fallback::disk_stats(dom, &devs.disks, &l.name, skipped);
             raw.disks = d;
             failed |= f;
@@ -565,6 +576,8 @@ struct Needs {
     info: bool,
     balloon: bool,
     devices: bool,
+    nics: bool,
+    disks: bool,
 }
 
 impl Needs {
@@ -577,6 +590,8 @@ impl Needs {
                 || bal.and_then(|x| x.current_kib).is_none(),
             balloon: bal.is_none(),
             devices: b.nics.is_none() || b.disks.is_none(),
+            nics: b.nics.is_none(),
+            disks: b.disks.is_none(),
         }
     }
 
@@ -636,18 +651,19 @@ fn may_lack_monitor_data(b: &BulkStats) -> bool {
     b.cpu.is_some() && b.balloon.as_ref().and_then(|x| x.rss_kib).is_none()
 }
 
-/// Everything the bulk record supplied.
-fn fill_from_bulk(raw: &mut RawDomain, b: &BulkStats) {
+/// Everything the bulk record supplied, its vectors moved out of `b` (what
+/// `b` says was reported or not, `Some`/`None`, stays as it was).
+fn fill_from_bulk(raw: &mut RawDomain, b: &mut BulkStats) {
     let bal = b.balloon.unwrap_or_default();
     raw.cpu = b.cpu;
     raw.vcpus = b.vcpus;
     raw.max_mem_kib = bal.maximum_kib;
     raw.cur_mem_kib = bal.current_kib;
     raw.balloon = bal;
-    raw.vcpu_times_ns = b.vcpu_times_ns.clone();
-    raw.vcpu_delays_ns = b.vcpu_delays_ns.clone();
-    raw.nics = b.nics.clone().unwrap_or_default();
-    raw.disks = b.disks.clone().unwrap_or_default();
+    raw.vcpu_times_ns = std::mem::take(&mut b.vcpu_times_ns);
+    raw.vcpu_delays_ns = std::mem::take(&mut b.vcpu_delays_ns);
+    raw.nics = b.nics.as_mut().map(std::mem::take).unwrap_or_default();
+    raw.disks = b.disks.as_mut().map(std::mem::take).unwrap_or_default();
 }
 
 /// What `virDomainGetInfo` adds where the bulk record was silent.
@@ -714,20 +730,24 @@ mod tests {
         let t = Instant::now();
         let i = Duration::from_secs(5);
         let (ab, a) = (set(&["a", "b"]), set(&["a"]));
-        assert!(inactive_due(None, t, i, &ab), "nothing read yet");
+        let now = |s: &HashSet<String>| {
+            let s = s.clone();
+            move |u: &str| s.contains(u)
+        };
+        assert!(inactive_due(None, t, i, now(&ab)), "nothing read yet");
         assert!(!inactive_due(
             Some((t, &ab)),
             t + Duration::from_secs(4),
             i,
-            &ab
+            now(&ab)
         ));
-        assert!(inactive_due(Some((t, &ab)), t + i, i, &ab), "old");
+        assert!(inactive_due(Some((t, &ab)), t + i, i, now(&ab)), "old");
         assert!(
-            inactive_due(Some((t, &ab)), t, i, &a),
+            inactive_due(Some((t, &ab)), t, i, now(&a)),
             "b stopped or went away"
         );
         // One more active VM: it was inactive, and the active record wins anyway.
-        assert!(!inactive_due(Some((t, &a)), t, i, &ab));
+        assert!(!inactive_due(Some((t, &a)), t, i, now(&ab)));
     }
 
     #[test]
