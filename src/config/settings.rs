@@ -310,7 +310,7 @@ settings! {
         /// ...or when its oldest line is this many seconds old.
         batch_max_age: Duration = Seconds::new(1.0),
             Meta::key("influx.batch_max_sec").env(&["BATCH_MAX_SEC"]).reload();
-        /// Lines held between collector and writer; when full the oldest are dropped (past half of it they go to the spool). Keep it above two collections' lines: 3,000 VMs make about 21,000 a collection.
+        /// Lines held between collector and writer; when full the oldest are dropped (past half of it, with every request busy, they go to the spool). Keep it above two collections' lines: 3,000 VMs make about 21,000 a collection.
         max_queue: usize = Count::new(50_000, 1, "lines"),
             Meta::key("influx.max_queue").env(&["MAX_QUEUE"]);
         /// Concurrent write requests while InfluxDB keeps up; InfluxDB 3 acknowledges only after its WAL flush (about 1 s), so while acknowledgements are slow and the queue grows the writer raises it up to 4 times, and lowers it back once the queue drains.

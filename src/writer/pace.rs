@@ -77,8 +77,9 @@ impl Pace {
         self.in_flight.saturating_mul(self.batch_lines)
     }
 
-    /// One acknowledged request: `backlog` lines wait (memory queue and
-    /// spool), the request took `ack` from send to answer.
+    /// One acknowledged request: `backlog` lines wait (the most seen in the
+    /// memory queue since the previous acknowledgement, plus the spool), the
+    /// request took `ack` from send to answer.
     pub fn observe(&mut self, backlog: usize, ack: Duration) -> Step {
         let round = self.round();
         if ack >= SLOW_ACK && backlog.saturating_mul(2) > round {

@@ -150,6 +150,10 @@ pub(crate) struct Task {
     limits: Limits,
     /// Requests in flight and batch lines now (`limits` are where they start).
     pace: Pace,
+    /// The most lines seen waiting in memory since the last acknowledgement:
+    /// a collection's lines arrive at once, and an acknowledgement that
+    /// happens to come just after they left must not take the queue for idle.
+    peak_depth: usize,
     joins: JoinSet<Outcome>,
     in_flight: HashMap<tokio::task::Id, Sent>,
     /// No request is started before this instant (backoff after a failure).
@@ -184,6 +188,7 @@ impl Task {
                 limits.in_flight_ceiling,
                 limits.batch_max_lines,
             ),
+            peak_depth: 0,
             joins: JoinSet::new(),
             in_flight: HashMap::new(),
             retry_at: None,
@@ -207,6 +212,8 @@ impl Task {
         loop {
             shared.loop_turns.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
+            let depth = lock(&self.shared.buf).depth();
+            self.peak_depth = self.peak_depth.max(depth);
             self.reopen_spool(now);
             self.spill(now);
             self.dispatch(now);
@@ -260,14 +267,16 @@ impl Task {
             .is_some_and(|s| s.down.as_ref().is_none_or(|(_, at)| *at <= now))
     }
 
-    /// Moves memory lines to the spool while InfluxDB fails or the queue
-    /// passes half its capacity.
+    /// Moves memory lines to the spool while InfluxDB fails, or when the
+    /// queue passes half its capacity with every request slot busy (with a
+    /// slot free, `dispatch` sends them at once: no detour through the disk).
     fn spill(&mut self, now: Instant) {
         if !self.spool_usable(now) {
             return;
         }
         let depth = lock(&self.shared.buf).depth();
-        if depth == 0 || !(self.failing(now) || depth * 2 >= self.shared.capacity) {
+        let slots_busy = self.joins.len() >= self.pace.in_flight();
+        if depth == 0 || !(self.failing(now) || (depth * 2 >= self.shared.capacity && slots_busy)) {
             return;
         }
         self.spill_all();
@@ -622,10 +631,13 @@ impl Task {
     }
 
     /// An acknowledged request: the pace sees how long it took and what waits
-    /// (memory and spool); a new figure is logged and published.
+    /// (the most in memory since the last one, and the spool); a new figure
+    /// is logged and published.
     fn observe_ack(&mut self, ack: Duration) {
         let spooled = self.spool.as_ref().map_or(0, |s| s.spool.lines());
-        let backlog = lock(&self.shared.buf).depth() + spooled as usize;
+        let depth = lock(&self.shared.buf).depth();
+        let backlog = self.peak_depth.max(depth) + spooled as usize;
+        self.peak_depth = depth;
         let step = self.pace.observe(backlog, ack);
         if step == Step::Same {
             return;
