@@ -641,6 +641,13 @@ pub struct WriterStats {
     pub lines_rejected: u64,
     pub write_retries: u64,
     pub requests_in_flight: usize,
+    /// Requests the writer keeps in flight at most now: `influx.max_in_flight`
+    /// while the server keeps up, more while its acknowledgements are slow.
+    #[serde(default)]
+    pub requests_in_flight_limit: usize,
+    /// Lines per batch now: `influx.batch_max_lines`, more while acknowledgements are slow.
+    #[serde(default)]
+    pub batch_lines_limit: usize,
     /// Live lines on the wire (replayed ones are still counted in the spool).
     #[serde(default)]
     pub lines_in_flight: usize,
@@ -747,6 +754,8 @@ impl WriterStats {
             lines_rejected: 0,
             write_retries: 0,
             requests_in_flight: 0,
+            requests_in_flight_limit: 0,
+            batch_lines_limit: 0,
             lines_in_flight: 0,
             lines_recovered: 0,
             last_write_ok: None,

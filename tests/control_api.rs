@@ -68,6 +68,8 @@ fn every_endpoint_answers_with_its_exact_fields() {
             "queue_depth",
             "queue_capacity",
             "requests_in_flight",
+            "requests_in_flight_limit",
+            "batch_lines_limit",
             "lines_in_flight",
             "lines_recovered",
             "lines_unaccounted",
@@ -404,6 +406,12 @@ fn metrics_parse_as_prometheus_text_and_equal_status() {
         ("vmpulse_spool_bytes", 0.0),
         ("vmpulse_spool_lines", 0.0),
         ("vmpulse_lines_in_flight", n(&w["lines_in_flight"])),
+        ("vmpulse_requests_in_flight", n(&w["requests_in_flight"])),
+        (
+            "vmpulse_requests_in_flight_limit",
+            n(&w["requests_in_flight_limit"]),
+        ),
+        ("vmpulse_batch_lines_limit", n(&w["batch_lines_limit"])),
         (
             "vmpulse_spool_lines_recovered_total",
             n(&w["lines_recovered"]),

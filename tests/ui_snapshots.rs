@@ -321,6 +321,8 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
         lines_rejected: 0,
         write_retries: 0,
         requests_in_flight: 1,
+        requests_in_flight_limit: 4,
+        batch_lines_limit: 2000,
         lines_in_flight: 0,
         lines_recovered: 0,
         last_write_ok: Some(taken_at - Duration::from_millis(700)),

@@ -301,19 +301,19 @@ settings! {
         /// Organisation, v2 only.
         org: Option<String> = OptText { value_name: "ORG" },
             Meta::key("influx.org").env(&["INFLUX_ORG"]).flag("influx-org").example("").reload();
-        /// A batch is sent at this many lines...
+        /// A batch is sent at this many lines while InfluxDB keeps up; while its acknowledgements are slow and the queue grows the writer raises it up to 8 times, and lowers it back once the queue drains...
         batch_max_lines: usize = Count::new(2000, 1, "lines"),
             Meta::key("influx.batch_max_lines").env(&["BATCH_MAX_LINES"]).reload();
-        /// ...or this many bytes (InfluxDB 3 refuses bodies over 10 MiB with a 500)...
+        /// ...or this many bytes, however many lines the writer allows (at most 10 MiB: InfluxDB 3 refuses larger bodies)...
         batch_max_bytes: usize = Count::new(8 * 1024 * 1024, 1024, "bytes"),
             Meta::key("influx.batch_max_bytes").reload();
         /// ...or when its oldest line is this many seconds old.
         batch_max_age: Duration = Seconds::new(1.0),
             Meta::key("influx.batch_max_sec").env(&["BATCH_MAX_SEC"]).reload();
-        /// Lines held between collector and writer; when full the oldest are dropped.
-        max_queue: usize = Count::new(20_000, 1, "lines"),
+        /// Lines held between collector and writer; when full the oldest are dropped (past half of it, with every request busy, they go to the spool). Keep it above two collections' lines: 3,000 VMs make about 21,000 a collection.
+        max_queue: usize = Count::new(50_000, 1, "lines"),
             Meta::key("influx.max_queue").env(&["MAX_QUEUE"]);
-        /// Concurrent write requests (InfluxDB 3 acknowledges only after its 1 s WAL flush).
+        /// Concurrent write requests while InfluxDB keeps up; InfluxDB 3 acknowledges only after its WAL flush (about 1 s), so while acknowledgements are slow and the queue grows the writer raises it up to 4 times, and lowers it back once the queue drains.
         max_in_flight: usize = Count::new(4, 1, "requests"),
             Meta::key("influx.max_in_flight");
         /// Gzip request bodies of at least this many bytes; 0 never compresses.

@@ -112,6 +112,24 @@ fn service_series(s: &Snapshot, started_at: SystemTime) -> Vec<Series> {
             w.write_retries as f64,
         ),
         series(
+            "vmpulse_requests_in_flight",
+            "gauge",
+            "Write requests on the wire.",
+            w.requests_in_flight as f64,
+        ),
+        series(
+            "vmpulse_requests_in_flight_limit",
+            "gauge",
+            "Write requests the writer keeps in flight at most now (influx.max_in_flight, raised while acknowledgements are slow).",
+            w.requests_in_flight_limit as f64,
+        ),
+        series(
+            "vmpulse_batch_lines_limit",
+            "gauge",
+            "Lines per write request now (influx.batch_max_lines, raised while acknowledgements are slow).",
+            w.batch_lines_limit as f64,
+        ),
+        series(
             "vmpulse_lines_in_flight",
             "gauge",
             "Live lines on the wire (replayed ones count in vmpulse_spool_lines).",

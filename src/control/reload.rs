@@ -174,7 +174,7 @@ mod tests {
         let mut new = old.clone();
         assert!(changes(&old, &new).is_empty());
         new.collector.poll_interval = Duration::from_millis(250);
-        new.influx.max_queue = 50_000;
+        new.influx.max_queue = 80_000;
         new.influx.token = Some(Secret::new("tok-NEW"));
         let ch = changes(&old, &new);
         let keys: Vec<(&str, bool)> = ch.iter().map(|c| (c.key.as_str(), c.reloadable)).collect();

@@ -127,6 +127,13 @@ pub struct WriterView {
     pub queue_depth: usize,
     pub queue_capacity: usize,
     pub requests_in_flight: usize,
+    /// Requests the writer keeps in flight at most now (raised from
+    /// `influx.max_in_flight` while acknowledgements are slow).
+    #[serde(default)]
+    pub requests_in_flight_limit: usize,
+    /// Lines per batch now (raised from `influx.batch_max_lines` likewise).
+    #[serde(default)]
+    pub batch_lines_limit: usize,
     /// Live lines on the wire (replayed ones count in the spool's `lines`).
     #[serde(default)]
     pub lines_in_flight: usize,
@@ -258,6 +265,8 @@ pub fn status(
             queue_depth: w.queue_depth,
             queue_capacity: w.queue_capacity,
             requests_in_flight: w.requests_in_flight,
+            requests_in_flight_limit: w.requests_in_flight_limit,
+            batch_lines_limit: w.batch_lines_limit,
             lines_in_flight: w.lines_in_flight,
             lines_recovered: w.lines_recovered,
             lines_unaccounted: w.unaccounted(),

@@ -20,9 +20,13 @@ use super::{WriterError, OFF_HINT};
 use crate::config::Config;
 use crate::model::WriterStats;
 use crate::spool::{Spool, SpoolConfig};
+use crate::writer::pace::IN_FLIGHT_FACTOR;
 use crate::writer::queue::{lock, Shared};
 use crate::writer::sink::{FileSink, HttpSink, Sink};
 use crate::writer::task::{off_stats, Ctrl, Limits, SpoolSide, Task};
+
+/// No request body is larger: InfluxDB 3 refuses bodies over 10 MiB (with a 500).
+const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 
 /// Whether and how the writer uses the on-disk spool.
 #[derive(Debug, Clone)]
@@ -128,8 +132,10 @@ impl WriterHandle {
         };
         let limits = Limits {
             max_in_flight: sink.max_in_flight(ic.max_in_flight),
+            in_flight_ceiling: sink
+                .max_in_flight(ic.max_in_flight.saturating_mul(IN_FLIGHT_FACTOR)),
             batch_max_lines: ic.batch_max_lines.max(1),
-            batch_max_bytes: ic.batch_max_bytes.max(1),
+            batch_max_bytes: ic.batch_max_bytes.clamp(1, MAX_REQUEST_BYTES),
             batch_max_age: ic.batch_max_age,
             max_backoff: ic.max_backoff,
         };
@@ -453,6 +459,47 @@ mod tests {
         assert!(spent < 200, "{spent} loop turns in 1 s");
         assert_eq!(sink.calls.load(Ordering::Relaxed), 2);
         assert_eq!(w.stats().requests_in_flight, 2);
+    }
+
+    /// Acknowledgements that take 300 ms with lines piling up: the writer
+    /// raises its requests in flight and batch lines, delivers everything,
+    /// and goes back to the configured figures once only a trickle comes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_acknowledgements_raise_the_pace_and_a_trickle_lowers_it() {
+        let sink = Arc::new(Fake {
+            delay: Duration::from_millis(300),
+            ..Arc::into_inner(Fake::new(|_, _| Answer::Now(Outcome::Done))).expect("fresh")
+        });
+        let mut c = config(10, 100_000);
+        c.influx.batch_max_age = Duration::from_millis(100);
+        let w = WriterHandle::start_sink(&c, sink.clone(), SpoolMode::Off).expect("start");
+        let figures = |s: &WriterStats| (s.requests_in_flight_limit, s.batch_lines_limit);
+        assert_eq!(figures(&w.stats()), (2, 10));
+        // 200 lines every 100 ms: 2,000 lines/s against 2 × 10 per 300 ms.
+        let mut peak = (0, 0);
+        for i in 0..20 {
+            w.enqueue(lines(i * 200, 200));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            peak = peak.max(figures(&w.stats()));
+        }
+        assert_eq!(peak, (2 * IN_FLIGHT_FACTOR, 80), "raised to the ceilings");
+        assert_eq!(w.flush(Duration::from_secs(10)).await, 0);
+        // A line now and then: each acknowledgement sees an empty queue.
+        for i in 0..40 {
+            w.enqueue(lines(4000 + i, 1));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let s = w.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(figures(&s), (2, 10), "back to the configured figures");
+        // Several requests complete in any order: compare as sets.
+        let (mut got, mut want) = (sink.delivered(), lines(0, 4040));
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(
+            (s.lines_written, s.lines_dropped, s.unaccounted()),
+            (4040, 0, 0)
+        );
     }
 
     #[tokio::test]

@@ -2,11 +2,13 @@
 //!
 //! `handle` is the [`WriterHandle`] the engine holds (start, enqueue, flush,
 //! shutdown, stats); `queue` the memory queue and its counters; `task` the one task
-//! that batches, retries, spools and replays; `sink` where batches go (InfluxDB over
+//! that batches, retries, spools and replays; `pace` how many requests and lines
+//! it sends at once, raised while acknowledgements are slow; `sink` where batches go (InfluxDB over
 //! HTTP, `--output FILE|-`); `retry` classifies a server's answer; `supervise` decides
 //! how a writer replaced by a reload hands over to the next one.
 
 mod handle;
+mod pace;
 pub(crate) mod queue;
 pub mod retry;
 pub mod sink;

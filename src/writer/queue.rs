@@ -128,6 +128,9 @@ pub(crate) struct Shared {
     pub lines_rejected: AtomicU64,
     pub write_retries: AtomicU64,
     pub in_flight: AtomicUsize,
+    /// The pace's figures now (`writer::pace`): requests in flight and batch lines.
+    pub in_flight_limit: AtomicUsize,
+    pub batch_lines_limit: AtomicUsize,
     /// Live lines on the wire (replayed ones stay counted in the spool).
     pub in_flight_lines: AtomicUsize,
     pub closed: AtomicBool,
@@ -150,6 +153,8 @@ impl Shared {
             lines_rejected: AtomicU64::new(0),
             write_retries: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            in_flight_limit: AtomicUsize::new(0),
+            batch_lines_limit: AtomicUsize::new(0),
             in_flight_lines: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             loop_turns: AtomicU64::new(0),
@@ -234,6 +239,8 @@ impl Shared {
             lines_rejected: b.rejected,
             write_retries: self.write_retries.load(Ordering::Relaxed),
             requests_in_flight: self.in_flight.load(Ordering::Relaxed),
+            requests_in_flight_limit: self.in_flight_limit.load(Ordering::Relaxed),
+            batch_lines_limit: self.batch_lines_limit.load(Ordering::Relaxed),
             lines_in_flight: b.in_flight_lines,
             lines_recovered: b.spool.as_ref().map_or(0, |s| s.lines_recovered),
             last_write_ok: st.last_write_ok,

@@ -450,7 +450,7 @@ fn http_client(ic: &InfluxConfig) -> Result<reqwest::Client, WriterError> {
         // A followed 301/302 turns the POST into a GET that a proxy page
         // may answer 2xx: the batch would count as written. Never follow.
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(ic.max_in_flight.max(1))
+        .pool_max_idle_per_host(ic.max_in_flight.max(1) * super::pace::IN_FLIGHT_FACTOR)
         .build()
         .map_err(|e| WriterError::Setup(format!("cannot build the HTTP client: {e}")))
 }

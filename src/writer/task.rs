@@ -2,9 +2,12 @@
 //! the spool, flush and shutdown.
 //!
 //! One task owns every decision; sinks only deliver ([`Sink::export`]).
-//! - Batches of at most `batch_max_lines` lines / `batch_max_bytes` bytes go
+//! - Batches of at most the pace's batch lines / `batch_max_bytes` bytes go
 //!   out when full or `batch_max_age` after their first line was seen, up to
-//!   `max_in_flight` at once (InfluxDB 3 acknowledges only after its WAL flush).
+//!   the pace's requests at once. InfluxDB 3 acknowledges only after its WAL
+//!   flush: while acknowledgements are slow and the backlog grows, the pace
+//!   (`writer::pace`) raises both from `max_in_flight` / `batch_max_lines`,
+//!   and lowers them back once the backlog drains.
 //! - A batch the server may take later (429, 5xx, network, 401/403, 404) is
 //!   kept and resent after a jittered backoff, at least `Retry-After`.
 //!   413 / `max request size` and InfluxDB 2.x's whole-batch 400 split it in
@@ -38,6 +41,7 @@ use tokio::task::JoinSet;
 
 use crate::model::{SpoolState, WriterState, WriterStats};
 use crate::spool::{off_async, Spool, SpoolConfig};
+use crate::writer::pace::{Pace, Step};
 use crate::writer::queue::{lock, Shared};
 use crate::writer::retry::{self, Outcome};
 use crate::writer::sink::{Batch, Sink};
@@ -70,7 +74,9 @@ pub(crate) enum Ctrl {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
+    /// The figures the pace starts from and returns to, and its in-flight ceiling.
     pub max_in_flight: usize,
+    pub in_flight_ceiling: usize,
     pub batch_max_lines: usize,
     pub batch_max_bytes: usize,
     pub batch_max_age: Duration,
@@ -81,6 +87,8 @@ pub(crate) struct Limits {
 struct Sent {
     lines: Batch,
     from: Option<u64>,
+    /// When the request went out: its acknowledgement time feeds the pace.
+    sent_at: Instant,
 }
 
 /// The spool and what the task keeps about it.
@@ -140,6 +148,12 @@ pub(crate) struct Task {
     shared: Arc<Shared>,
     sink: Arc<dyn Sink>,
     limits: Limits,
+    /// Requests in flight and batch lines now (`limits` are where they start).
+    pace: Pace,
+    /// The most lines seen waiting in memory since the last acknowledgement:
+    /// a collection's lines arrive at once, and an acknowledgement that
+    /// happens to come just after they left must not take the queue for idle.
+    peak_depth: usize,
     joins: JoinSet<Outcome>,
     in_flight: HashMap<tokio::task::Id, Sent>,
     /// No request is started before this instant (backoff after a failure).
@@ -169,6 +183,12 @@ impl Task {
             shared,
             sink,
             limits,
+            pace: Pace::new(
+                limits.max_in_flight,
+                limits.in_flight_ceiling,
+                limits.batch_max_lines,
+            ),
+            peak_depth: 0,
             joins: JoinSet::new(),
             in_flight: HashMap::new(),
             retry_at: None,
@@ -181,6 +201,7 @@ impl Task {
             reopen: reopen.map(|c| (c, Instant::now() + SPOOL_RETRY)),
             replay_turn: true,
         };
+        task.publish_pace();
         task.publish_spool();
         task
     }
@@ -191,6 +212,8 @@ impl Task {
         loop {
             shared.loop_turns.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
+            let depth = lock(&self.shared.buf).depth();
+            self.peak_depth = self.peak_depth.max(depth);
             self.reopen_spool(now);
             self.spill(now);
             self.dispatch(now);
@@ -244,14 +267,16 @@ impl Task {
             .is_some_and(|s| s.down.as_ref().is_none_or(|(_, at)| *at <= now))
     }
 
-    /// Moves memory lines to the spool while InfluxDB fails or the queue
-    /// passes half its capacity.
+    /// Moves memory lines to the spool while InfluxDB fails, or when the
+    /// queue passes half its capacity with every request slot busy (with a
+    /// slot free, `dispatch` sends them at once: no detour through the disk).
     fn spill(&mut self, now: Instant) {
         if !self.spool_usable(now) {
             return;
         }
         let depth = lock(&self.shared.buf).depth();
-        if depth == 0 || !(self.failing(now) || depth * 2 >= self.shared.capacity) {
+        let slots_busy = self.joins.len() >= self.pace.in_flight();
+        if depth == 0 || !(self.failing(now) || (depth * 2 >= self.shared.capacity && slots_busy)) {
             return;
         }
         self.spill_all();
@@ -263,7 +288,7 @@ impl Task {
         let Some(side) = self.spool.as_mut() else {
             return 0;
         };
-        let batches = lock(&self.shared.buf).take_all(self.limits.batch_max_lines);
+        let batches = lock(&self.shared.buf).take_all(self.pace.batch_lines());
         self.batch_started = None;
         let mut kept = 0;
         let mut rest = batches.into_iter();
@@ -316,9 +341,7 @@ impl Task {
     /// Starts as many requests as the rules allow.
     fn dispatch(&mut self, now: Instant) {
         loop {
-            if self.joins.len() >= self.limits.max_in_flight
-                || self.retry_at.is_some_and(|t| t > now)
-            {
+            if self.joins.len() >= self.pace.in_flight() || self.retry_at.is_some_and(|t| t > now) {
                 return;
             }
             let Some((batch, from)) = self.next_batch(now) else {
@@ -332,7 +355,15 @@ impl Task {
                 self.shared.in_flight_lines.fetch_add(n, Ordering::Relaxed);
             }
             let handle = self.joins.spawn(self.sink.clone().export(lines.clone()));
-            self.in_flight.insert(handle.id(), Sent { lines, from });
+            let sent_at = Instant::now();
+            self.in_flight.insert(
+                handle.id(),
+                Sent {
+                    lines,
+                    from,
+                    sent_at,
+                },
+            );
         }
     }
 
@@ -390,7 +421,7 @@ impl Task {
         }
         let started = *self.batch_started.get_or_insert(now);
         self.flushing()
-            || buf.queue.len() >= self.limits.batch_max_lines.min(self.shared.capacity)
+            || buf.queue.len() >= self.pace.batch_lines().min(self.shared.capacity)
             || buf.queue_bytes >= self.limits.batch_max_bytes
             || now.duration_since(started) >= self.limits.batch_max_age
     }
@@ -407,9 +438,9 @@ impl Task {
             buf.retry_lines -= batch.len();
             return Some(batch);
         }
-        let mut batch = Vec::with_capacity(buf.queue.len().min(self.limits.batch_max_lines));
+        let mut batch = Vec::with_capacity(buf.queue.len().min(self.pace.batch_lines()));
         let mut bytes = 0usize;
-        while batch.len() < self.limits.batch_max_lines {
+        while batch.len() < self.pace.batch_lines() {
             let Some(len) = buf.queue.front().map(|l| l.len() + 1) else {
                 break;
             };
@@ -441,7 +472,7 @@ impl Task {
         }
         // The batch age matters only when a request could start: with every
         // slot busy a completion wakes us, with a backoff pending its end does.
-        let can_send = backoff.is_none() && self.joins.len() < self.limits.max_in_flight;
+        let can_send = backoff.is_none() && self.joins.len() < self.pace.in_flight();
         if let (Some(s), true) = (self.batch_started, can_send) {
             at(s + self.limits.batch_max_age);
         }
@@ -584,7 +615,12 @@ impl Task {
         }
         let lines = unwrap_batch(sent.lines);
         match outcome {
-            Ok(outcome) => self.handle(lines, sent.from, outcome),
+            Ok(outcome) => {
+                if matches!(outcome, Outcome::Done | Outcome::Rejected { .. }) {
+                    self.observe_ack(sent.sent_at.elapsed());
+                }
+                self.handle(lines, sent.from, outcome)
+            }
             Err(e) => {
                 tracing::error!(
                     "a write request failed to complete ({e}); its {n} lines are queued again"
@@ -592,6 +628,39 @@ impl Task {
                 self.put_back(sent.from, lines);
             }
         }
+    }
+
+    /// An acknowledged request: the pace sees how long it took and what waits
+    /// (the most in memory since the last one, and the spool); a new figure
+    /// is logged and published.
+    fn observe_ack(&mut self, ack: Duration) {
+        let spooled = self.spool.as_ref().map_or(0, |s| s.spool.lines());
+        let depth = lock(&self.shared.buf).depth();
+        let backlog = self.peak_depth.max(depth) + spooled as usize;
+        self.peak_depth = depth;
+        let step = self.pace.observe(backlog, ack);
+        if step == Step::Same {
+            return;
+        }
+        let (n, lines) = (self.pace.in_flight(), self.pace.batch_lines());
+        match step {
+            Step::Up => tracing::info!(
+                "InfluxDB acknowledges in {} ms with {backlog} lines waiting: up to {n} requests of {lines} lines in flight",
+                ack.as_millis()
+            ),
+            _ => tracing::info!(
+                "writer queue drained: back to {n} requests of {lines} lines in flight"
+            ),
+        }
+        self.publish_pace();
+    }
+
+    fn publish_pace(&self) {
+        let sh = &self.shared;
+        sh.in_flight_limit
+            .store(self.pace.in_flight(), Ordering::Relaxed);
+        sh.batch_lines_limit
+            .store(self.pace.batch_lines(), Ordering::Relaxed);
     }
 
     /// Puts a batch back to be sent first: replayed batches ahead of the

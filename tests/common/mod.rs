@@ -305,6 +305,11 @@ pub struct InfluxDb3 {
 impl InfluxDb3 {
     /// The server, or `None` (with one line on stderr) when no binary is configured.
     pub fn start_if_present(test: &str) -> Option<InfluxDb3> {
+        Self::start_if_present_with(test, &[])
+    }
+
+    /// Like [`InfluxDb3::start_if_present`], with more `serve` arguments.
+    pub fn start_if_present_with(test: &str, extra: &[&str]) -> Option<InfluxDb3> {
         let bin = match std::env::var_os("VMPULSE_INFLUXDB3").map(PathBuf::from) {
             Some(b) if b.exists() => b,
             _ => {
@@ -332,6 +337,7 @@ impl InfluxDb3 {
                 &format!("127.0.0.1:{port}"),
                 "--without-auth",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
