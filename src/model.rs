@@ -860,6 +860,69 @@ impl AlertBoard {
     }
 }
 
+/// A snapshot's VMs: a list that every clone of the snapshot shares (the engine
+/// publishes up to a few snapshots per cycle; at 1,000 VMs each deep copy was a few
+/// MiB). Reads go through `Deref` to the `Vec`; a write (`DerefMut`) copies the list
+/// first if another snapshot still shares it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vms(std::sync::Arc<Vec<VmSnapshot>>);
+
+impl std::ops::Deref for Vms {
+    type Target = Vec<VmSnapshot>;
+
+    fn deref(&self) -> &Vec<VmSnapshot> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Vms {
+    fn deref_mut(&mut self) -> &mut Vec<VmSnapshot> {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<VmSnapshot>> for Vms {
+    fn from(vms: Vec<VmSnapshot>) -> Self {
+        Self(std::sync::Arc::new(vms))
+    }
+}
+
+impl FromIterator<VmSnapshot> for Vms {
+    fn from_iter<I: IntoIterator<Item = VmSnapshot>>(iter: I) -> Self {
+        Vec::from_iter(iter).into()
+    }
+}
+
+impl<'a> IntoIterator for &'a Vms {
+    type Item = &'a VmSnapshot;
+    type IntoIter = std::slice::Iter<'a, VmSnapshot>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Vms {
+    type Item = &'a mut VmSnapshot;
+    type IntoIter = std::slice::IterMut<'a, VmSnapshot>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        std::sync::Arc::make_mut(&mut self.0).iter_mut()
+    }
+}
+
+impl Serialize for Vms {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Vms {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::deserialize(d).map(Self::from)
+    }
+}
+
 /// Everything a frontend needs to draw one frame. Owned, cheap to share as `Arc`.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Snapshot {
@@ -879,8 +942,9 @@ pub struct Snapshot {
     pub collecting: bool,
     pub poll_interval: Duration,
     pub source: SourceState,
-    /// Sorted by name, then UUID.
-    pub vms: Vec<VmSnapshot>,
+    /// Sorted by name, then UUID. Shared: the engine publishes a snapshot after
+    /// every cycle and every writer-counter refresh, and each copy shares one list.
+    pub vms: Vms,
     pub collector: CollectorStats,
     pub writer: WriterStats,
     /// Active and recent alerts (`alert::Tracker`, evaluated by the engine).
@@ -940,7 +1004,7 @@ impl Snapshot {
             collecting: true,
             poll_interval,
             source: SourceState::Connecting,
-            vms: Vec::new(),
+            vms: Vms::default(),
             collector: CollectorStats {
                 started_at: SystemTime::now(),
                 total_collections: 0,
@@ -959,5 +1023,25 @@ impl Snapshot {
             alerts: AlertBoard::default(),
             origin: Origin::Local,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_clones_share_their_vms_until_one_changes() {
+        let mut a = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
+        a.vms = vec![crate::fixtures::vm(crate::fixtures::raw("web", "u1"))].into();
+        let mut b = a.clone();
+        assert!(std::ptr::eq(a.vms.as_ptr(), b.vms.as_ptr()));
+        b.vms[0].raw.name = "db".into();
+        assert_eq!(a.vms[0].name(), "web");
+        assert_eq!(b.vms[0].name(), "db");
+        let json = serde_json::to_value(&b).expect("serializes");
+        assert_eq!(json["vms"][0]["raw"]["name"], "db");
+        let back: Snapshot = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back.vms[0].name(), "db");
     }
 }

@@ -782,7 +782,7 @@ mod tests {
         use crate::model::DomainState;
         let mut s = Snapshot::empty("test:///default", "hv1", Duration::from_secs(2));
         s.seq = 9;
-        s.vms = vec![
+        *s.vms = vec![
             fixture("web", DomainState::Running, true),
             fixture("off", DomainState::Shutoff, false),
         ];
