@@ -513,7 +513,7 @@ mod tests {
         assert_eq!(series[0].values().last(), Some(Some(28.0)));
         assert_eq!(series[0].points().last(), Some((at(1014), Some(28.0))));
         assert_eq!(series[0].points().next().map(|p| p.0), Some(at(1004)));
-        let last = h.samples("a").and_then(|q| q.last());
+        let last = h.samples("a").and_then(|mut q| q.next_back());
         assert_eq!(last.and_then(|s| s.disk_latency_ms), Some(28.0));
         assert!(h.disk_latency("gone").is_empty());
     }
@@ -562,10 +562,9 @@ mod tests {
         let mut s = snap(1, 1001, &["a"]);
         with_rates(&mut s, 3);
         let rate = 3.2 * 1024.0 * 1024.0;
-        s.vms[0]
-            .derived
-            .as_mut()
-            .map(|d| d.net_rx.bytes_per_sec = rate);
+        if let Some(d) = s.vms[0].derived.as_mut() {
+            d.net_rx.bytes_per_sec = rate;
+        }
         h.ingest(&s);
         assert_eq!(h.peak(|s| s.rx_bps), Some(rate));
         assert_eq!(h.peak(|s| s.mem_percent), None);
@@ -579,7 +578,10 @@ mod tests {
             with_rates(&mut s, i);
             h.ingest(&s);
         }
-        let a = h.samples("a").and_then(|q| q.last()).expect("a point");
+        let a = h
+            .samples("a")
+            .and_then(|mut q| q.next_back())
+            .expect("a point");
         assert_eq!((a.cpu_percent, a.net_bps), (Some(12.5), Some(1024.0)));
         assert_eq!((a.steal_percent, a.disk_latency_ms), (None, None));
         assert!(h.disk_latency("a").is_empty());

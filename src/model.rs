@@ -1025,23 +1025,3 @@ impl Snapshot {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_clones_share_their_vms_until_one_changes() {
-        let mut a = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
-        a.vms = vec![crate::fixtures::vm(crate::fixtures::raw("web", "u1"))].into();
-        let mut b = a.clone();
-        assert!(std::ptr::eq(a.vms.as_ptr(), b.vms.as_ptr()));
-        b.vms[0].raw.name = "db".into();
-        assert_eq!(a.vms[0].name(), "web");
-        assert_eq!(b.vms[0].name(), "db");
-        let json = serde_json::to_value(&b).expect("serializes");
-        assert_eq!(json["vms"][0]["raw"]["name"], "db");
-        let back: Snapshot = serde_json::from_value(json).expect("deserializes");
-        assert_eq!(back.vms[0].name(), "db");
-    }
-}

@@ -521,7 +521,7 @@ fn disk_latency_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'sta
     }
     for series in app.history.disk_latency(vm.uuid()) {
         let values: Vec<Option<f64>> = series.values().collect();
-        let label = format::truncate(&series.name, 7);
+        let label = format::truncate(series.name, 7);
         out.push(spark_values(
             t,
             &label,
