@@ -9,10 +9,10 @@
 //! Compact, because the service keeps it for every VM (1,000 VMs × 300 points):
 //! one timeline of collection times is shared by all series (every VM in a
 //! snapshot gets a point, and a VM or disk that leaves is forgotten, so each
-//! series is a suffix of the timeline); "none" is NaN, not an `Option`; byte rates
-//! stay `f64` (the gauge ceilings are their peaks, exact), percentages and
-//! latencies are `f32` (7 significant digits; the screens show 3 or 4). The
-//! service keeps only what `/history` serves ([`Keep::Api`]).
+//! series is a suffix of the timeline); "none" is NaN, not an `Option`; values are
+//! `f32` (7 significant digits; the screens show 3 or 4), but the TUI keeps byte
+//! rates `f64`, as its gauge ceilings are their peaks. The service keeps only what
+//! `/history` serves ([`Keep::Api`]), all `f32`: 20 bytes a point.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
@@ -58,6 +58,28 @@ struct Point {
     mem_percent: f32,
 }
 
+/// [`Point`] as the service keeps it (`/history` has no peaks to keep exact).
+#[derive(Debug, Clone, Copy)]
+struct Lean {
+    disk_bps: f32,
+    rx_bps: f32,
+    tx_bps: f32,
+    cpu_percent: f32,
+    mem_percent: f32,
+}
+
+impl From<Point> for Lean {
+    fn from(p: Point) -> Self {
+        Self {
+            disk_bps: p.disk_bps as f32,
+            rx_bps: p.rx_bps as f32,
+            tx_bps: p.tx_bps as f32,
+            cpu_percent: p.cpu_percent,
+            mem_percent: p.mem_percent,
+        }
+    }
+}
+
 /// What only the TUI draws: steal and the slowest disk's latency.
 #[derive(Debug, Clone, Copy)]
 struct Extra {
@@ -68,9 +90,11 @@ struct Extra {
 /// One VM's points, oldest first, aligned to the end of the shared timeline.
 #[derive(Debug, Clone, Default)]
 struct VmSeries {
+    /// Under [`Keep::All`] (else empty), with `extra`.
     points: VecDeque<Point>,
-    /// Empty under [`Keep::Api`]; else one per point.
     extra: VecDeque<Extra>,
+    /// Under [`Keep::Api`] (else empty).
+    lean: VecDeque<Lean>,
     disks: Vec<DiskRing>,
 }
 
@@ -145,11 +169,13 @@ impl History {
                 Some(s) => s,
                 None => self.per_vm.entry(vm.uuid().into()).or_default(),
             };
-            push(&mut series.points, point(vm), len, expected);
-            if keep == Keep::All {
-                push(&mut series.extra, extra(vm), len, expected);
-                ingest_disks(&mut series.disks, vm, len, expected);
+            if keep == Keep::Api {
+                push(&mut series.lean, point(vm).into(), len, expected);
+                continue;
             }
+            push(&mut series.points, point(vm), len, expected);
+            push(&mut series.extra, extra(vm), len, expected);
+            ingest_disks(&mut series.disks, vm, len, expected);
         }
     }
 
@@ -177,7 +203,7 @@ impl History {
     }
 
     fn samples_of<'a>(&'a self, series: &'a VmSeries) -> Samples<'a> {
-        let n = series.points.len();
+        let n = series.points.len().max(series.lean.len());
         Samples {
             times: &self.times,
             series,
@@ -305,7 +331,9 @@ pub struct Samples<'a> {
 
 impl Samples<'_> {
     fn get(&self, i: usize) -> Sample {
-        let p = self.series.points[i];
+        let Some(p) = self.series.points.get(i).copied() else {
+            return self.get_lean(i);
+        };
         let extra = self.series.extra.get(i);
         let (rx_bps, tx_bps) = (unpack64(p.rx_bps), unpack64(p.tx_bps));
         Sample {
@@ -318,6 +346,22 @@ impl Samples<'_> {
             rx_bps,
             tx_bps,
             disk_latency_ms: extra.and_then(|e| unpack(e.disk_latency_ms)),
+        }
+    }
+
+    fn get_lean(&self, i: usize) -> Sample {
+        let p = self.series.lean[i];
+        let (rx_bps, tx_bps) = (unpack(p.rx_bps), unpack(p.tx_bps));
+        Sample {
+            at: self.times[self.offset + i],
+            cpu_percent: unpack(p.cpu_percent),
+            steal_percent: None,
+            mem_percent: unpack(p.mem_percent),
+            disk_bps: unpack(p.disk_bps),
+            net_bps: rx_bps.zip(tx_bps).map(|(rx, tx)| rx + tx),
+            rx_bps,
+            tx_bps,
+            disk_latency_ms: None,
         }
     }
 }
@@ -586,6 +630,9 @@ mod tests {
         assert_eq!((a.steal_percent, a.disk_latency_ms), (None, None));
         assert!(h.disk_latency("a").is_empty());
         assert_eq!(len(&h, "a"), Some(3));
+        let series = &h.per_vm["a"];
+        assert_eq!((series.points.len(), series.extra.len()), (0, 0));
+        assert_eq!(std::mem::size_of::<Lean>() * series.lean.len(), 20 * 3);
     }
 
     #[test]

@@ -606,16 +606,16 @@ pub fn history(
                 time: rfc3339(s.at),
                 cpu_usage_percent: tidy(s.cpu_percent),
                 memory_usage_percent: tidy(s.mem_percent),
-                disk_bytes_per_sec: s.disk_bps,
-                net_bytes_per_sec: s.net_bps,
-                net_rx_bytes_per_sec: s.rx_bps,
-                net_tx_bytes_per_sec: s.tx_bps,
+                disk_bytes_per_sec: tidy(s.disk_bps),
+                net_bytes_per_sec: tidy(s.net_bps),
+                net_rx_bytes_per_sec: tidy(s.rx_bps),
+                net_tx_bytes_per_sec: tidy(s.tx_bps),
             })
             .collect(),
     }
 }
 
-/// A percentage the history kept as `f32` (7 significant digits) as the
+/// A value the service's history kept as `f32` (7 significant digits) as the
 /// shortest decimal that reads back as it: 12.3, not 12.300000190734863.
 fn tidy(v: Option<f64>) -> Option<f64> {
     v.map(|v| (v as f32).to_string().parse().unwrap_or(v))
