@@ -234,10 +234,32 @@ impl Cli {
     }
 }
 
+/// The most glibc malloc arenas this process uses (unless `MALLOC_ARENA_MAX` says
+/// otherwise). glibc gives each thread that allocates its own arena, up to eight per
+/// core, and each keeps what it freed for that thread: the runtime's workers and the
+/// blocking threads that read libvirt took turns with the same work, so every arena
+/// grew to a cycle's peak (1,000 VMs after 5 minutes: 91 MiB anonymous with the
+/// default, 57 MiB with one arena). One cycle runs at a time, so few arenas are
+/// no bottleneck.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_ARENAS: libc::c_int = 1;
+
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; called first thing in
+        // main, before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
 /// Parses flags, resolves the config, and runs the chosen frontend.
 /// Bad input gets one clear line on stderr and exit code 2; runtime failures exit 1;
 /// lines unsent at the flush timeout exit 3.
 pub fn main() -> ExitCode {
+    limit_malloc_arenas();
     let version = long_version();
     let matches = Cli::command().version(version).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {

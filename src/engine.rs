@@ -425,7 +425,7 @@ impl Engine {
                     lines.extend(self.encoder.encode_alerts(&events));
                     self.writers.handle().enqueue(lines);
                 }
-                self.snap.vms = vms;
+                self.snap.vms = vms.into();
                 if step == Step::WriteLast {
                     self.snap.collecting = false;
                     let _ = self.done.send(true);

@@ -869,6 +869,69 @@ impl AlertBoard {
     }
 }
 
+/// A snapshot's VMs: a list that every clone of the snapshot shares (the engine
+/// publishes up to a few snapshots per cycle; at 1,000 VMs each deep copy was a few
+/// MiB). Reads go through `Deref` to the `Vec`; a write (`DerefMut`) copies the list
+/// first if another snapshot still shares it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vms(std::sync::Arc<Vec<VmSnapshot>>);
+
+impl std::ops::Deref for Vms {
+    type Target = Vec<VmSnapshot>;
+
+    fn deref(&self) -> &Vec<VmSnapshot> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Vms {
+    fn deref_mut(&mut self) -> &mut Vec<VmSnapshot> {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<VmSnapshot>> for Vms {
+    fn from(vms: Vec<VmSnapshot>) -> Self {
+        Self(std::sync::Arc::new(vms))
+    }
+}
+
+impl FromIterator<VmSnapshot> for Vms {
+    fn from_iter<I: IntoIterator<Item = VmSnapshot>>(iter: I) -> Self {
+        Vec::from_iter(iter).into()
+    }
+}
+
+impl<'a> IntoIterator for &'a Vms {
+    type Item = &'a VmSnapshot;
+    type IntoIter = std::slice::Iter<'a, VmSnapshot>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Vms {
+    type Item = &'a mut VmSnapshot;
+    type IntoIter = std::slice::IterMut<'a, VmSnapshot>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        std::sync::Arc::make_mut(&mut self.0).iter_mut()
+    }
+}
+
+impl Serialize for Vms {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Vms {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::deserialize(d).map(Self::from)
+    }
+}
+
 /// Everything a frontend needs to draw one frame. Owned, cheap to share as `Arc`.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Snapshot {
@@ -888,8 +951,9 @@ pub struct Snapshot {
     pub collecting: bool,
     pub poll_interval: Duration,
     pub source: SourceState,
-    /// Sorted by name, then UUID.
-    pub vms: Vec<VmSnapshot>,
+    /// Sorted by name, then UUID. Shared: the engine publishes a snapshot after
+    /// every cycle and every writer-counter refresh, and each copy shares one list.
+    pub vms: Vms,
     pub collector: CollectorStats,
     pub writer: WriterStats,
     /// Active and recent alerts (`alert::Tracker`, evaluated by the engine).
@@ -949,7 +1013,7 @@ impl Snapshot {
             collecting: true,
             poll_interval,
             source: SourceState::Connecting,
-            vms: Vec::new(),
+            vms: Vms::default(),
             collector: CollectorStats {
                 started_at: SystemTime::now(),
                 total_collections: 0,

@@ -309,7 +309,7 @@ fn base_snapshot(seq: u64, taken_at: SystemTime, vms: Vec<VmSnapshot>) -> Snapsh
         libvirt_calls_held: 0,
         last_error: None,
     };
-    s.vms = vms;
+    s.vms = vms.into();
     s.writer = WriterStats {
         state: WriterState::Ok,
         endpoint: Some("http://127.0.0.1:8181 (v3, db=vmstats)".into()),

@@ -402,7 +402,7 @@ mod tests {
     fn per_vm_series_come_from_the_metric_table_under_their_old_names() {
         let mut s = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
         let vm = crate::fixtures::sampled("web", crate::model::DomainState::Running, true);
-        s.vms = vec![vm];
+        *s.vms = vec![vm];
         let text = prometheus(&s, SystemTime::UNIX_EPOCH, true);
         let names: Vec<&str> = text
             .lines()

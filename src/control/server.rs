@@ -33,7 +33,7 @@ use super::{listen_addr, metrics, socket_path};
 use crate::config::ControlConfig;
 use crate::config::Secret;
 use crate::engine::{Control, Controller, MIN_POLL_INTERVAL};
-use crate::history::History;
+use crate::history::{History, Keep};
 use crate::model::Snapshot;
 
 /// Largest request body accepted (the only body is `{"seconds": N}`).
@@ -304,16 +304,10 @@ async fn history(
         .map(|v| v.uuid().to_string())
         .find(|u| u.eq_ignore_ascii_case(&uuid))
         .ok_or_else(|| unknown_vm(&uuid))?;
-    let samples: Vec<_> = s
-        .history()
-        .samples(&key)
-        .into_iter()
-        .flatten()
-        .copied()
-        .collect();
+    let samples: Vec<_> = s.history().samples(&key).into_iter().flatten().collect();
     Ok(Json(views::history(
         &key,
-        samples.iter(),
+        samples.into_iter(),
         window,
         SystemTime::now(),
     )))
@@ -435,7 +429,7 @@ impl Server {
             ctl: ctl.clone(),
             svc,
             config: RwLock::new(config_view),
-            history: Mutex::new(History::new(history_window)),
+            history: Mutex::new(History::keeping(history_window, Keep::Api)),
             metrics_per_vm: AtomicBool::new(metrics_per_vm),
             health: Mutex::new(health::Watch::new(write_stale_after)),
             token: token.clone(),

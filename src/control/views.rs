@@ -599,9 +599,9 @@ pub struct SampleView {
 }
 
 /// The samples of the last `window` (oldest first), measured back from `now`.
-pub fn history<'a>(
+pub fn history(
     uuid: &str,
-    samples: impl Iterator<Item = &'a Sample>,
+    samples: impl Iterator<Item = Sample>,
     window: Duration,
     now: SystemTime,
 ) -> HistoryView {
@@ -613,15 +613,21 @@ pub fn history<'a>(
             .filter(|s| cutoff.is_none_or(|c| s.at >= c))
             .map(|s| SampleView {
                 time: rfc3339(s.at),
-                cpu_usage_percent: s.cpu_percent,
-                memory_usage_percent: s.mem_percent,
-                disk_bytes_per_sec: s.disk_bps,
-                net_bytes_per_sec: s.net_bps,
-                net_rx_bytes_per_sec: s.rx_bps,
-                net_tx_bytes_per_sec: s.tx_bps,
+                cpu_usage_percent: tidy(s.cpu_percent),
+                memory_usage_percent: tidy(s.mem_percent),
+                disk_bytes_per_sec: tidy(s.disk_bps),
+                net_bytes_per_sec: tidy(s.net_bps),
+                net_rx_bytes_per_sec: tidy(s.rx_bps),
+                net_tx_bytes_per_sec: tidy(s.tx_bps),
             })
             .collect(),
     }
+}
+
+/// A value the service's history kept as `f32` (7 significant digits) as the
+/// shortest decimal that reads back as it: 12.3, not 12.300000190734863.
+fn tidy(v: Option<f64>) -> Option<f64> {
+    v.map(|v| (v as f32).to_string().parse().unwrap_or(v))
 }
 
 /// The effective config as JSON, in the config file's layout, secrets as `***`.
@@ -662,6 +668,44 @@ pub fn live_config(config: &serde_json::Value, snap: &Snapshot) -> serde_json::V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_serves_the_window_asked_for_with_values_as_kept() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let sample = |secs: u64, cpu: Option<f64>| Sample {
+            at: t0 + Duration::from_secs(secs),
+            cpu_percent: cpu,
+            steal_percent: None,
+            mem_percent: None,
+            disk_bps: Some(0.1),
+            net_bps: None,
+            rx_bps: None,
+            tx_bps: None,
+            disk_latency_ms: None,
+        };
+        let samples = [
+            sample(0, Some(1.0)),
+            sample(50, None),
+            sample(100, Some(12.3)),
+        ];
+        let now = t0 + Duration::from_secs(100);
+        let v = history("u", samples.into_iter(), Duration::from_secs(60), now);
+        assert_eq!(v.minutes, 1.0);
+        assert_eq!(v.samples.len(), 2);
+        assert_eq!(v.samples[0].cpu_usage_percent, None);
+        assert_eq!(v.samples[1].disk_bytes_per_sec, Some(0.1));
+        // A percentage kept as f32, served as the decimal it was: 12.3, not
+        // 12.300000190734863.
+        let kept = f64::from(12.3f32);
+        assert_ne!(kept, 12.3);
+        let v = history(
+            "u",
+            [sample(0, Some(kept))].into_iter(),
+            Duration::from_secs(60),
+            t0,
+        );
+        assert_eq!(v.samples[0].cpu_usage_percent, Some(12.3));
+    }
 
     #[test]
     fn vm_detail_lists_jobs_under_vm_jobs_names() {
@@ -747,7 +791,7 @@ mod tests {
         use crate::model::DomainState;
         let mut s = Snapshot::empty("test:///default", "hv1", Duration::from_secs(2));
         s.seq = 9;
-        s.vms = vec![
+        *s.vms = vec![
             fixture("web", DomainState::Running, true),
             fixture("off", DomainState::Shutoff, false),
         ];

@@ -290,14 +290,12 @@ mod tests {
             s.collection = i as u64 + 1;
             h.ingest(&s);
         }
-        let cpu: Vec<Option<f64>> = h
-            .samples("1")
-            .unwrap()
-            .iter()
-            .map(|s| s.cpu_percent)
-            .collect();
+        let cpu: Vec<Option<f64>> = h.samples("1").unwrap().map(|s| s.cpu_percent).collect();
         assert_eq!(cpu, [Some(10.0), Some(20.0), Some(30.0)]);
-        assert_eq!(h.samples("1").unwrap()[0].mem_percent, Some(50.0));
+        assert_eq!(
+            h.samples("1").unwrap().next().unwrap().mem_percent,
+            Some(50.0)
+        );
         assert_eq!(h.samples("2").unwrap().len(), 3);
         assert!(snaps[2].taken_at < SystemTime::UNIX_EPOCH + Duration::from_nanos(NOW_NS as u64));
     }

@@ -272,7 +272,7 @@ fn history_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'static>>
     let samples: Vec<Sample> = app
         .history
         .samples(vm.uuid())
-        .map(|q| q.iter().copied().collect())
+        .map(|q| q.collect())
         .unwrap_or_default();
     let pct = |v: f64| format::percent(v);
     // Steal is usually small: scale to its own peak, at least 10 %.
@@ -520,8 +520,8 @@ fn disk_latency_lines(app: &App, vm: &VmSnapshot, width: usize) -> Vec<Line<'sta
         )));
     }
     for series in app.history.disk_latency(vm.uuid()) {
-        let values: Vec<Option<f64>> = series.points.iter().map(|p| p.1).collect();
-        let label = format::truncate(&series.name, 7);
+        let values: Vec<Option<f64>> = series.values().collect();
+        let label = format::truncate(series.name, 7);
         out.push(spark_values(
             t,
             &label,

@@ -355,7 +355,7 @@ mod tests {
             });
             v
         };
-        s.vms = vec![busy("a", 16, 25.0, 2.1), busy("b", 8, 50.0, 0.5)];
+        *s.vms = vec![busy("a", 16, 25.0, 2.1), busy("b", 8, 50.0, 0.5)];
         s.vms[1].raw.state = DomainState::Running;
         s
     }
