@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod app;
 pub mod ascii;
+pub mod ceiling;
 pub mod filter;
 pub mod help;
 pub mod keys;
@@ -47,8 +48,10 @@ pub fn init_logging() {
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
 
-    // tui-logger captures whatever passes the filter below.
-    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
+    // tui-logger captures whatever passes the filter below. Not
+    // `tui_logger::init_logger`: with tracing it only adds a thread that wakes
+    // 100 times a second to move events from the hot buffer to the widget's;
+    // the event loop moves them before each frame instead ([`draw`]).
     tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,vmpulse=info"));
@@ -187,9 +190,7 @@ async fn event_loop<E: Engine>(
         (size.width, size.height),
     );
     app.writer_held = writer_held;
-    for snap in engine.past() {
-        app.history.ingest(&snap);
-    }
+    app.seed(&engine.past());
     let mut events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -206,10 +207,7 @@ async fn event_loop<E: Engine>(
     let mut can_draw = true;
     let mut last_snapshot = Instant::now();
 
-    terminal.draw(|f| {
-        render::view(f, &app, &app.live.clone(), SystemTime::now());
-        fit.apply(f.buffer_mut());
-    })?;
+    draw(terminal, &app, fit)?;
     loop {
         let tick = next_tick(&app, last_snapshot);
         let mut redraw = true;
@@ -259,12 +257,7 @@ async fn event_loop<E: Engine>(
             None => {}
         }
         if redraw && can_draw {
-            let live = app.live.clone();
-            let drawn = terminal.draw(|f| {
-                render::view(f, &app, &live, SystemTime::now());
-                fit.apply(f.buffer_mut());
-            });
-            if let Err(e) = drawn {
+            if let Err(e) = draw(terminal, &app, fit) {
                 if app.quitting.is_none() {
                     return Err(e.into());
                 }
@@ -272,4 +265,16 @@ async fn event_loop<E: Engine>(
             }
         }
     }
+}
+
+/// One frame: the log events since the last one are moved into the log
+/// widget's buffer first (tui-logger's hot buffer keeps 1,000, and a frame
+/// comes at least once a poll interval while collecting).
+fn draw(terminal: &mut DefaultTerminal, app: &App, fit: Fit) -> std::io::Result<()> {
+    tui_logger::move_events();
+    terminal.draw(|f| {
+        render::view(f, app, &app.live, SystemTime::now());
+        fit.apply(f.buffer_mut());
+    })?;
+    Ok(())
 }
