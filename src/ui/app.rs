@@ -310,30 +310,47 @@ impl App {
         Some(Command::Quit)
     }
 
-    fn key(&mut self, ev: KeyEvent, now: SystemTime) -> Option<Command> {
+    /// Whether `update` does anything with this key: the event loop draws no
+    /// frame for a key that changes nothing (a release, an unbound key).
+    pub fn acts_on(&self, ev: &KeyEvent) -> bool {
         if ev.kind == KeyEventKind::Release {
-            return None;
+            return false;
         }
-        let action = keys::lookup(&self.contexts(), &ev);
+        let action = keys::lookup(&self.contexts(), ev);
         if self.quitting.is_some() {
             // While flushing only quitting again means anything.
-            return match action {
-                Some(Action::Quit) => self.quit(now, quit_reason(&ev)),
-                _ => None,
-            };
+            return action == Some(Action::Quit);
         }
-        let Some(action) = action else {
-            if self.filter_editing {
-                if let KeyCode::Char(c) = ev.code {
-                    if !ev
+        action.is_some() || self.typed_into_filter(ev).is_some()
+    }
+
+    /// The character this key adds to the filter being edited.
+    fn typed_into_filter(&self, ev: &KeyEvent) -> Option<char> {
+        match ev.code {
+            KeyCode::Char(c)
+                if self.filter_editing
+                    && !ev
                         .modifiers
-                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-                    {
-                        self.filter.push(c);
-                        self.selected = 0;
-                        self.follow_selection_reset();
-                    }
-                }
+                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+
+    fn key(&mut self, ev: KeyEvent, now: SystemTime) -> Option<Command> {
+        if !self.acts_on(&ev) {
+            return None;
+        }
+        if self.quitting.is_some() {
+            return self.quit(now, quit_reason(&ev));
+        }
+        let Some(action) = keys::lookup(&self.contexts(), &ev) else {
+            if let Some(c) = self.typed_into_filter(&ev) {
+                self.filter.push(c);
+                self.selected = 0;
+                self.follow_selection_reset();
             }
             return None;
         };
