@@ -234,7 +234,7 @@ impl App {
         let indices: Arc<[usize]> =
             visible_indices(shown, &self.filter, self.sort, self.sort_reverse).into();
         *cache = Some(Order {
-            snapshot: shown.clone(),
+            snapshot: Arc::downgrade(shown),
             filter: self.filter.clone(),
             sort: self.sort,
             reverse: self.sort_reverse,
@@ -579,7 +579,9 @@ impl App {
 
 /// A made order and what it was made from.
 struct Order {
-    snapshot: Arc<Snapshot>,
+    /// Weak: the order never keeps a replaced snapshot's VMs alive (and while
+    /// it exists, no other snapshot can take its address).
+    snapshot: std::sync::Weak<Snapshot>,
     filter: String,
     sort: SortKey,
     reverse: bool,
@@ -588,7 +590,7 @@ struct Order {
 
 impl Order {
     fn is_for(&self, app: &App) -> bool {
-        Arc::ptr_eq(&self.snapshot, app.shown())
+        std::ptr::eq(self.snapshot.as_ptr(), Arc::as_ptr(app.shown()))
             && self.filter == app.filter
             && self.sort == app.sort
             && self.reverse == app.sort_reverse
