@@ -148,11 +148,11 @@ mod tests {
         v
     }
 
-    fn snap(collection: u64, secs: u64, vms: Vec<VmSnapshot>) -> Snapshot {
+    fn snap(collection: u64, secs: u64, vms: impl IntoIterator<Item = VmSnapshot>) -> Snapshot {
         let mut s = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
         s.collection = collection;
         s.taken_at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
-        s.vms = vms;
+        s.vms = vms.into_iter().collect();
         s
     }
 
@@ -180,7 +180,7 @@ mod tests {
         };
         let mut collection = 1;
         for t in 0..200u64 {
-            let vms = (0..6)
+            let vms: Vec<VmSnapshot> = (0..6)
                 .filter(|i| (t / 37 + i) % 5 != 0 || t % 3 != 0)
                 .map(|i| {
                     let r = next();
