@@ -2,6 +2,7 @@
 //! view lives in `render`). `update` is pure apart from the [`Command`]s it
 //! returns, which the event loop in `ui::run` carries out.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -9,6 +10,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Rect;
 use tui_logger::{LevelFilter, TuiWidgetState};
 
+use super::ceiling::Peaks;
 use super::keys::{self, Action, Context, SortKey};
 use super::layout;
 use super::theme::Theme;
@@ -143,6 +145,11 @@ pub struct App {
     pub top: usize,
     pub size: (u16, u16),
     pub history: History,
+    /// The busiest VM's disk and network peaks over the history window (the ceilings).
+    peaks: Peaks,
+    /// The filtered, sorted order of the shown snapshot's VMs, made once per
+    /// (snapshot, filter, sort) and shared by the state and every frame.
+    order: RefCell<Option<Order>>,
     disk_ceiling_cfg: Option<f64>,
     net_ceiling_cfg: Option<f64>,
     pub disk_ceiling: Ceiling,
@@ -178,6 +185,8 @@ impl App {
             top: 0,
             size,
             history: History::new(options.history),
+            peaks: Peaks::new(options.history),
+            order: RefCell::new(None),
             disk_ceiling_cfg: options.disk_ceiling,
             net_ceiling_cfg: options.net_ceiling,
             disk_ceiling: Ceiling::Peak(MIN_AUTO_CEILING),
@@ -214,9 +223,32 @@ impl App {
         }
     }
 
-    /// Indices into `self.shown().vms`, filtered and sorted as on screen.
-    pub fn visible(&self) -> Vec<usize> {
-        visible_indices(self.shown(), &self.filter, self.sort, self.sort_reverse)
+    /// Indices into `self.shown().vms`, filtered and sorted as on screen; sorted
+    /// once per snapshot, filter and sort, not once per use.
+    pub fn visible(&self) -> Arc<[usize]> {
+        let shown = self.shown();
+        let mut cache = self.order.borrow_mut();
+        if let Some(o) = cache.as_ref().filter(|o| o.is_for(self)) {
+            return o.indices.clone();
+        }
+        let indices: Arc<[usize]> =
+            visible_indices(shown, &self.filter, self.sort, self.sort_reverse).into();
+        *cache = Some(Order {
+            snapshot: Arc::downgrade(shown),
+            filter: self.filter.clone(),
+            sort: self.sort,
+            reverse: self.sort_reverse,
+            indices: indices.clone(),
+        });
+        indices
+    }
+
+    /// Older snapshots, oldest first, for the history and the ceilings (`Engine::past`).
+    pub fn seed(&mut self, past: &[Arc<Snapshot>]) {
+        for snap in past {
+            self.history.ingest(snap);
+            self.peaks.ingest(snap);
+        }
     }
 
     pub fn update(&mut self, msg: Msg, now: SystemTime) -> Option<Command> {
@@ -237,27 +269,13 @@ impl App {
 
     fn ingest(&mut self, snap: Arc<Snapshot>) {
         self.history.ingest(&snap);
-        self.disk_ceiling = match self.disk_ceiling_cfg {
+        self.peaks.ingest(&snap);
+        let ceiling = |cfg: Option<f64>, peak: Option<f64>| match cfg {
             Some(v) => Ceiling::Fixed(v),
-            None => Ceiling::Peak(
-                self.history
-                    .peak(|s| s.disk_bps)
-                    .unwrap_or(0.0)
-                    .max(MIN_AUTO_CEILING),
-            ),
+            None => Ceiling::Peak(peak.unwrap_or(0.0).max(MIN_AUTO_CEILING)),
         };
-        self.net_ceiling = match self.net_ceiling_cfg {
-            Some(v) => Ceiling::Fixed(v),
-            None => Ceiling::Peak(
-                self.history
-                    .peak(|s| match (s.rx_bps, s.tx_bps) {
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                        (a, b) => a.or(b),
-                    })
-                    .unwrap_or(0.0)
-                    .max(MIN_AUTO_CEILING),
-            ),
-        };
+        self.disk_ceiling = ceiling(self.disk_ceiling_cfg, self.peaks.disk());
+        self.net_ceiling = ceiling(self.net_ceiling_cfg, self.peaks.net());
         if let Some(q) = self.quitting.as_mut() {
             // The flush may start by taking in what the collector still had.
             q.initial_depth = q.initial_depth.max(snap.writer.queue_depth);
@@ -292,30 +310,47 @@ impl App {
         Some(Command::Quit)
     }
 
-    fn key(&mut self, ev: KeyEvent, now: SystemTime) -> Option<Command> {
+    /// Whether `update` does anything with this key: the event loop draws no
+    /// frame for a key that changes nothing (a release, an unbound key).
+    pub fn acts_on(&self, ev: &KeyEvent) -> bool {
         if ev.kind == KeyEventKind::Release {
-            return None;
+            return false;
         }
-        let action = keys::lookup(&self.contexts(), &ev);
+        let action = keys::lookup(&self.contexts(), ev);
         if self.quitting.is_some() {
             // While flushing only quitting again means anything.
-            return match action {
-                Some(Action::Quit) => self.quit(now, quit_reason(&ev)),
-                _ => None,
-            };
+            return action == Some(Action::Quit);
         }
-        let Some(action) = action else {
-            if self.filter_editing {
-                if let KeyCode::Char(c) = ev.code {
-                    if !ev
+        action.is_some() || self.typed_into_filter(ev).is_some()
+    }
+
+    /// The character this key adds to the filter being edited.
+    fn typed_into_filter(&self, ev: &KeyEvent) -> Option<char> {
+        match ev.code {
+            KeyCode::Char(c)
+                if self.filter_editing
+                    && !ev
                         .modifiers
-                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-                    {
-                        self.filter.push(c);
-                        self.selected = 0;
-                        self.follow_selection_reset();
-                    }
-                }
+                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+
+    fn key(&mut self, ev: KeyEvent, now: SystemTime) -> Option<Command> {
+        if !self.acts_on(&ev) {
+            return None;
+        }
+        if self.quitting.is_some() {
+            return self.quit(now, quit_reason(&ev));
+        }
+        let Some(action) = keys::lookup(&self.contexts(), &ev) else {
+            if let Some(c) = self.typed_into_filter(&ev) {
+                self.filter.push(c);
+                self.selected = 0;
+                self.follow_selection_reset();
             }
             return None;
         };
@@ -539,6 +574,26 @@ impl App {
         }
         // Never leave empty space below the last row when it could be filled.
         self.top = self.top.min(total_rows.saturating_sub(rows));
+    }
+}
+
+/// A made order and what it was made from.
+struct Order {
+    /// Weak: the order never keeps a replaced snapshot's VMs alive (and while
+    /// it exists, no other snapshot can take its address).
+    snapshot: std::sync::Weak<Snapshot>,
+    filter: String,
+    sort: SortKey,
+    reverse: bool,
+    indices: Arc<[usize]>,
+}
+
+impl Order {
+    fn is_for(&self, app: &App) -> bool {
+        std::ptr::eq(self.snapshot.as_ptr(), Arc::as_ptr(app.shown()))
+            && self.filter == app.filter
+            && self.sort == app.sort
+            && self.reverse == app.sort_reverse
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod app;
 pub mod ascii;
+pub mod ceiling;
 pub mod filter;
 pub mod help;
 pub mod keys;
@@ -47,8 +48,10 @@ pub fn init_logging() {
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
 
-    // tui-logger captures whatever passes the filter below.
-    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
+    // tui-logger captures whatever passes the filter below. Not
+    // `tui_logger::init_logger`: with tracing it only adds a thread that wakes
+    // 100 times a second to move events from the hot buffer to the widget's;
+    // the event loop moves them before each frame instead ([`draw`]).
     tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,vmpulse=info"));
@@ -187,9 +190,7 @@ async fn event_loop<E: Engine>(
         (size.width, size.height),
     );
     app.writer_held = writer_held;
-    for snap in engine.past() {
-        app.history.ingest(&snap);
-    }
+    app.seed(&engine.past());
     let mut events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -206,16 +207,17 @@ async fn event_loop<E: Engine>(
     let mut can_draw = true;
     let mut last_snapshot = Instant::now();
 
-    terminal.draw(|f| {
-        render::view(f, &app, &app.live.clone(), SystemTime::now());
-        fit.apply(f.buffer_mut());
-    })?;
+    draw(terminal, &app, fit)?;
     loop {
         let tick = next_tick(&app, last_snapshot);
         let mut redraw = true;
         let command = tokio::select! {
             ev = events.next(), if events_open => match ev {
-                Some(Ok(Event::Key(key))) => app.update(Msg::Key(key), SystemTime::now()),
+                Some(Ok(Event::Key(key))) => {
+                    let (command, draw) = step(&mut app, Msg::Key(key), SystemTime::now());
+                    redraw = draw;
+                    command
+                }
                 Some(Ok(Event::Resize(w, h))) => app.update(Msg::Resize(w, h), SystemTime::now()),
                 Some(Ok(_)) => { redraw = false; None }
                 // The terminal went away: stop reading it (no busy loop) and quit.
@@ -259,17 +261,103 @@ async fn event_loop<E: Engine>(
             None => {}
         }
         if redraw && can_draw {
-            let live = app.live.clone();
-            let drawn = terminal.draw(|f| {
-                render::view(f, &app, &live, SystemTime::now());
-                fit.apply(f.buffer_mut());
-            });
-            if let Err(e) = drawn {
+            if let Err(e) = draw(terminal, &app, fit) {
                 if app.quitting.is_none() {
                     return Err(e.into());
                 }
                 can_draw = false;
             }
         }
+    }
+}
+
+/// What one message does: the command to carry out, and whether the screen
+/// may have changed, so the loop draws a frame (a key that changes nothing
+/// does not; a snapshot, a resize or a signal always may).
+fn step(app: &mut App, msg: Msg, now: SystemTime) -> (Option<Command>, bool) {
+    let draw = match &msg {
+        Msg::Key(key) => app.acts_on(key),
+        Msg::Snapshot(_) | Msg::Resize(..) | Msg::Signal(_) => true,
+    };
+    (app.update(msg, now), draw)
+}
+
+/// One frame: the log events since the last one are moved into the log
+/// widget's buffer first (tui-logger's hot buffer keeps 1,000, and a frame
+/// comes at least once a poll interval while collecting).
+fn draw(terminal: &mut DefaultTerminal, app: &App, fit: Fit) -> std::io::Result<()> {
+    tui_logger::move_events();
+    terminal.draw(|f| {
+        render::view(f, app, &app.live, SystemTime::now());
+        fit.apply(f.buffer_mut());
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+    use std::time::Duration;
+
+    fn snapshot(collection: u64) -> Arc<Snapshot> {
+        let mut s = Snapshot::empty("test:///default", "h", Duration::from_secs(1));
+        s.collection = collection;
+        s.vms = ["a", "b", "c"]
+            .iter()
+            .map(|n| crate::fixtures::vm(crate::fixtures::raw(n, n)))
+            .collect();
+        Arc::new(s)
+    }
+
+    fn key(c: char, kind: KeyEventKind) -> Msg {
+        let mut k = KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+        k.kind = kind;
+        Msg::Key(k)
+    }
+
+    /// Frames the loop draws for `msgs`, and the filter they leave.
+    fn frames(msgs: Vec<Msg>) -> (usize, String) {
+        let options = Options {
+            theme: Theme { color: true },
+            disk_ceiling: None,
+            net_ceiling: None,
+            history: Duration::from_secs(300),
+        };
+        let mut app = App::new(options, snapshot(1), (100, 40));
+        let now = SystemTime::now();
+        let drawn = msgs
+            .into_iter()
+            .filter(|m| step(&mut app, m.clone(), now).1)
+            .count();
+        (drawn, app.filter.clone())
+    }
+
+    #[test]
+    fn keys_that_change_nothing_draw_no_frame() {
+        use KeyEventKind::{Press, Release};
+        let msgs = vec![
+            key('z', Press),   // bound to nothing in the list
+            key('t', Release), // the release of a key that acted on its press
+            key('t', Press),   // the table: a frame
+            Msg::Snapshot(snapshot(2)),
+            Msg::Snapshot(snapshot(2)), // the engine's refresh between collections
+            key('/', Press),            // filter editing: a frame
+            key('z', Press),            // typed into the filter: a frame
+            key('z', Release),
+            Msg::Resize(120, 40),
+        ];
+        assert_eq!(frames(msgs), (6, "z".to_string()));
+    }
+
+    #[test]
+    fn while_flushing_only_quitting_again_draws() {
+        let ctrl_c = Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        let msgs = vec![
+            key('q', KeyEventKind::Press), // the quit: the flush progress
+            key('t', KeyEventKind::Press),
+            ctrl_c,
+        ];
+        assert_eq!(frames(msgs).0, 2);
     }
 }
