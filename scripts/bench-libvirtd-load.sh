@@ -12,6 +12,7 @@
 # Stops the guests and daemons at the end unless VMPULSE_BENCH_KEEP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 secs=${1:-60}
 rounds=${2:-1}
 shift $(($# < 2 ? $# : 2))
@@ -51,18 +52,7 @@ measure() {
   echo $((t1 - t0))
 }
 
-cat >"$tmp/collectd.conf" <<CONF
-Interval 1
-LoadPlugin virt
-LoadPlugin csv
-<Plugin virt>
-  Connection "qemu:///system"
-  RefreshInterval 60
-</Plugin>
-<Plugin csv>
-  DataDir "$tmp/csv"
-</Plugin>
-CONF
+collectd_conf "$tmp"
 vm_args=(--no-ui --connect qemu:///system --poll-interval 1 --output "$tmp/out.lp"
   --spool-dir "$tmp/spool" --socket "$tmp/vmpulse.sock")
 

@@ -47,18 +47,7 @@ lab_part() {
   lab_up=1
   local lv
   lv=$(cat /run/libvirtd.pid)
-  cat >"$tmp/collectd.conf" <<CONF
-Interval 1
-LoadPlugin virt
-LoadPlugin csv
-<Plugin virt>
-  Connection "qemu:///system"
-  RefreshInterval 60
-</Plugin>
-<Plugin csv>
-  DataDir "$tmp/csv"
-</Plugin>
-CONF
+  collectd_conf "$tmp"
   echo "## 4 real guests, 1 s, ${secs} s each (libvirtd $(libvirtd --version | awk '{print $NF}'), $(collectd -h | awk '/^collectd/ {print $1, $2; exit}'))"
   local idle
   idle=$(python3 - "$lv" "$secs" <<'PY'

@@ -42,3 +42,20 @@ bind-address = "127.0.0.1:$(free_port)"
   store-enabled = false
 CONF
 }
+
+# collectd_conf DIR: DIR/collectd.conf, collectd-core's virt plugin on qemu:///system every
+# second with the csv writer into DIR/csv (what the benchmarks compare vmpulse with).
+collectd_conf() {
+  cat >"$1/collectd.conf" <<CONF
+Interval 1
+LoadPlugin virt
+LoadPlugin csv
+<Plugin virt>
+  Connection "qemu:///system"
+  RefreshInterval 60
+</Plugin>
+<Plugin csv>
+  DataDir "$1/csv"
+</Plugin>
+CONF
+}
