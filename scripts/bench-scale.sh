@@ -110,6 +110,8 @@ scale_part() {
       "$(field cpu_percent <<<"$out")" "$(field lines_per_s.written <<<"$out")" \
       "$(field queue_depth.first_half_mean <<<"$out")/$(field queue_depth.second_half_mean <<<"$out")/$(field queue_depth.max <<<"$out")" \
       "$(field requests_in_flight_max <<<"$out")" "$final" "$stored"
+    echo "  queue per minute (peak/mean): $(python3 -c 'import json,sys
+print(" ".join(f"{p}/{m}" for p, m in json.load(sys.stdin).get("queue_by_minute", [])))' <<<"$out")"
   done
   echo "(cycle: each collection's duration from /status; queue: the writer's depth sampled each second after warm-up)"
 }

@@ -6,8 +6,8 @@
 After WARMUP seconds, watches PID for SECONDS: its CPU time (/proc/PID/stat), and at the
 end its memory (/proc/PID/status, smaps_rollup); with --libvirtd, the CPU that daemon spent
 in the same window; with --socket (a vmpulse control socket), GET /status once a second:
-every collection's duration, the writer's queue depth, requests in flight, and the lines
-queued and written. Prints one JSON object on stdout.
+every collection's duration, the writer's queue depth (also per minute: peak and mean),
+requests in flight, and the lines queued and written. Prints one JSON object on stdout.
 """
 import argparse
 import http.client
@@ -107,6 +107,9 @@ def main():
         half = len(depth) // 2 or 1
         out["queue_depth"] = {"max": max(depth), "first_half_mean": round(statistics.mean(depth[:half])),
                               "second_half_mean": round(statistics.mean(depth[half:] or depth)), "last": depth[-1]}
+        # Per minute, the peak and the mean: a queue that grows shows as a rising series.
+        out["queue_by_minute"] = [[max(depth[i:i + 60]), round(statistics.mean(depth[i:i + 60]))]
+                                  for i in range(0, len(depth), 60)]
         out["requests_in_flight_max"] = max(in_flight)
     if first and last:
         fw, lw = first.get("writer") or {}, last.get("writer") or {}
