@@ -10,8 +10,10 @@
 #    InfluxDB 3 Core (`VMPULSE_INFLUXDB3` names its binary; scripts/test.sh sets it) for
 #    SCALE_SECONDS each, after 20 s of warm-up: each collection's duration (median, p90),
 #    RSS, CPU, lines per second, the writer's queue depth over the run (first and second
-#    half, so a growing queue shows), requests in flight, the final counters, and the rows
-#    the server holds (SQL count per table) against the lines written.
+#    half, and per minute, so a growing queue shows), requests in flight, the final
+#    counters, and the rows the server holds (SQL count per table) against the lines written.
+# Every run also prints its resident memory by kind of mapping (the binary, libraries,
+# heap, thread stacks): where the memory goes.
 # VMPULSE_BENCH_PARTS ("lab scale") picks parts, VMPULSE_BENCH_SIZES ("1000 3000") the
 # scale runs; a size ending in `d` (`1000d`) opens the same host through libvirtd
 # (`test+unix://`, needs it running, e.g. the lab's): the domains then live in the daemon
@@ -36,6 +38,8 @@ cleanup() {
 }
 trap cleanup EXIT
 sample() { python3 scripts/lib/sample.py "$@"; }
+kinds() { python3 -c 'import json,sys; k=json.load(sys.stdin).get("memory_by_kind_mib", {})
+print("  resident by kind (MiB): " + ", ".join(n.replace("_", " ") + " " + str(v) for n, v in k.items()))'; }
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin)
 for k in sys.argv[1].split("."): d = d.get(k) if isinstance(d, dict) else None
 print("-" if d is None else d)' "$1"; }
@@ -73,6 +77,7 @@ PY
       "$(field memory_mib.RssAnon <<<"$out")" "$(field memory_mib.Pss <<<"$out")" \
       "$(field memory_mib.VmHWM <<<"$out")" "$(field cpu_percent <<<"$out")" \
       "$(awk -v v="$(field libvirtd_ms_per_s <<<"$out")" -v i="$idle" 'BEGIN {printf "%.2f", v - i}')"
+    kinds <<<"$out"
   }
   one collectd collectd -f -C "$tmp/collectd.conf"
   one vmpulse "$bin" --no-ui --connect qemu:///system --poll-interval 1 --output "$tmp/lab.lp" \
@@ -110,6 +115,7 @@ scale_part() {
       "$(field cpu_percent <<<"$out")" "$(field lines_per_s.written <<<"$out")" \
       "$(field queue_depth.first_half_mean <<<"$out")/$(field queue_depth.second_half_mean <<<"$out")/$(field queue_depth.max <<<"$out")" \
       "$(field requests_in_flight_max <<<"$out")" "$final" "$stored"
+    kinds <<<"$out"
     echo "  queue per minute (peak/mean): $(python3 -c 'import json,sys
 print(" ".join(f"{p}/{m}" for p, m in json.load(sys.stdin).get("queue_by_minute", [])))' <<<"$out")"
   done

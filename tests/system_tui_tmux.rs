@@ -91,6 +91,56 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// The pane runs `sh`; vmpulse is its only child.
+    fn vmpulse_pid(&self) -> i32 {
+        let sh = self.pane_pid();
+        std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children"))
+            .expect("read children of the pane's shell")
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("vmpulse pid")
+    }
+
+    /// Closes the terminal under vmpulse, as a dropped SSH session does: the tmux
+    /// server goes, the pty hangs up.
+    fn close_terminal(&self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+/// CPU ticks (user + system) of `pid`; `None` once it is gone.
+fn cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if f.first() == Some(&"Z") {
+        return None; // exited, not yet reaped (its parent shell died with the pane)
+    }
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Waits up to `secs` for `pid` to end; a survivor is measured for a second (a
+/// process spinning on a dead terminal burns a whole core), killed, and reported.
+fn assert_ends_within(pid: i32, secs: u64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cpu_ticks(pid).is_none() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let before = cpu_ticks(pid).unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let after = cpu_ticks(pid).unwrap_or(before);
+    // SAFETY: plain kill(2) on a process this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    panic!(
+        "vmpulse still running {secs}s after {what}, using {} CPU ticks a second",
+        after - before
+    );
+}
+
 fn header(screen: &str) -> String {
     screen.lines().take(3).collect::<Vec<_>>().join("\n")
 }
@@ -163,15 +213,7 @@ fn starts_shows_vms_help_toggle_filter_and_quits_cleanly() {
 fn sigterm_restores_the_terminal() {
     let t = Tmux::start("term");
     t.wait_for("cards", 20, |s| s.contains("alpha-web"));
-    // The pane runs `sh`; vmpulse is its only child.
-    let sh = t.pane_pid();
-    let children = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children"))
-        .expect("read children of the pane's shell");
-    let pid: i32 = children
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("vmpulse pid");
+    let pid = t.vmpulse_pid();
     // SAFETY: plain kill(2) on a process this test started.
     let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
     assert_eq!(rc, 0);
@@ -278,5 +320,71 @@ fn a_standalone_tui_next_to_a_service_does_not_ship() {
         assert!(std::time::Instant::now() < deadline, "the TUI never wrote");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // Quitting flushes to a server that never answers (up to influx.flush_timeout,
+    // 10 s); the terminal closing meanwhile must not keep vmpulse alive.
+    let pid = t.vmpulse_pid();
     t.keys(&["q"]);
+    t.wait_for("the flush on screen", 10, |s| {
+        s.contains("Quitting") || s.contains("vmpulse-exit")
+    });
+    t.close_terminal();
+    assert_ends_within(pid, 20, "its terminal closed during the flush");
+}
+
+/// An operator's SSH session drops: the pty hangs up under a running TUI. vmpulse
+/// ends, flushing what it holds, instead of living on without a terminal: crossterm
+/// alone re-reads a dead terminal forever at 100 % of a core, and the loop never got
+/// back to the flush or its timeout (crossterm-rs/crossterm#793). Both with nothing
+/// to flush and with lines held for an InfluxDB that accepts and never answers (the
+/// flush then runs to `influx.flush_timeout`, 10 s), the terminal closing right
+/// after `q` (before this was handled, vmpulse survived that every time, spinning).
+#[test]
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs tmux on PATH: cargo test --features system-tests"
+)]
+fn a_closed_terminal_ends_the_tui() {
+    for round in 0..2 {
+        let t = Tmux::start(&format!("hangup{round}"));
+        t.wait_for("cards", 20, |s| s.contains("alpha-web"));
+        let pid = t.vmpulse_pid();
+        t.close_terminal();
+        assert_ends_within(pid, 10, "its terminal closed");
+    }
+    let (url, _held) = black_hole();
+    let env = format!("INFLUX_URL={} INFLUX_API=v1", sh_quote(&url));
+    for round in 0..2 {
+        let t = Tmux::start_env_args(
+            &format!("hangup-flush{round}"),
+            "LANG=C.UTF-8",
+            &env,
+            "-d 0.2",
+        );
+        t.wait_for("cards", 20, |s| s.contains("alpha-web"));
+        std::thread::sleep(std::time::Duration::from_millis(600)); // lines to flush
+        let pid = t.vmpulse_pid();
+        if round == 1 {
+            t.keys(&["q"]);
+        }
+        t.close_terminal();
+        assert_ends_within(pid, 25, "its terminal closed with lines to flush");
+    }
+}
+
+/// An InfluxDB that accepts connections and never answers; they stay open while
+/// the returned guard lives.
+fn black_hole() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for stream in l.incoming().flatten() {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    (url, held)
 }

@@ -4,7 +4,8 @@
     sample.py PID SECONDS [--socket PATH] [--libvirtd PID] [--warmup S]
 
 After WARMUP seconds, watches PID for SECONDS: its CPU time (/proc/PID/stat), and at the
-end its memory (/proc/PID/status, smaps_rollup); with --libvirtd, the CPU that daemon spent
+end its memory (/proc/PID/status, smaps_rollup, and /proc/PID/smaps grouped by kind of
+mapping: the binary, shared libraries, heap, thread stacks); with --libvirtd, the CPU that daemon spent
 in the same window; with --socket (a vmpulse control socket), GET /status once a second:
 every collection's duration, the writer's queue depth (also per minute: peak and mean),
 requests in flight, and the lines queued and written. Prints one JSON object on stdout.
@@ -63,6 +64,37 @@ def memory(pid):
     return {k: round(v / 1024, 1) for k, v in out.items()}
 
 
+def memory_by_kind(pid):
+    """Resident MiB per kind of mapping: where the memory goes."""
+    exe = os.path.realpath(f"/proc/{pid}/exe")
+    maps, cur = [], None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split(None, 5)
+            if len(head) >= 5 and "-" in head[0] and len(head[1]) == 4:
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                cur = {"kib": (hi - lo) // 1024, "perms": head[1],
+                       "path": head[5].strip() if len(head) > 5 else "", "rss": 0, "anon": 0}
+                maps.append(cur)
+            elif cur is not None and line.startswith(("Rss:", "Anonymous:")):
+                cur["rss" if line.startswith("Rss:") else "anon"] = int(line.split()[1])
+    kinds = {"binary": 0, "libraries": 0, "heap": 0, "thread_stacks": 0, "other": 0}
+    for prev, m in zip([None] + maps, maps):
+        path = m["path"]
+        if path.startswith(exe):
+            kinds["binary"] += m["rss"]
+        elif path.startswith("/"):
+            kinds["libraries"] += m["rss"]
+        elif path == "[stack]" or (path == "" and prev and prev["perms"].startswith("---")
+                                   and prev["kib"] <= 64 and m["kib"] <= 8 * 1024 + 64):
+            kinds["thread_stacks"] += m["rss"]  # a stack sits right above its guard page
+        elif path in ("", "[heap]"):
+            kinds["heap"] += m["rss"]  # brk heap, malloc arenas, large allocations
+        else:
+            kinds["other"] += m["rss"]
+    return {k: round(v / 1024, 1) for k, v in kinds.items()}
+
+
 def pct(values, q):
     if not values:
         return None
@@ -98,6 +130,7 @@ def main():
     elapsed = time.monotonic() - start
     out = {"seconds": round(elapsed, 1), "cpu_percent": round(100 * (ticks(a.pid) - t0) / HZ / elapsed, 2)}
     out["memory_mib"] = memory(a.pid)
+    out["memory_by_kind_mib"] = memory_by_kind(a.pid)
     if a.libvirtd:
         out["libvirtd_ms_per_s"] = round(1000 * (ticks(a.libvirtd) - lv0) / HZ / elapsed, 2)
     if cycles:

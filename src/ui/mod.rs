@@ -11,6 +11,7 @@ pub mod app;
 pub mod ascii;
 pub mod ceiling;
 pub mod filter;
+pub mod hangup;
 pub mod help;
 pub mod keys;
 pub mod layout;
@@ -21,6 +22,7 @@ pub mod state_reason;
 pub mod theme;
 
 use std::future::Future;
+use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -135,7 +137,14 @@ async fn run_held<E: Engine>(
         }
     };
     let result = event_loop(&mut terminal, engine, config, writer_held).await;
-    ratatui::restore();
+    // A terminal that hung up cannot be restored, and stderr may be gone with
+    // it: nothing here may panic on a failed write (eprintln! would).
+    if let Err(e) = ratatui::try_restore() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "vmpulse: cannot restore the terminal: {e}"
+        );
+    }
     if let Ok(Some(report)) = &result {
         print_final(report);
     }
@@ -144,7 +153,8 @@ async fn run_held<E: Engine>(
 
 fn print_final(report: &FinalReport) {
     let w = &report.writer;
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "vmpulse: {} collections, {} lines written, {} dropped, {} rejected, {} unsent",
         report.collector.total_collections,
         w.lines_written,
@@ -153,6 +163,10 @@ fn print_final(report: &FinalReport) {
         report.unsent
     );
 }
+
+/// After the terminal hangs up, how long past the flush timeout the process may
+/// live before the backstop ends it ([`hangup`]).
+const HANGUP_MARGIN: Duration = Duration::from_secs(5);
 
 /// When the next redraw is due without any input: the flush progress while
 /// quitting; otherwise only once a snapshot is overdue (then every second so
@@ -196,6 +210,9 @@ async fn event_loop<E: Engine>(
     let mut sighup = signal(SignalKind::hangup())?;
     // Ctrl-C arrives as a key in raw mode; a SIGINT from `kill` is a quit too.
     let mut sigint = signal(SignalKind::interrupt())?;
+    // The terminal hanging up, seen without reading it (crossterm would spin on
+    // it); after it, the flush gets its timeout and a margin before the backstop.
+    let mut hangup = hangup::watch(config.influx.flush_timeout + HANGUP_MARGIN);
     let mut engine = Some(engine);
     // The flush runs inside this loop's select (not a spawned task) so the
     // engine's shutdown future need not be Send; the loop always awaits here,
@@ -238,8 +255,21 @@ async fn event_loop<E: Engine>(
             _ = sigterm.recv() => app.update(Msg::Signal("SIGTERM"), SystemTime::now()),
             _ = sigint.recv() => app.update(Msg::Signal("SIGINT"), SystemTime::now()),
             _ = sighup.recv() => {
+                // The terminal is gone (or going): neither draw on it nor read it.
                 can_draw = false;
+                events_open = false;
                 app.update(Msg::Signal("SIGHUP"), SystemTime::now())
+            }
+            gone = async { hangup.as_mut().expect("guarded").await }, if hangup.is_some() => {
+                hangup = None;
+                match gone {
+                    Ok(()) => {
+                        can_draw = false;
+                        events_open = false;
+                        app.update(Msg::Signal("terminal closed"), SystemTime::now())
+                    }
+                    Err(_) => None, // the watcher cannot tell; SIGHUP still can
+                }
             }
             done = async { shutdown.as_mut().expect("guarded").await }, if shutdown.is_some() => {
                 return Ok(Some(done));
