@@ -553,9 +553,12 @@ fn steal_shows_when_guests_outnumber_host_cores() {
         loadavg()
     );
     // On a quiet host the lone guest's steal is near zero; on a shared CI
-    // machine other work steals from it too, so compare with it.
+    // machine other work steals from it too, so compare with it. How much the
+    // crowded guests lose depends on how much their TCG vCPUs want to run:
+    // 14.9 % per guest on one machine, 3.7-5.7 % (mean 4.68 %, lone 0.33 %) on
+    // another, so the margin is 3 points, not 5.
     assert!(
-        contended > 5.0 && contended > alone + 5.0,
+        contended > 3.0 && contended > alone + 3.0,
         "steal with {n} guests on {cores} cores {contended:.2} %, alone {alone:.2} %: \
          want clearly above zero and above the lone guest's"
     );
