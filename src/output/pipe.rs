@@ -39,9 +39,11 @@ fn is_pipe_or_socket(fd: i32) -> bool {
     matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK)
 }
 
-/// Blocks until the descriptor reports an error or hang-up (the reader closed).
-/// poll(2) always reports POLLERR and POLLHUP, so no event needs asking for.
-fn wait_for_hangup(fd: i32) -> bool {
+/// Blocks until the descriptor reports an error or hang-up (the reader closed, a
+/// terminal gone); `false` if it cannot tell (poll failed, not an open descriptor).
+/// poll(2) always reports POLLERR and POLLHUP, so no event needs asking for, and no
+/// input is consumed. Also `ui::hangup`'s wait on the terminal.
+pub(crate) fn wait_for_hangup(fd: i32) -> bool {
     loop {
         let mut p = libc::pollfd {
             fd,

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::output::pipe::wait_for_hangup;
+
 /// Fires once when the terminal hangs up; `Err` if it can no longer tell (the
 /// watcher could not poll), which is no reason to quit.
 pub type Hangup = oneshot::Receiver<()>;
@@ -35,7 +37,7 @@ pub fn watch(backstop: Duration) -> Option<Hangup> {
         .name("vmpulse-tty".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            if wait_for_hangup(target.fd()).is_err() {
+            if !wait_for_hangup(target.fd()) {
                 return; // dropping `tx` tells the loop to stop listening
             }
             if let Target::Stdin = target {
@@ -77,31 +79,6 @@ impl Target {
         match self {
             Target::Stdin => libc::STDIN_FILENO,
             Target::DevTty(f) => f.as_raw_fd(),
-        }
-    }
-}
-
-/// Blocks until `fd` reports a hangup, an error or that it is no longer open.
-/// No events are asked for, so no input is consumed and no wake-up comes from
-/// typing: the thread sleeps in the kernel for as long as the terminal lives.
-pub fn wait_for_hangup(fd: RawFd) -> io::Result<()> {
-    loop {
-        let mut p = libc::pollfd {
-            fd,
-            events: 0,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; a negative timeout waits for an event.
-        let rc = unsafe { libc::poll(&mut p, 1, -1) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-            return Ok(());
         }
     }
 }
@@ -161,7 +138,7 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "no hangup seen");
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(waiter.join().unwrap().is_ok());
+        assert!(waiter.join().unwrap());
         // SAFETY: closes the slave this test owns.
         unsafe { libc::close(slave) };
     }
